@@ -1,0 +1,83 @@
+# lua-ocr build. `make` builds the C modules into build/lua$(LUA_VERSION)/ocr/, laid out like an
+# installed tree, so the checkout runs with LUA_CPATH='build/lua5.4/?.so;;'.
+LUA_VERSION ?= 5.4
+LUA        ?= lua$(LUA_VERSION)
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+LUA_LIBDIR ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
+LUA_SHARE  ?= $(PREFIX)/share/lua/$(LUA_VERSION)
+BINDIR     ?= $(PREFIX)/bin
+PKG_CONFIG ?= pkg-config
+
+LUA_CFLAGS  ?= $(shell $(PKG_CONFIG) --cflags lua$(LUA_VERSION) 2>/dev/null || echo -I/usr/include/lua$(LUA_VERSION))
+CURL_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libcurl)
+CURL_LIBS   ?= $(shell $(PKG_CONFIG) --libs libcurl)
+CORE_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags expat libcrypto)
+CORE_LIBS   ?= $(shell $(PKG_CONFIG) --libs expat libcrypto)
+
+# SANITIZE=1 builds the modules with AddressSanitizer + UBSan (see `make test-asan`).
+ifeq ($(SANITIZE),1)
+  SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+  BUILD_TAG = -asan
+endif
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+ALL_CFLAGS = $(CFLAGS) $(WARN) -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden \
+             $(SAN_FLAGS) $(LUA_CFLAGS)
+# Modules are loaded into a Lua that already exports the API: never link liblua into them.
+LDFLAGS_SO = -shared $(SAN_FLAGS)
+
+OUT  = build/lua$(LUA_VERSION)$(BUILD_TAG)
+OBJ  = build/obj$(LUA_VERSION)$(BUILD_TAG)
+
+COMMON_SRC = csrc/compat.c csrc/buffer.c
+CORE_SRC   = csrc/core.c csrc/crypto.c csrc/codec.c csrc/cos_sign.c csrc/multipart.c csrc/xml.c csrc/sys.c
+CURL_SRC   = csrc/curl.c csrc/curl_session.c csrc/curl_multi.c
+
+CORE_OBJ = $(patsubst csrc/%.c,$(OBJ)/%.o,$(CORE_SRC) $(COMMON_SRC))
+CURL_OBJ = $(patsubst csrc/%.c,$(OBJ)/%.o,$(CURL_SRC) $(COMMON_SRC))
+HEADERS  = $(wildcard csrc/*.h)
+
+BUSTED ?= /usr/bin/busted
+
+.PHONY: all deps test test-asan install clean
+
+all: $(OUT)/ocr/core.so $(OUT)/ocr/curl.so
+
+$(OBJ)/%.o: csrc/%.c $(HEADERS) | $(OBJ)
+	$(CC) $(ALL_CFLAGS) $(CORE_CFLAGS) $(CURL_CFLAGS) -c $< -o $@
+
+$(OUT)/ocr/core.so: $(CORE_OBJ) | $(OUT)/ocr
+	$(CC) $(LDFLAGS_SO) -o $@ $^ $(CORE_LIBS)
+
+$(OUT)/ocr/curl.so: $(CURL_OBJ) | $(OUT)/ocr
+	$(CC) $(LDFLAGS_SO) -o $@ $^ $(CURL_LIBS)
+
+$(OBJ) $(OUT)/ocr:
+	mkdir -p $@
+
+
+# Installs missing Debian packages (as root) or prints the apt-get line that would.
+deps:
+	@.ci/install-deps
+
+# The specs, on Lua $(LUA_VERSION), against the modules built above.
+test: deps all
+	$(LUA) $(BUSTED) $(BUSTED_ARGS)
+
+# The same specs with the C modules under AddressSanitizer + UBSan; any report fails the run.
+test-asan:
+	$(MAKE) SANITIZE=1 all
+	OCR_CPATH_DIR=$(OUT)-asan ./spec/run-sanitized $(LUA) $(BUSTED) $(BUSTED_ARGS)
+
+install: all
+	install -d $(DESTDIR)$(LUA_LIBDIR)/ocr $(DESTDIR)$(LUA_SHARE)/ocr/providers
+	install -m 0755 $(OUT)/ocr/core.so $(OUT)/ocr/curl.so $(DESTDIR)$(LUA_LIBDIR)/ocr/
+	install -m 0644 lua/ocr.lua $(DESTDIR)$(LUA_SHARE)/
+	install -m 0644 $(wildcard lua/ocr/*.lua) $(DESTDIR)$(LUA_SHARE)/ocr/
+	install -m 0644 $(wildcard lua/ocr/providers/*.lua) $(DESTDIR)$(LUA_SHARE)/ocr/providers/
+
+clean:
+	rm -rf build

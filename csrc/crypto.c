@@ -1,0 +1,80 @@
+/* ocr.core hashing: sha1, md5, hmac_sha1 and hex. All digests come from OpenSSL's libcrypto;
+ * this file only moves bytes between Lua and OpenSSL and never implements a primitive itself. */
+#include <limits.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include "ocr.h"
+
+/* Digests hash bytes, so only real strings are accepted: a number would hash its Lua-version
+ * dependent textual form (1.0 is "1.0" on 5.4 but "1" on 5.1), which is never what a caller
+ * signing a request means. */
+static const char *check_bytes(lua_State *L, int arg, size_t *len) {
+    if (lua_type(L, arg) != LUA_TSTRING) {
+        const char *msg = lua_pushfstring(L, "string expected, got %s", luaL_typename(L, arg));
+        luaL_argerror(L, arg, msg);
+    }
+    return lua_tolstring(L, arg, len);
+}
+
+void ocr_hex_encode(const unsigned char *src, size_t n, char *dst) {
+    static const char digits[] = "0123456789abcdef";
+    size_t i;
+    for (i = 0; i < n; i++) {
+        dst[2 * i] = digits[src[i] >> 4];
+        dst[2 * i + 1] = digits[src[i] & 0x0f];
+    }
+}
+
+static int push_digest(lua_State *L, const EVP_MD *md, const char *name) {
+    size_t n;
+    const char *s = check_bytes(L, 1, &n);
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int outlen = 0;
+    if (!EVP_Digest(s, n, out, &outlen, md, NULL)) return luaL_error(L, "%s: OpenSSL failure", name);
+    lua_pushlstring(L, (const char *)out, outlen);
+    return 1;
+}
+
+static int l_sha1(lua_State *L) { return push_digest(L, EVP_sha1(), "sha1"); }
+static int l_md5(lua_State *L)  { return push_digest(L, EVP_md5(), "md5"); }
+
+/* HMAC() is the one-shot interface that OpenSSL 3 keeps undeprecated (only HMAC_CTX_* went),
+ * and it also exists on 1.1, so one code path serves both. */
+static int l_hmac_sha1(lua_State *L) {
+    size_t klen, n;
+    const char *key = check_bytes(L, 1, &klen);
+    const char *s = check_bytes(L, 2, &n);
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int outlen = 0;
+    luaL_argcheck(L, klen <= INT_MAX, 1, "key too long");
+    if (HMAC(EVP_sha1(), key, (int)klen, (const unsigned char *)s, n, out, &outlen) == NULL)
+        return luaL_error(L, "hmac_sha1: OpenSSL failure");
+    lua_pushlstring(L, (const char *)out, outlen);
+    return 1;
+}
+
+/* Encodes through a small stack chunk so arbitrarily long input needs no C heap allocation;
+ * luaL_Buffer owns the growing result and is reclaimed by Lua if anything raises. */
+static int l_hex(lua_State *L) {
+    size_t n, i;
+    const unsigned char *s = (const unsigned char *)check_bytes(L, 1, &n);
+    char chunk[512];
+    luaL_Buffer b;
+    luaL_argcheck(L, n <= ((size_t)-1) / 2, 1, "string too long");
+    luaL_buffinit(L, &b);
+    for (i = 0; i < n; i += sizeof chunk / 2) {
+        size_t m = n - i < sizeof chunk / 2 ? n - i : sizeof chunk / 2;
+        ocr_hex_encode(s + i, m, chunk);
+        luaL_addlstring(&b, chunk, 2 * m);
+    }
+    luaL_pushresult(&b);
+    return 1;
+}
+
+const luaL_Reg ocr_crypto_funcs[] = {
+    { "sha1", l_sha1 },
+    { "md5", l_md5 },
+    { "hmac_sha1", l_hmac_sha1 },
+    { "hex", l_hex },
+    { NULL, NULL }
+};

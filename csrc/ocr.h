@@ -1,0 +1,25 @@
+/* Internal interface between the files of ocr.core: each concern lives in its own file and
+ * contributes its functions to the module table through one of these arrays. */
+#ifndef OCR_OCR_H
+#define OCR_OCR_H
+
+#include "compat.h"
+
+#define OCR_VERSION "0.1.0"
+
+OCR_HIDDEN extern const luaL_Reg ocr_crypto_funcs[];     /* crypto.c:    sha1 hmac_sha1 md5 hex */
+OCR_HIDDEN extern const luaL_Reg ocr_codec_funcs[];      /* codec.c:     base64_* url_*         */
+OCR_HIDDEN extern const luaL_Reg ocr_cos_sign_funcs[];   /* cos_sign.c:  cos_sign               */
+OCR_HIDDEN extern const luaL_Reg ocr_multipart_funcs[];  /* multipart.c: multipart              */
+OCR_HIDDEN extern const luaL_Reg ocr_xml_funcs[];        /* xml.c:       xml_decode             */
+OCR_HIDDEN extern const luaL_Reg ocr_sys_funcs[];        /* sys.c:       monotime sleep stat    */
+
+/* Hex-encodes n bytes of src into dst (2n bytes, lowercase; not NUL-terminated). Shared by
+ * crypto.c and cos_sign.c so there is one implementation. */
+OCR_HIDDEN void ocr_hex_encode(const unsigned char *src, size_t n, char *dst);
+
+/* RFC 3986 percent-encoding (unreserved A-Za-z0-9-_.~ left bare, uppercase hex) appended to a
+ * luaL_Buffer. Shared by codec.c (url_encode) and cos_sign.c. */
+OCR_HIDDEN void ocr_url_encode_buf(luaL_Buffer *b, const char *s, size_t n);
+
+#endif

@@ -1,0 +1,60 @@
+/* The few system facts the Lua layer needs and plain Lua lacks:
+ * - a monotonic clock (poll deadlines and backoff must not jump when the wall clock is set) and a
+ *   blocking sleep for the synchronous runtime (the scheduler and OpenResty use their own timers);
+ * - stat(), so inputs are checked (exists, is a file, size limit) before any request is sent. */
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <math.h>
+#include <time.h>
+#include "ocr.h"
+
+static int l_monotime(lua_State *L) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
+static int l_sleep(lua_State *L) {
+    lua_Number s = luaL_checknumber(L, 1);
+    luaL_argcheck(L, s >= 0 && s <= 86400 && !isnan(s), 1, "seconds between 0 and 86400 expected");
+    struct timespec ts;
+    ts.tv_sec = (time_t)s;
+    ts.tv_nsec = (long)((s - (lua_Number)ts.tv_sec) * 1e9);
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) { /* resume after signals */ }
+    return 0;
+}
+
+/* stat(path) -> {type = "file"|"directory"|"other", size = bytes, mtime = s} or nil, message */
+static int l_stat(lua_State *L) {
+    size_t len;
+    const char *path = luaL_checklstring(L, 1, &len);
+    struct stat st;
+    if (strlen(path) != len) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "path contains a NUL byte");
+        return 2;
+    }
+    if (stat(path, &st) != 0) {
+        int e = errno;
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: %s", path, strerror(e));
+        return 2;
+    }
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "directory" : "other");
+    lua_setfield(L, -2, "type");
+    lua_pushnumber(L, (lua_Number)st.st_size);
+    lua_setfield(L, -2, "size");
+    lua_pushnumber(L, (lua_Number)st.st_mtime);
+    lua_setfield(L, -2, "mtime");
+    return 1;
+}
+
+const luaL_Reg ocr_sys_funcs[] = {
+    {"monotime", l_monotime},
+    {"sleep", l_sleep},
+    {"stat", l_stat},
+    {NULL, NULL}
+};
