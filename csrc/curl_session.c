@@ -1,0 +1,129 @@
+/* ocr.curl sessions: blocking requests that keep connections alive between calls.
+ *
+ * A session is one easy handle reused with curl_easy_reset before every request: the reset
+ * clears all options but keeps the handle's live connections, DNS cache and TLS session cache,
+ * so consecutive requests to the same host reuse one connection. A session serves one request
+ * at a time (calling it again from inside on_progress raises an error). */
+#include <string.h>
+#include "curl_xfer.h"
+
+typedef struct {
+    CURL *easy;
+    ocr_curl_opts opts;
+    int busy;
+} ocr_session;
+
+static ocr_session *check_session(lua_State *L, int idx) {
+    ocr_session *s = luaL_checkudata(L, idx, OCR_CURL_SESSION_MT);
+    if (s->easy == NULL) luaL_error(L, "ocr.curl: attempt to use a closed session");
+    return s;
+}
+
+/* curl_easy_reset first: it drops every pointer the handle may still hold into a freed
+ * transfer (error buffer, callbacks' data) before the handle closes its connections. */
+static void session_free(ocr_session *s) {
+    if (s->easy) {
+        curl_easy_reset(s->easy);
+        curl_easy_cleanup(s->easy);
+        s->easy = NULL;
+    }
+    ocr_curl_opts_free(&s->opts);
+}
+
+int ocr_curl_session_new(lua_State *L) {
+    ocr_session *s;
+    int type = lua_type(L, 1);
+    if (type != LUA_TNONE && type != LUA_TNIL && type != LUA_TTABLE)
+        return luaL_argerror(L, 1, "options table expected");
+    ocr_curl_global_init(L);
+    s = lua_newuserdata(L, sizeof *s);
+    memset(s, 0, sizeof *s);
+    ocr_curl_opts_defaults(&s->opts);
+    s->opts.owns_strings = 1;
+    luaL_setmetatable(L, OCR_CURL_SESSION_MT);   /* from here __gc frees what is copied */
+    if (type == LUA_TTABLE) {
+        ocr_curl_opts_check(L, 1);
+        ocr_curl_opts_read(L, 1, &s->opts);
+    }
+    s->easy = curl_easy_init();
+    if (s->easy == NULL) return luaL_error(L, "ocr.curl: curl_easy_init failed");
+    return 1;
+}
+
+/* session:request(req) -> res | nil, err */
+static int session_request(lua_State *L) {
+    ocr_session *s = check_session(L, 1);
+    ocr_xfer *x;
+    CURLcode code;
+    int n, has_progress, type;
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (s->busy) return luaL_error(L, "ocr.curl: session is busy with another request");
+    lua_settop(L, 2);
+    lua_pushliteral(L, "on_progress");                    /* 3: progress function or nil */
+    lua_rawget(L, 2);
+    type = lua_type(L, 3);
+    if (type != LUA_TNIL && type != LUA_TFUNCTION)
+        return luaL_error(L, "ocr.curl: request.on_progress must be a function, got %s",
+                          lua_typename(L, type));
+    has_progress = type == LUA_TFUNCTION;
+    lua_pushcfunction(L, ocr_xfer_progress_trampoline);  /* 4 */
+    x = ocr_xfer_new(L);                                   /* 5: holder */
+    x->easy = s->easy;
+    curl_easy_reset(s->easy);
+    if (!ocr_xfer_prepare(L, x, &s->opts, 2)) {           /* 6: message */
+        ocr_xfer_release(L, 5, 0);
+        return ocr_curl_push_error(L, "invalid_input", lua_tostring(L, 6), -1, 0);
+    }                                                      /* 6: body anchor */
+    if (has_progress) {
+        x->L = L;
+        x->progress_idx = 3;
+        x->tramp_idx = 4;
+    }
+    luaL_checkstack(L, LUA_MINSTACK, "ocr.curl: no stack for on_progress");
+    s->busy = 1;
+    code = curl_easy_perform(s->easy);
+    s->busy = 0;
+    x->L = NULL;
+    ocr_xfer_finalize(x, code);
+    n = ocr_xfer_push_result(L, x);
+    lua_pushvalue(L, 5);
+    ocr_xfer_release(L, -1, 0);
+    lua_pop(L, 1);
+    return n;
+}
+
+static int session_close(lua_State *L) {
+    ocr_session *s = luaL_checkudata(L, 1, OCR_CURL_SESSION_MT);
+    if (s->busy) return luaL_error(L, "ocr.curl: cannot close a session during its request");
+    session_free(s);
+    return 0;
+}
+
+static int session_gc(lua_State *L) {
+    ocr_session *s = luaL_checkudata(L, 1, OCR_CURL_SESSION_MT);
+    session_free(s);
+    return 0;
+}
+
+static int session_tostring(lua_State *L) {
+    ocr_session *s = luaL_checkudata(L, 1, OCR_CURL_SESSION_MT);
+    lua_pushfstring(L, "ocr.curl.session (%s)", s->easy ? "open" : "closed");
+    return 1;
+}
+
+void ocr_curl_session_register(lua_State *L) {
+    static const luaL_Reg methods[] = {
+        { "request", session_request },
+        { "close", session_close },
+        { NULL, NULL }
+    };
+    if (luaL_newmetatable(L, OCR_CURL_SESSION_MT)) {
+        luaL_newlib(L, methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, session_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, session_tostring);
+        lua_setfield(L, -2, "__tostring");
+    }
+    lua_pop(L, 1);
+}
