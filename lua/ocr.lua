@@ -1,0 +1,71 @@
+--- lua-ocr: one API over cloud OCR vendors.
+--
+--   local ocr = require "ocr"
+--   local client = ocr.new("picwish", { api_key = "..." })
+--   local res, err = client:recognize{ file = "scan.png" }
+--
+-- See README.md for the full reference: options, the result and error models, providers, and
+-- how to write your own provider with `ocr.register`.
+local registry = require "ocr.registry"
+local client = require "ocr.client"
+local errors = require "ocr.errors"
+local result = require "ocr.result"
+local runtime = require "ocr.runtime"
+local core = require "ocr.core"
+local scheduler = require "ocr.scheduler"
+
+local ocr = {
+  _VERSION = "lua-ocr " .. core._VERSION,
+  errors = errors,
+  result = result,
+  runtime = runtime,
+  KINDS = errors.KINDS,
+}
+
+--- Creates a client for provider `name`. Raises on programmer mistakes (unknown provider, a
+-- missing credential, an option of the wrong type or an unknown option).
+function ocr.new(name, opts)
+  if type(name) ~= "string" then error("ocr.new: provider name expected", 2) end
+  local def = registry.get(name)
+  if not def then
+    error(("ocr.new: unknown provider %q (known: %s)"):format(name, table.concat(registry.names(), ", ")), 2)
+  end
+  return client.new(name, def, opts)
+end
+
+--- Adds (or replaces) a provider; see README "Write a provider".
+function ocr.register(name, definition)
+  return registry.register(name, definition)
+end
+
+--- The names of all providers, built-in and registered.
+function ocr.providers()
+  return registry.names()
+end
+
+--- Constructs an ocr.error (for providers and transports of your own).
+function ocr.error(fields)
+  return errors.new(fields)
+end
+
+function ocr.is_error(v)
+  return errors.is_error(v)
+end
+
+--- Advances every job (client:submit) without blocking longer than `timeout` seconds (default
+-- 0: never blocks; call it once per frame in a game loop). Returns the number of jobs in flight.
+function ocr.step(timeout)
+  return scheduler.step(timeout)
+end
+
+--- Steps until no job is in flight.
+function ocr.run()
+  return scheduler.run()
+end
+
+--- The number of jobs in flight.
+function ocr.in_flight()
+  return scheduler.in_flight()
+end
+
+return ocr

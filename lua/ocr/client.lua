@@ -1,0 +1,283 @@
+--- A client: one provider, its credentials and options, and a transport.
+-- `client:recognize(input)` checks the input (nothing is sent for bad input), then runs the
+-- provider's workflow in a fresh context and returns `res` or `nil, err`.
+local errors = require "ocr.errors"
+local schema = require "ocr.schema"
+local files = require "ocr.files"
+local context = require "ocr.context"
+local retry = require "ocr.retry"
+local transport = require "ocr.transport"
+local core = require "ocr.core"
+local scheduler = require "ocr.scheduler"
+local ratelimit = require "ocr.ratelimit"
+
+local M = {}
+
+--- Options every client accepts. Providers add credentials and their own client options.
+M.COMMON_OPTIONS = {
+  endpoint = "string", timeout = "number", connect_timeout = "number", retries = "integer",
+  poll_interval = "number", poll_timeout = "number", ca_file = "string", insecure = "boolean",
+  proxy = "string", user_agent = "string", transport = "object", on_progress = "function",
+  log = "function", backoff = "table", max_response_size = "number", rate = "table_or_false",
+  retry_budget = "integer",
+}
+
+--- Keys of `recognize`'s input that are not vendor options.
+M.SOURCES = { "file", "data", "url", "key" }
+M.INPUT_OPTIONS = { file = "string", data = "string", url = "string", key = "string",
+                    filename = "string", output = "string", on_progress = "function" }
+
+local DEFAULTS = { timeout = 60, connect_timeout = 10, retries = 3, poll_interval = 1,
+                   poll_timeout = 120 }
+
+local Client = {}
+M.Client = Client
+
+Client.__index = function(self, k)
+  local v = Client[k]
+  if v ~= nil then return v end
+  -- Provider extras (e.g. oldfish's client:quota()) run in a context like recognize does.
+  local methods = rawget(self, "def").methods
+  local fn = methods and methods[k]
+  if fn then
+    return function(client, ...)
+      return client:_run(function(ctx, ...) return fn(ctx, ...) end, nil, ...)
+    end
+  end
+end
+
+local function env_name(provider, key)
+  return ("OCR_%s_%s"):format(provider:upper():gsub("[^%w]", "_"), key:upper())
+end
+M.env_name = env_name
+
+local function resolve_credentials(name, def, opts)
+  local creds, secrets = {}, {}
+  for key, spec in pairs(def.credentials or {}) do
+    local v = opts[key]
+    if v == nil then
+      v = os.getenv(env_name(name, key))
+      if v == "" then v = nil end
+    end
+    if v ~= nil then
+      assert(type(v) == "string" and v ~= "",
+             ("ocr.new(%q): credential '%s' must be a non-empty string"):format(name, key))
+      creds[key] = v
+      if spec.secret ~= false then secrets[#secrets + 1] = v end
+    elseif spec.required then
+      error(("ocr.new(%q): missing credential '%s' (pass it in the options or set %s)")
+            :format(name, key, env_name(name, key)), 3)
+    end
+  end
+  return creds, secrets
+end
+
+function M.new(name, def, opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then error(("ocr.new(%q): options must be a table"):format(name), 3) end
+  local cred_specs = {}
+  for key in pairs(def.credentials or {}) do cred_specs[key] = "string" end
+  local ok, err = schema.check_table(opts, { M.COMMON_OPTIONS, cred_specs, def.client_options or {} },
+                                     "provider " .. name)
+  if not ok then error(("ocr.new(%q): %s"):format(name, err), 3) end
+  if opts.transport ~= nil and type(opts.transport.request) ~= "function" then
+    error(("ocr.new(%q): option 'transport' must have a request method"):format(name), 3)
+  end
+
+  local options = {}
+  for k, v in pairs(DEFAULTS) do options[k] = v end
+  for k, v in pairs(def.defaults or {}) do options[k] = v end
+  for k, v in pairs(opts) do options[k] = v end
+  for _, k in ipairs{ "timeout", "connect_timeout", "poll_interval", "poll_timeout" } do
+    if options[k] <= 0 then error(("ocr.new(%q): option '%s' must be positive"):format(name, k), 3) end
+  end
+  if options.retries < 0 then error(("ocr.new(%q): option 'retries' must be >= 0"):format(name), 3) end
+
+  local creds, secrets = resolve_credentials(name, def, opts)
+  local self = setmetatable({
+    provider = name, def = def, options = options, credentials = creds, secrets = secrets,
+    user_agent = options.user_agent or ("lua-ocr/" .. core._VERSION),
+    retry_budget = retry.budget(options.retry_budget or 20, 1),
+  }, Client)
+  if options.endpoint == nil and (os.getenv(env_name(name, "endpoint")) or "") ~= "" then
+    options.endpoint = os.getenv(env_name(name, "endpoint"))
+  end
+  if def.init then
+    local ok2, ierr = pcall(def.init, self)
+    if not ok2 then error(("ocr.new(%q): %s"):format(name, tostring(ierr):gsub("^.-:%d+: ", "")), 3) end
+  end
+  self.endpoint = options.endpoint or self.endpoint or def.endpoint
+  if type(self.endpoint) ~= "string" or not self.endpoint:match("^https?://") then
+    error(("ocr.new(%q): endpoint must be an http(s) URL, got %s"):format(name, tostring(self.endpoint)), 3)
+  end
+  self.transport = options.transport or transport.curl{ user_agent = self.user_agent }
+  local rate = options.rate
+  if rate == nil then rate = def.rate end
+  if rate and rate.per_second then
+    if type(rate.per_second) ~= "number" or rate.per_second <= 0 then
+      error(("ocr.new(%q): rate.per_second must be a positive number"):format(name), 3)
+    end
+    -- Shared by every client of the same provider and credential in this process.
+    local first_secret = def.rate_key and creds[def.rate_key] or secrets[1]
+    self.limiter = ratelimit.limiter(ratelimit.key(name, first_secret), rate)
+  end
+  return self
+end
+
+--- Checks an input table the way every provider needs; the provider's own `validate` follows.
+function Client:check_input(input)
+  local def = self.def
+  if type(input) ~= "table" then return "input must be a table" end
+  local ok, err = schema.check_table(input, { M.INPUT_OPTIONS, def.options or {} },
+                                     "provider " .. self.provider)
+  if not ok then return err end
+  local given = {}
+  for _, src in ipairs(M.SOURCES) do
+    if input[src] ~= nil then given[#given + 1] = src end
+  end
+  local accepted = {}
+  for _, src in ipairs(def.sources or {}) do accepted[src] = true end
+  if #given ~= 1 then
+    local list = table.concat(def.sources or {}, ", ")
+    return #given == 0 and ("one source is required: " .. list)
+        or ("exactly one source is allowed, got " .. table.concat(given, " and "))
+  end
+  local src = given[1]
+  if not accepted[src] then
+    return ("provider %s does not accept the source '%s' (it takes %s)")
+           :format(self.provider, src, table.concat(def.sources or {}, ", "))
+  end
+  local size
+  if src == "file" then
+    size, err = files.check_input(input.file)
+    if not size then return err end
+  elseif src == "data" then
+    if #input.data == 0 then return "data is empty" end
+    size = #input.data
+  elseif src == "url" and not input.url:match("^[hH][tT][tT][pP][sS]?://[^/]") then
+    return "url must be an absolute http(s) URL"
+  end
+  if size and def.max_file_size and size > def.max_file_size then
+    return ("input is %d bytes, over %s's limit of %d bytes"):format(size, self.provider, def.max_file_size),
+           "too_large"
+  end
+  if input.output ~= nil then
+    ok, err = files.check_dir(input.output)
+    if not ok then return err end
+  end
+  if def.validate then
+    local msg, kind = def.validate(input, self)
+    if msg then return msg, kind end
+  end
+  return nil
+end
+
+-- Runs `fn(ctx, ...)` in a fresh context. An error raised inside a provider (a vendor answer that
+-- breaks its assumptions) becomes a `protocol` error instead of crashing the caller.
+function Client:_run(fn, input, ...)
+  local ctx = context.new(self, input)
+  local ok, res, err = pcall(fn, ctx, ...)
+  if not ok then
+    return nil, ctx:error{ kind = "protocol", retryable = false,
+                           message = "provider failed on the vendor's answer: " .. tostring(res) }
+  end
+  if res == nil and err == nil then
+    return nil, ctx:error{ kind = "protocol", message = "provider returned neither result nor error" }
+  end
+  if res ~= nil then
+    res.provider = res.provider or self.provider
+    res.task_id = res.task_id or ctx.task_id
+    res.request_id = res.request_id or ctx.request_id
+    ctx:progress("done", 100)
+  elseif type(err) == "table" and errors.is_error(err) then
+    err.task_id = err.task_id or ctx.task_id
+  end
+  return res, err
+end
+
+-- Recognizes one input in the caller's thread or job: check the input, then run the workflow.
+function Client:_recognize_now(input)
+  local msg, kind = self:check_input(input)
+  if msg then
+    return nil, errors.scrub(errors.new{ provider = self.provider, kind = kind or "invalid_input",
+                                         message = msg }, self.secrets)
+  end
+  return self:_run(self.def.recognize, input, input)
+end
+
+--- Starts recognizing `input` as a job and returns the job at once; `ocr.step()` advances it.
+function Client:submit(input)
+  local job = scheduler.submit(self, function(_, inp) return self:_recognize_now(inp) end, input)
+  job.input = input
+  job.on_progress = type(input) == "table" and input.on_progress or self.options.on_progress
+  return job
+end
+
+--- Recognizes one input: submit, then step until that job is done (other jobs advance too).
+-- Returns `res` or `nil, err` (see README: the result and error models).
+function Client:recognize(input)
+  if scheduler.current() then return self:_recognize_now(input) end
+  return scheduler.wait(self:submit(input))
+end
+
+--- Recognizes every input with at most `opts.concurrency` (default 8) jobs in flight.
+-- Returns `out` with `out[i] = {input=, res=, err=}`, exactly one of res/err set for each input.
+-- opts.on_result(i, res, err) is called as each finishes; opts.on_progress(event) gets progress
+-- events with `index = i`.
+function Client:recognize_all(inputs, opts)
+  assert(type(inputs) == "table", "recognize_all: an array of inputs expected")
+  opts = opts or {}
+  local concurrency = opts.concurrency or 8
+  assert(type(concurrency) == "number" and concurrency >= 1, "recognize_all: concurrency must be >= 1")
+  assert(not scheduler.current(), "recognize_all: not from inside a job (use submit there)")
+  local out, n, launched, active = {}, #inputs, 0, 0
+  local launch
+  local function finished(i, res, err)
+    active = active - 1
+    out[i] = { input = inputs[i], res = res, err = err }
+    if opts.on_result then opts.on_result(i, res, err) end
+    launch()
+  end
+  function launch()
+    while active < concurrency and launched < n do
+      launched = launched + 1
+      local i = launched
+      local job = self:submit(inputs[i])
+      active = active + 1
+      if opts.on_progress then
+        job.on_progress = function(ev) ev.index = i; opts.on_progress(ev) end
+      end
+      job.on_done = function(_, res, err) finished(i, res, err) end
+    end
+  end
+  launch()
+  while active > 0 do scheduler.step(3600) end
+  return out
+end
+
+--- Fetches the result of a task created earlier (e.g. after a poll timeout). Providers without
+-- tasks answer `unsupported`.
+function Client:result(task_id, input)
+  input = input or {}
+  if not self.def.result then
+    return nil, errors.new{ provider = self.provider, kind = "unsupported",
+                            message = self.provider .. " has no tasks to fetch later" }
+  end
+  if type(task_id) ~= "string" or task_id == "" then
+    return nil, errors.new{ provider = self.provider, kind = "invalid_input", message = "task_id must be a non-empty string" }
+  end
+  if input.output ~= nil then
+    local ok, err = files.check_dir(input.output)
+    if not ok then return nil, errors.new{ provider = self.provider, kind = "invalid_input", message = err } end
+  end
+  return self:_run(function(ctx)
+    ctx.task_id = task_id
+    return self.def.result(ctx, task_id, input)
+  end, input)
+end
+
+function Client:close()
+  if self.transport and self.transport.close and not self.options.transport then self.transport:close() end
+end
+
+return M

@@ -1,0 +1,255 @@
+--- The context a provider's workflow runs in: the public helpers of `ocr.register`.
+--
+-- One context is made per call (`recognize`, `result`, a provider method). It owns the machinery
+-- every vendor needs once: building URLs, sending requests through the client's transport with
+-- retries, decoding JSON/XML, polling, downloading result files, progress and log events, and
+-- error objects that carry the provider name and ids and never a secret.
+local cjson = require "cjson.safe"
+local core = require "ocr.core"
+local errors = require "ocr.errors"
+local retry = require "ocr.retry"
+local runtime = require "ocr.runtime"
+local files = require "ocr.files"
+
+local Context = {}
+Context.__index = Context
+
+local M = {}
+
+function M.new(client, input)
+  local ctx = setmetatable({
+    client = client,
+    provider = client.provider,
+    options = client.options,
+    credentials = client.credentials,
+    endpoint = client.endpoint,
+    input = input or {},
+    task_id = nil,
+    request_id = nil,
+    job = require("ocr.scheduler").current(),
+  }, Context)
+  -- The job shows the vendor's task id as soon as the workflow learns it (job.task_id).
+  if ctx.job then ctx.job.ctx = ctx end
+  return ctx
+end
+
+--- An ocr.error with this call's provider, task id and request id filled in (and secrets removed).
+function Context:error(fields)
+  local f = {}
+  for k, v in pairs(fields) do f[k] = v end
+  f.provider = f.provider or self.provider
+  f.task_id = f.task_id or self.task_id
+  f.request_id = f.request_id or self.request_id
+  return errors.scrub(errors.new(f), self.client.secrets)
+end
+
+--- The endpoint joined with `path`, plus `query` (a table; keys sorted, values RFC 3986-encoded).
+function Context:url(path, query, base)
+  base = base or self.endpoint
+  local url = base:gsub("/+$", "") .. "/" .. (path or ""):gsub("^/+", "")
+  local q = M.encode_query(query)
+  if q ~= "" then url = url .. (url:find("?", 1, true) and "&" or "?") .. q end
+  return url
+end
+
+--- Encodes a query table: keys sorted for stable URLs; `true`/`false` become "true"/"false".
+function M.encode_query(query)
+  if not query then return "" end
+  local keys = {}
+  for k in pairs(query) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local out = {}
+  for _, k in ipairs(keys) do
+    local v = query[k]
+    if v ~= nil then
+      out[#out + 1] = core.url_encode(k) .. "=" .. core.url_encode(tostring(v))
+    end
+  end
+  return table.concat(out, "&")
+end
+
+function Context:now() return runtime.now() end
+function Context:sleep(seconds) return runtime.sleep(seconds) end
+
+function Context:json_decode(s)
+  if type(s) ~= "string" then return nil, "not a string" end
+  return cjson.decode(s)
+end
+
+function Context:json_encode(v) return cjson.encode(v) end
+
+function Context:xml_decode(s, opts) return core.xml_decode(s, opts) end
+
+--- Sends a log event to the client's `log` option (if any). Strings are scrubbed of secrets.
+function Context:log(event)
+  local sink = self.client.options.log
+  if not sink then return end
+  event.provider = self.provider
+  for k, v in pairs(event) do
+    if type(v) == "string" then event[k] = errors.redact(v, self.client.secrets) end
+  end
+  sink(event)
+end
+
+local tointeger = math.tointeger or function(n) return n end
+
+--- Reports progress: stage is "upload"|"queued"|"processing"|"download"|"done".
+function Context:progress(stage, percent, extra)
+  percent = tonumber(percent)
+  if percent then percent = tointeger(percent) or percent end
+  local cb = (self.job and self.job.on_progress) or self.input.on_progress or self.client.options.on_progress
+  if not cb then return end
+  local ev = { provider = self.provider, stage = stage, progress = percent, task_id = self.task_id,
+               job = self.job }
+  for k, v in pairs(extra or {}) do ev[k] = v end
+  cb(ev)
+end
+
+local TRANSPORT_FIELDS = { "method", "url", "headers", "body", "form", "upload_file", "save_to",
+                           "max_response_size" }
+
+-- A billed request goes on a new connection: on a reused one, libcurl silently re-sends a request
+-- whose connection died before any answer, and the vendor could bill it twice.
+local CLIENT_TRANSPORT_OPTS = { "timeout", "connect_timeout", "ca_file", "insecure", "proxy" }
+
+local function transport_request(self, req)
+  local t = {}
+  for _, k in ipairs(TRANSPORT_FIELDS) do t[k] = req[k] end
+  for _, k in ipairs(CLIENT_TRANSPORT_OPTS) do
+    if req[k] ~= nil then t[k] = req[k] else t[k] = self.client.options[k] end
+  end
+  if req.billed then t.fresh_connect = true end
+  local headers = {}
+  for k, v in pairs(req.headers or {}) do headers[k] = v end
+  headers["User-Agent"] = headers["User-Agent"] or self.client.user_agent
+  t.headers = headers
+  if req.json ~= nil then
+    t.body = cjson.encode(req.json)
+    headers["Content-Type"] = headers["Content-Type"] or "application/json"
+  end
+  local stage = (req.form or req.upload_file or req.body) and "upload" or req.save_to and "download" or nil
+  return self.client.transport:request(t, { stage = req.stage or stage })
+end
+
+-- Decodes the body as the request asked; a body that does not decode stays undecoded
+-- (`res.decode_error` says why) so the provider's `check` can call it a protocol error.
+local function decode(self, req, res)
+  if not req.decode or res.body == nil then return end
+  local value, err
+  if req.decode == "json" then
+    value, err = self:json_decode(res.body)
+    if value ~= nil and type(value) ~= "table" then value, err = nil, "JSON is not an object" end
+  elseif req.decode == "xml" then
+    value, err = self:xml_decode(res.body, { arrays = req.xml_arrays })
+  end
+  if value ~= nil then res[req.decode] = value else res.decode_error = err or "undecodable body" end
+end
+
+local function default_check(self, res)
+  if res.status >= 200 and res.status < 300 then return nil end
+  return self:error{ kind = errors.kind_for_status(res.status), status = res.status,
+                     message = ("HTTP %d"):format(res.status) }
+end
+
+--- Sends a request through the client's transport, with retries.
+-- req: method, url (or path + query), headers, body | form | upload_file | json, save_to,
+--   decode = "json"|"xml", xml_arrays, billed (a create that costs money: see ocr.retry),
+--   check = function(ctx, res) -> nil | ocr.error (maps a vendor answer onto an error; the
+--   default treats non-2xx as errors), sign = function(ctx, req) (called before every attempt,
+--   e.g. to put a fresh signature into req.headers), retries (overrides the client's).
+-- Returns the response (`status`, `headers`, `body`, and `json`/`xml` when decoded) or nil, err.
+function Context:request(req)
+  if not req.url then req.url = self:url(req.path, req.query) end
+  local max_retries = req.retries or self.client.options.retries or retry.DEFAULTS.retries
+  local policy = self.client.options.backoff
+  local attempt = 0
+  while true do
+    attempt = attempt + 1
+    if req.sign then req.sign(self, req) end
+    if req.billed and self.client.limiter then
+      local wait = self.client.limiter:wait()
+      if wait > 0 then
+        self:log{ event = "rate_limit_wait", method = req.method or "GET", url = req.url, delay = wait }
+        runtime.sleep(wait)
+      end
+    end
+    local started = runtime.now()
+    self:log{ event = "request", method = req.method or "GET", url = req.url, attempt = attempt }
+    local res, terr = transport_request(self, req)
+    local err
+    if res then
+      self.request_id = self.request_id or res.headers["x-request-id"] or res.headers["x-cos-request-id"]
+      decode(self, req, res)
+      self:log{ event = "response", method = req.method or "GET", url = req.url, status = res.status,
+                duration = runtime.now() - started, attempt = attempt }
+      err = (req.check or default_check)(self, res)
+      if err == nil then return res end
+      err.status = err.status or res.status
+      err.sent = true
+      if err.retry_after == nil and res.headers["retry-after"] then
+        err.retry_after = errors.parse_retry_after(res.headers["retry-after"], os.time())
+      end
+    else
+      terr = type(terr) == "table" and terr or { kind = "network", message = tostring(terr) }
+      local kind = errors.KINDS[terr.kind] ~= nil and terr.kind or "network"
+      err = self:error{ kind = kind, message = terr.message or kind, sent = terr.sent,
+                        curl_code = terr.curl_code }
+      self:log{ event = "transport_error", method = req.method or "GET", url = req.url,
+                kind = err.kind, message = err.message, attempt = attempt }
+    end
+    err.attempts = attempt
+    if attempt > max_retries or not retry.should_retry(err, req.billed)
+       or not self.client.retry_budget:take() then
+      return nil, err
+    end
+    local delay = retry.delay(attempt, err, policy)
+    self:log{ event = "retry", method = req.method or "GET", url = req.url, kind = err.kind,
+              delay = delay, attempt = attempt }
+    runtime.sleep(delay)
+  end
+end
+
+--- Polls until `step()` says the work is done.
+-- opts: interval (s; default the client's poll_interval), timeout (default poll_timeout),
+--   step = function(ctx, n) -> "done", value | "pending" | nil, err.
+-- A poll timeout is a `timeout` error that keeps the task id, so nothing paid for is lost.
+function Context:poll(opts)
+  local interval = opts.interval or self.client.options.poll_interval or 1
+  local timeout = opts.timeout or self.client.options.poll_timeout or 120
+  local deadline = runtime.now() + timeout
+  local n = 0
+  while true do
+    n = n + 1
+    local state, value = opts.step(self, n)
+    if state == "done" then return value end
+    if state == nil then return nil, value end
+    if runtime.now() + interval > deadline then
+      return nil, self:error{ kind = "timeout", retryable = true,
+        message = ("task not finished after %gs of polling; fetch it later with client:result(task_id)")
+                  :format(timeout) }
+    end
+    runtime.sleep(interval)
+  end
+end
+
+--- Downloads a result file. opts: save_to (a path) or output (a directory, with `filename`);
+-- without either the body comes back in memory (bounded by max_response_size).
+-- Returns the response (with `path` when saved) or nil, err.
+function Context:download(url, opts)
+  opts = opts or {}
+  local save_to = opts.save_to
+  if not save_to and opts.output then
+    local path, err = files.safe_path(opts.output, opts.filename or "result")
+    if not path then return nil, self:error{ kind = "invalid_input", message = err } end
+    save_to = path
+  end
+  self:progress("download", nil, { url = nil })
+  local res, err = self:request{ method = "GET", url = url, save_to = save_to, stage = "download",
+                                 check = opts.check, max_response_size = opts.max_response_size }
+  if not res then return nil, err end
+  res.path = save_to
+  return res
+end
+
+M.Context = Context
+return M

@@ -1,0 +1,115 @@
+--- The one error model of lua-ocr.
+-- Every failure a caller sees is an `ocr.error`: a table with a stable `kind` to branch on, the
+-- vendor's own `code`, the HTTP `status`, ids to quote to support, and whether a retry can help.
+-- `tostring(err)` is one readable line. Secrets never appear in it: see `redact`.
+local M = {}
+
+--- The kinds, each with whether it is worth retrying by default.
+M.KINDS = {
+  invalid_input = false, -- the request is wrong; fix the input
+  auth          = false, -- credentials missing, wrong or not allowed
+  quota         = false, -- out of credits / daily limit
+  rate_limited  = true,  -- too many requests now; retry later
+  too_large     = false, -- input or answer over a size limit
+  unsupported   = false, -- the vendor cannot do this (format, type)
+  not_found     = false, -- unknown task, object or id (or expired)
+  timeout       = true,  -- no answer in time (request or polling)
+  network       = true,  -- connection refused, dropped, DNS, TLS
+  server        = true,  -- the vendor failed (5xx, internal error)
+  task_failed   = false, -- the vendor accepted the job and then failed it
+  protocol      = false, -- the answer did not follow the vendor's contract
+  cancelled     = false, -- the caller cancelled the job (job:cancel())
+}
+
+local Error = {}
+Error.__index = Error
+M.Error = Error
+
+local FIELD_ORDER = { "status", "code", "task_id", "request_id" }
+
+function Error:__tostring()
+  local parts = { ("%s: %s: %s"):format(self.provider or "ocr", self.kind, self.message or "") }
+  for _, k in ipairs(FIELD_ORDER) do
+    if self[k] ~= nil and self[k] ~= "" then parts[#parts + 1] = ("%s=%s"):format(k, tostring(self[k])) end
+  end
+  if self.retry_after then parts[#parts + 1] = ("retry_after=%gs"):format(self.retry_after) end
+  if self.attempts and self.attempts > 1 then parts[#parts + 1] = ("attempts=%d"):format(self.attempts) end
+  return table.concat(parts, " ")
+end
+
+--- Creates an error. `fields.kind` must be one of `KINDS`; `retryable` defaults by kind.
+function M.new(fields)
+  assert(type(fields) == "table", "ocr.error: fields table expected")
+  local kind = fields.kind
+  assert(M.KINDS[kind] ~= nil, "ocr.error: unknown kind " .. tostring(kind))
+  local e = {}
+  for k, v in pairs(fields) do e[k] = v end
+  if e.retryable == nil then e.retryable = M.KINDS[kind] end
+  if e.message == nil then e.message = kind:gsub("_", " ") end
+  return setmetatable(e, Error)
+end
+
+function M.is_error(v)
+  return getmetatable(v) == Error
+end
+
+--- Default mapping of an HTTP status onto a kind, for vendors that do not say better.
+function M.kind_for_status(status)
+  if status == 400 or status == 405 or status == 411 or status == 422 then return "invalid_input" end
+  if status == 401 or status == 403 then return "auth" end
+  if status == 402 then return "quota" end
+  if status == 404 or status == 410 then return "not_found" end
+  if status == 408 or status == 504 then return "timeout" end
+  if status == 413 then return "too_large" end
+  if status == 415 or status == 501 then return "unsupported" end
+  if status == 429 then return "rate_limited" end
+  if status >= 500 then return "server" end
+  return "protocol"
+end
+
+--- Parses a Retry-After value (delta seconds or an HTTP-date) into seconds from `now`.
+function M.parse_retry_after(value, now)
+  if type(value) ~= "string" then return nil end
+  local secs = tonumber(value:match("^%s*(%d+)%s*$"))
+  if secs then return secs end
+  -- IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT"
+  local d, mon, y, h, mi, s = value:match("%a+, (%d+) (%a+) (%d+) (%d+):(%d+):(%d+) GMT")
+  local months = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8,
+                   Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
+  if not (d and months[mon]) then return nil end
+  -- os.time reads a local time; compute the UTC offset once to turn it into UTC.
+  local t = { year = tonumber(y), month = months[mon], day = tonumber(d),
+              hour = tonumber(h), min = tonumber(mi), sec = tonumber(s), isdst = false }
+  local utc_now = os.time(os.date("!*t", 0))
+  local when = os.time(t) - utc_now
+  local delta = when - (now or os.time())
+  return delta > 0 and delta or 0
+end
+
+local function escape_pattern(s)
+  return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"))
+end
+
+--- Replaces every occurrence of each secret (and its URL-encoded form) in `s` by "***".
+function M.redact(s, secrets)
+  if type(s) ~= "string" or not secrets then return s end
+  for _, secret in ipairs(secrets) do
+    if type(secret) == "string" and #secret >= 4 then
+      s = s:gsub(escape_pattern(secret), "***")
+      local encoded = secret:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end)
+      if encoded ~= secret then s = s:gsub(escape_pattern(encoded), "***") end
+    end
+  end
+  return s
+end
+
+--- Redacts every string field of an error in place and returns it.
+function M.scrub(err, secrets)
+  if not secrets or #secrets == 0 then return err end
+  for k, v in pairs(err) do
+    if type(v) == "string" then err[k] = M.redact(v, secrets) end
+  end
+  return err
+end
+
+return M

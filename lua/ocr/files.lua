@@ -1,0 +1,90 @@
+--- Paths on the local disk: checking inputs before anything is sent, and turning names that come
+-- from a server into paths that can never escape the directory the user chose.
+local core = require "ocr.core"
+
+local M = {}
+
+--- Checks that `path` is a readable regular file; returns its size or nil, message.
+function M.check_input(path)
+  if type(path) ~= "string" or path == "" then return nil, "file must be a non-empty path" end
+  local st, err = core.stat(path)
+  if not st then return nil, "cannot read input file " .. err end
+  if st.type ~= "file" then return nil, ("input %s is a %s, not a file"):format(path, st.type) end
+  local f, ferr = io.open(path, "rb")
+  if not f then return nil, "cannot read input file " .. tostring(ferr) end
+  f:close()
+  return st.size
+end
+
+--- Checks that `dir` is an existing directory.
+function M.check_dir(dir)
+  local st, err = core.stat(dir)
+  if not st then return nil, "output directory " .. err end
+  if st.type ~= "directory" then return nil, ("output %s is not a directory"):format(dir) end
+  return true
+end
+
+function M.basename(path)
+  return (path:match("([^/\\]+)[/\\]*$")) or path
+end
+
+--- A server-given file name made safe: no directories, no `..`, no NUL or control characters,
+-- no leading dots, bounded length. Never empty.
+function M.sanitize_name(name, fallback)
+  name = tostring(name or "")
+  name = name:gsub("[%z\1-\31\127]", "")
+  name = name:match("([^/\\]*)$") or ""
+  name = name:gsub("%.%.+", "."):gsub("^[%.%s]+", ""):gsub("%s+$", "")
+  if #name > 200 then
+    local ext = name:match("(%.[%w]+)$") or ""
+    name = name:sub(1, 200 - #ext) .. ext
+  end
+  if name == "" then name = fallback or "result" end
+  return name
+end
+
+--- A path inside `dir` for `name` (sanitised) that does not exist yet: an existing file is never
+-- overwritten; "name.ext" becomes "name-1.ext", "name-2.ext", ...
+function M.safe_path(dir, name)
+  local ok, err = M.check_dir(dir)
+  if not ok then return nil, err end
+  name = M.sanitize_name(name)
+  local stem, ext = name:match("^(.-)(%.[^%.]*)$")
+  if not stem or stem == "" then stem, ext = name, "" end
+  local base = dir:gsub("/+$", "")
+  local candidate = base .. "/" .. name
+  local n = 0
+  while core.stat(candidate) do
+    n = n + 1
+    if n > 1000 then return nil, "too many files named " .. name .. " in " .. dir end
+    candidate = ("%s/%s-%d%s"):format(base, stem, n, ext)
+  end
+  return candidate
+end
+
+local MIME = {
+  png = "image/png", jpg = "image/jpeg", jpeg = "image/jpeg", gif = "image/gif", bmp = "image/bmp",
+  webp = "image/webp", tif = "image/tiff", tiff = "image/tiff", pdf = "application/pdf",
+  txt = "text/plain", doc = "application/msword", xls = "application/vnd.ms-excel",
+  ppt = "application/vnd.ms-powerpoint",
+  docx = "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+  xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+  pptx = "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+}
+
+--- The MIME type for a file name, by extension (application/octet-stream when unknown).
+function M.mime_type(name)
+  local ext = tostring(name or ""):match("%.([%w]+)$")
+  return ext and MIME[ext:lower()] or "application/octet-stream"
+end
+
+--- Reads a whole file (inputs that a vendor wants inline, e.g. base64).
+function M.read(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local data = f:read("*a")
+  f:close()
+  return data
+end
+
+return M

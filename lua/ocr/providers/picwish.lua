@@ -1,0 +1,197 @@
+--- PicWish OCR (vendor document 001): an async task that is created, polled, and whose result
+-- file must be downloaded within an hour.
+--   POST /api/tasks/document/ocr   (multipart: image_file | image_url, language, password, format)
+--   GET  /api/tasks/document/ocr/{task_id}   data.state: 1 done, < 0 failed, 0 or > 1 pending
+local core = require "ocr.core"
+local result = require "ocr.result"
+local files = require "ocr.files"
+
+local FORMATS = { "txt", "pdf", "docx", "xlsx", "pptx" }
+local CREATE = "/api/tasks/document/ocr"
+
+-- HTTP (or body) status -> kind, from the document's status table.
+local STATUS_KINDS = { [400] = "invalid_input", [401] = "auth", [404] = "not_found",
+                       [413] = "too_large", [429] = "rate_limited", [500] = "server" }
+
+-- data.state < 0 -> kind, message, retryable (resubmitting may help).
+local FAILED_STATES = {
+  [-17] = { "task_failed", "the prompt is invalid" },
+  [-16] = { "task_failed", "third-party review detected prohibited content" },
+  [-15] = { "server", "insufficient resources", true },
+  [-14] = { "invalid_input", "the input image content does not meet the requirements" },
+  [-13] = { "task_failed", "the task was canceled due to an exception", true },
+  [-11] = { "task_failed", "the result is empty" },
+  [-10] = { "task_failed", "internal review detected prohibited content" },
+  [-9]  = { "task_failed", "the internal program failed during loop processing", true },
+  [-8]  = { "timeout", "processing timed out (the vendor's maximum is 180 s)", true },
+  [-7]  = { "invalid_input", "invalid image file (corrupted or in an unsupported format)" },
+  [-5]  = { "too_large", "the image_url image exceeds the 30 MB limit" },
+  [-3]  = { "invalid_input", "the vendor failed to download image_url; check that it is reachable" },
+  [-2]  = { "server", "processing completed but storing the result failed", true },
+  [-1]  = { "task_failed", "processing failed", true },
+}
+
+-- Pending states -> progress stage.
+local QUEUED = { [0] = true, [2] = true, [3] = true }
+
+local function auth(ctx)
+  return { ["X-API-KEY"] = ctx.credentials.api_key }
+end
+
+-- Maps an answer onto an error. The body's `status` wins over HTTP's: the document says HTTP 200
+-- does not always mean success.
+local function check(ctx, res)
+  local body = res.json
+  local status = res.status
+  if body and tonumber(body.status) and tonumber(body.status) ~= 200 then status = tonumber(body.status) end
+  local message = body and type(body.message) == "string" and body.message or nil
+  if status ~= 200 then
+    local kind = STATUS_KINDS[status] or require("ocr.errors").kind_for_status(status)
+    return ctx:error{ kind = kind, status = res.status, code = status,
+                      message = message or ("HTTP " .. res.status) }
+  end
+  if not body then
+    return ctx:error{ kind = "protocol", status = res.status,
+                      message = "answer is not JSON: " .. tostring(res.decode_error) }
+  end
+  if type(body.data) ~= "table" then
+    return ctx:error{ kind = "protocol", status = res.status, message = "answer has no data object" }
+  end
+end
+
+-- Result files are pre-signed URLs valid for one hour: 403/404 there means expired or gone.
+local function check_download(ctx, res)
+  if res.status >= 200 and res.status < 300 then return nil end
+  local kind = (res.status == 403 or res.status == 404 or res.status == 410) and "not_found"
+               or require("ocr.errors").kind_for_status(res.status)
+  return ctx:error{ kind = kind, status = res.status,
+                    message = ("result file unavailable (HTTP %d); PicWish result URLs expire after 1 hour")
+                              :format(res.status) }
+end
+
+local function port_of(url)
+  local authority = url:match("^[%a][%w+.-]*://([^/?#]*)") or ""
+  authority = authority:gsub("^.*@", "")
+  local port = authority:match("^%[.*%]:(%d*)$") or authority:match("^[^%[]-:(%d*)$")
+  return port
+end
+
+local function utf8_length(s)
+  return #(s:gsub("[\128-\191]", ""))
+end
+
+local function validate(input)
+  if input.url then
+    local port = port_of(input.url)
+    if port and port ~= "" and port ~= "80" and port ~= "443" then
+      return ("image_url must not use port %s: PicWish only fetches from ports 80 and 443"):format(port)
+    end
+  end
+  if input.password and utf8_length(input.password) > 32 then
+    return "password is longer than PicWish's 32 characters"
+  end
+  if input.language then
+    local n = 0
+    for name in (input.language .. ","):gmatch("([^,]*),") do
+      n = n + 1
+      if not name:match("^%a[%w]*$") then
+        return ("language %q is not a valid name (comma-separated, e.g. English,ChinesePRC,Digits)"):format(name)
+      end
+    end
+    if n > 10 then return ("language lists %d languages; PicWish takes at most 10"):format(n) end
+  end
+  local format = input.format or "txt"
+  if format ~= "txt" and input.download ~= false and not input.output then
+    return ("format %q produces a file: pass output = dir to save it, or download = false for its URL")
+           :format(format)
+  end
+end
+
+local function source_part(input)
+  if input.url then return { name = "image_url", value = input.url } end
+  if input.file then
+    local name = input.filename or files.basename(input.file)
+    return { name = "image_file", file = input.file, filename = name, content_type = files.mime_type(name) }
+  end
+  local name = input.filename or "image"
+  return { name = "image_file", data = input.data, filename = name, content_type = files.mime_type(name) }
+end
+
+-- Polls the task, then downloads its result file at once (its URL expires in an hour).
+local function fetch(ctx, task_id, input)
+  local data, err = ctx:poll{ step = function(c)
+    local res, rerr = c:request{ method = "GET", path = CREATE .. "/" .. core.url_encode(task_id),
+                                 headers = auth(c), decode = "json", check = check }
+    if not res then return nil, rerr end
+    local d = res.json.data
+    local state = tonumber(d.state)
+    if state == nil then return nil, c:error{ kind = "protocol", message = "answer has no data.state" } end
+    if state == 1 then return "done", d end
+    if state < 0 then
+      local f = FAILED_STATES[state] or { "task_failed", "processing failed" }
+      local msg = f[2]
+      if type(res.json.message) == "string" and res.json.message ~= "" then
+        msg = msg .. " (" .. res.json.message .. ")"
+      end
+      return nil, c:error{ kind = f[1], code = state, message = msg, retryable = f[3] or false }
+    end
+    c:progress(QUEUED[state] and "queued" or "processing", tonumber(d.progress), { state = state })
+    return "pending"
+  end }
+  if not data then return nil, err end
+  if type(data.file) ~= "string" or not data.file:match("^https?://") then
+    return nil, ctx:error{ kind = "protocol", message = "finished task has no result file URL" }
+  end
+  -- client:result() may not know the format the task was created with: the URL's extension says.
+  local url_ext = data.file:match("^[^?#]*%.(%w+)[?#]") or data.file:match("^[^?#]*%.(%w+)$")
+  local format = input.format or (url_ext and url_ext:lower()) or "txt"
+  local file = { url = data.file, format = format }
+  local fields = { raw = data, task_id = task_id, files = { file }, language = input.language }
+  if format == "txt" then
+    local res, derr = ctx:download(data.file, { check = check_download })
+    if not res then return nil, derr end
+    fields.text = res.body:gsub("^\239\187\191", "") -- a UTF-8 BOM is not text
+  elseif input.download ~= false then
+    local res, derr = ctx:download(data.file, { output = input.output, filename = task_id .. "." .. format,
+                                                check = check_download })
+    if not res then return nil, derr end
+    file.path = res.path
+    fields.text = ""
+  else
+    fields.text = ""
+  end
+  return result.new(fields)
+end
+
+return {
+  endpoint = "https://techhk.aoscdn.com",
+  credentials = { api_key = { required = true } },
+  sources = { "file", "data", "url" },
+  max_file_size = 200 * 1024 * 1024,
+  options = { language = "string", password = "string", format = FORMATS, download = "boolean" },
+  defaults = { poll_interval = 1, poll_timeout = 120 },
+  -- The documented QPS limit per key: creates wait for a token instead of collecting 429s.
+  rate = { per_second = 2, burst = 1 },
+  validate = validate,
+
+  recognize = function(ctx, input)
+    local form = { source_part(input), { name = "format", value = input.format or "txt" } }
+    if input.language then form[#form + 1] = { name = "language", value = input.language } end
+    if input.password then form[#form + 1] = { name = "password", value = input.password } end
+    ctx:progress("upload", 0)
+    local res, err = ctx:request{ method = "POST", path = CREATE, headers = auth(ctx), form = form,
+                                  decode = "json", check = check, billed = true }
+    if not res then return nil, err end
+    local task_id = res.json.data.task_id
+    if type(task_id) ~= "string" or task_id == "" then
+      return nil, ctx:error{ kind = "protocol", message = "create answered without data.task_id" }
+    end
+    ctx.task_id = task_id
+    ctx:progress("queued", 0)
+    return fetch(ctx, task_id, input)
+  end,
+
+  result = function(ctx, task_id, input)
+    return fetch(ctx, task_id, input)
+  end,
+}

@@ -1,0 +1,66 @@
+--- Rate limits: a token bucket per provider and credential, shared by every client of that
+-- credential in the process, so that billed creates wait for a token instead of collecting 429s.
+--
+-- The bucket reserves: a caller that finds no token gets the time at which its token will exist,
+-- and the bucket goes into debt, so N waiting callers are spaced exactly 1/rate apart in arrival
+-- order. The store is pluggable (`set_store`) so that a deployment can share buckets across
+-- processes (an nginx shared dict, Redis): a store is an object with
+-- `take(key, per_second, burst, now) -> seconds to wait`.
+local core = require "ocr.core"
+
+local M = {}
+
+--- Process-local store.
+local Memory = {}
+Memory.__index = Memory
+
+function M.memory_store()
+  return setmetatable({ buckets = {} }, Memory)
+end
+
+function Memory:take(key, per_second, burst, now)
+  local b = self.buckets[key]
+  if not b then
+    b = { tokens = burst, at = now }
+    self.buckets[key] = b
+  end
+  b.tokens = math.min(burst, b.tokens + (now - b.at) * per_second)
+  b.at = now
+  b.tokens = b.tokens - 1
+  if b.tokens >= 0 then return 0 end
+  return -b.tokens / per_second
+end
+
+local store = M.memory_store()
+
+function M.set_store(s)
+  assert(type(s) == "table" and type(s.take) == "function", "ratelimit.set_store: object with take() expected")
+  store = s
+end
+
+function M.get_store() return store end
+
+local Limiter = {}
+Limiter.__index = Limiter
+
+--- A limiter for `key` (already free of secrets). rate = {per_second=, burst=, margin=}:
+-- `margin` (default 0.02) slows the rate slightly so that clock and network jitter never push
+-- two requests into the vendor's same one-second window.
+function M.limiter(key, rate)
+  assert(type(rate.per_second) == "number" and rate.per_second > 0, "rate.per_second must be > 0")
+  local margin = rate.margin or 0.02
+  return setmetatable({ key = key, per_second = rate.per_second * (1 - margin),
+                        burst = rate.burst or 1 }, Limiter)
+end
+
+--- Takes a token; returns the seconds to wait before using it (0 = now).
+function Limiter:wait()
+  return store:take(self.key, self.per_second, self.burst, core.monotime())
+end
+
+--- A key for a provider and credential that does not contain the credential itself.
+function M.key(provider, credential)
+  return provider .. ":" .. core.hex(core.sha1(credential or "")):sub(1, 16)
+end
+
+return M

@@ -1,0 +1,228 @@
+--- The job scheduler: many OCR jobs at once over one curl multi handle, without blocking.
+--
+-- Each job is a coroutine running the provider's straight-line workflow. When the workflow sends
+-- a request, the curl transport hands it to the multi handle and the job yields; when it sleeps
+-- (polling, backoff, rate limits), the job yields a timer. `step()` performs the transfers,
+-- resumes the jobs whose transfers finished or whose timers are due, and returns. Nothing here
+-- blocks unless the caller asked `step` to wait, and no Lua callback is ever called from C.
+local core = require "ocr.core"
+local runtime = require "ocr.runtime"
+local errors = require "ocr.errors"
+
+local unpack = table.unpack or unpack
+
+local M = {}
+
+local jobs = {}          -- in flight, in submission order
+local by_co = {}         -- coroutine -> job
+local transfers = {}     -- multi transfer id -> job
+local timers = {}        -- job -> due time (monotonic)
+local runnable = {}      -- jobs to resume at the next advance, with their resume values
+local multi              -- created on first use
+local next_id = 0
+
+local SLEEP, HTTP = {}, {}  -- yield tags
+
+local Job = {}
+Job.__index = function(self, k)
+  if k == "task_id" then
+    local ctx = rawget(self, "ctx")
+    return ctx and ctx.task_id
+  end
+  return Job[k]
+end
+
+function Job:done() return self.status == "done" end
+
+--- `res, err` once done; `nil, nil` while in flight.
+function Job:result()
+  if self.status ~= "done" then return nil, nil end
+  return self.res, self.err
+end
+
+--- Cancels the job: its transfer is aborted, its timers dropped, and its result becomes a
+-- `cancelled` error. Work the vendor already accepted is not undone (the error keeps task_id).
+function Job:cancel()
+  if self.status == "done" then return false end
+  if self.xfer then
+    multi:remove(self.xfer)
+    transfers[self.xfer] = nil
+    self.xfer = nil
+  end
+  timers[self] = nil
+  runnable[self] = nil
+  M._finish(self, nil, errors.new{ provider = self.client.provider, kind = "cancelled",
+                                   task_id = self.task_id, message = "cancelled by the caller" })
+  return true
+end
+
+local function get_multi()
+  if not multi then multi = require("ocr.curl").multi{} end
+  return multi
+end
+
+--- The job running now, if the caller is inside one.
+function M.current()
+  local co = coroutine.running()
+  return co and by_co[co]
+end
+
+function M._finish(job, res, err)
+  job.status = "done"
+  job.res, job.err = res, err
+  by_co[job.co] = nil
+  for i, j in ipairs(jobs) do
+    if j == job then table.remove(jobs, i) break end
+  end
+  if job.on_done then job.on_done(job, res, err) end
+end
+
+--- Creates a job that runs `fn(...)` in a coroutine; it starts at the next step.
+function M.submit(client, fn, ...)
+  next_id = next_id + 1
+  local args = { n = select("#", ...), ... }
+  local job = setmetatable({ id = next_id, client = client, status = "pending" }, Job)
+  job.co = coroutine.create(function() return fn(job, unpack(args, 1, args.n)) end)
+  by_co[job.co] = job
+  jobs[#jobs + 1] = job
+  runnable[job] = { n = 0 }
+  return job
+end
+
+local function resume(job, values)
+  job.status = "running"
+  local ok, tag, a, b = coroutine.resume(job.co, unpack(values, 1, values.n))
+  if not ok then
+    return M._finish(job, nil, errors.new{ provider = job.client.provider, kind = "protocol",
+                                           message = "job failed: " .. tostring(tag) })
+  end
+  if coroutine.status(job.co) == "dead" then return M._finish(job, tag, a) end
+  if tag == SLEEP then
+    timers[job] = a
+  elseif tag == HTTP then
+    local m = get_multi()
+    local id, err = m:add(a)
+    if not id then
+      runnable[job] = { n = 2, nil, err }
+    else
+      job.xfer, job.xfer_stage = id, b
+      transfers[id] = job
+    end
+  else
+    M._finish(job, nil, errors.new{ provider = job.client.provider, kind = "protocol",
+                                    message = "job yielded outside the scheduler" })
+  end
+end
+
+-- Reports curl's transfer progress for jobs that asked for it.
+local function report_progress()
+  for id, job in pairs(transfers) do
+    if job.on_progress and job.xfer_stage then
+      local p = multi:progress(id)
+      local now, total
+      if job.xfer_stage == "upload" then now, total = p.ulnow, p.ultotal else now, total = p.dlnow, p.dltotal end
+      if now ~= job.last_bytes then
+        job.last_bytes = now
+        job.on_progress{ job = job, stage = job.xfer_stage, bytes = now, total = total > 0 and total or nil,
+                         progress = total > 0 and math.floor(now * 100 / total) or nil,
+                         provider = job.client.provider, task_id = job.task_id }
+      end
+    end
+  end
+end
+
+-- One non-blocking pass: transfers, timers, resumptions. Returns how many jobs finished.
+local function advance()
+  local before = #jobs
+  if multi and next(transfers) then
+    multi:perform()
+    while true do
+      local id, res, err = multi:info_read()
+      if not id then break end
+      local job = transfers[id]
+      transfers[id] = nil
+      if job then
+        job.xfer = nil
+        runnable[job] = { n = 2, res, err }
+      end
+    end
+    report_progress()
+  end
+  local now = core.monotime()
+  for job, due in pairs(timers) do
+    if due <= now then
+      timers[job] = nil
+      runnable[job] = { n = 0 }
+    end
+  end
+  -- Resume in submission order so that results come back in a predictable order.
+  while next(runnable) do
+    local ready = {}
+    for job, values in pairs(runnable) do ready[#ready + 1] = { job, values } end
+    table.sort(ready, function(x, y) return x[1].id < y[1].id end)
+    runnable = {}
+    for _, r in ipairs(ready) do
+      if r[1].status ~= "done" then resume(r[1], r[2]) end
+    end
+  end
+  return before - #jobs
+end
+
+local function next_timer()
+  local t
+  for _, due in pairs(timers) do
+    if not t or due < t then t = due end
+  end
+  return t
+end
+
+--- Advances every job without blocking longer than `timeout` seconds (default 0); returns as
+-- soon as a job finished, or when the time is up. Returns the number of jobs still in flight.
+function M.step(timeout)
+  timeout = timeout or 0
+  local deadline = core.monotime() + timeout
+  while true do
+    local finished = advance()
+    if #jobs == 0 or finished > 0 then return #jobs end
+    local now = core.monotime()
+    local wait = deadline - now
+    if wait <= 0 then return #jobs end
+    local t = next_timer()
+    if t then wait = math.min(wait, math.max(0, t - now)) end
+    if next(runnable) == nil and wait > 0 then
+      if multi and next(transfers) then
+        multi:poll(math.max(1, math.ceil(wait * 1000)))
+      else
+        core.sleep(wait)
+      end
+    end
+  end
+end
+
+--- Steps until no job is in flight.
+function M.run()
+  while M.step(3600) > 0 do end
+end
+
+--- Steps until `job` is done, then returns its result.
+function M.wait(job)
+  while job.status ~= "done" do M.step(3600) end
+  return job.res, job.err
+end
+
+function M.in_flight() return #jobs end
+
+-- The hooks the runtime and the curl transport call from inside a job.
+
+function M.sleep(seconds)
+  coroutine.yield(SLEEP, core.monotime() + math.max(0, seconds))
+end
+
+--- Sends `req` (an ocr.curl request) through the multi handle; `stage` ("upload"|"download"|nil)
+-- says which way curl's progress should be reported.
+function M.http(req, stage)
+  return coroutine.yield(HTTP, req, stage)
+end
+
+runtime.set_scheduler(M)
+return M

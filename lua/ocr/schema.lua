@@ -1,0 +1,57 @@
+--- Option checking shared by `ocr.new` (programmer mistakes: raise) and `recognize` (bad input:
+-- an invalid_input error before anything is sent).
+--
+-- A spec is a type name ("string", "number", "integer", "boolean", "function", "table",
+-- "object" = a table or userdata, "table_or_false") or an array of allowed values (an enumeration).
+local M = {}
+
+local function describe(spec)
+  if type(spec) == "table" then
+    local vals = {}
+    for i, v in ipairs(spec) do vals[i] = ("%q"):format(tostring(v)) end
+    return "one of " .. table.concat(vals, ", ")
+  end
+  if spec == "table_or_false" then return "a table or false" end
+  return spec == "integer" and "an integer" or ("a " .. spec)
+end
+
+--- Checks one value; returns true or nil, message.
+function M.check(name, value, spec)
+  if type(spec) == "table" then
+    for _, allowed in ipairs(spec) do
+      if value == allowed then return true end
+    end
+    return nil, ("option '%s' must be %s, got %q"):format(name, describe(spec), tostring(value))
+  end
+  local t = type(value)
+  local ok
+  if spec == "integer" then
+    ok = t == "number" and value == math.floor(value) and value > -2^53 and value < 2^53
+  elseif spec == "object" then
+    ok = t == "table" or t == "userdata"
+  elseif spec == "table_or_false" then
+    ok = t == "table" or value == false
+  else
+    ok = t == spec
+  end
+  if ok then return true end
+  return nil, ("option '%s' must be %s, got %s"):format(name, describe(spec), t)
+end
+
+--- Checks every key of `tbl` against the merged `specs` tables; unknown keys are mistakes too.
+function M.check_table(tbl, specs, what)
+  for k, v in pairs(tbl) do
+    local spec
+    for _, s in ipairs(specs) do
+      if s[k] ~= nil then spec = s[k] break end
+    end
+    if spec == nil then
+      return nil, ("unknown option '%s' for %s"):format(tostring(k), what)
+    end
+    local ok, err = M.check(k, v, spec)
+    if not ok then return nil, err end
+  end
+  return true
+end
+
+return M

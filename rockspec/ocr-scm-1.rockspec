@@ -1,0 +1,67 @@
+-- LuaRocks build of lua-ocr. From a checkout: luarocks make rockspec/ocr-scm-1.rockspec
+package = "ocr"
+version = "scm-1"
+source = {
+  url = "git+https://github.com/lua-ocr/lua-ocr.git",
+}
+description = {
+  summary = "One clean API over cloud OCR vendors, with a libcurl transport",
+  detailed = [[
+    require "ocr" gives Lua one client, result model and error model over cloud OCR vendors
+    (PicWish, Tencent Cloud Infinite, ComPDF, ...). A small C core does hashing, signing,
+    multipart, XML (expat) and HTTP (libcurl); providers are thin Lua scripts, and
+    ocr.register adds your own.
+  ]],
+  license = "MIT",
+}
+dependencies = {
+  "lua >= 5.1",
+  "lua-cjson",
+}
+external_dependencies = {
+  CURL = { header = "curl/curl.h" },
+  EXPAT = { header = "expat.h" },
+  OPENSSL = { header = "openssl/evp.h" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["ocr"] = "lua/ocr.lua",
+    ["ocr.client"] = "lua/ocr/client.lua",
+    ["ocr.context"] = "lua/ocr/context.lua",
+    ["ocr.errors"] = "lua/ocr/errors.lua",
+    ["ocr.files"] = "lua/ocr/files.lua",
+    ["ocr.registry"] = "lua/ocr/registry.lua",
+    ["ocr.result"] = "lua/ocr/result.lua",
+    ["ocr.retry"] = "lua/ocr/retry.lua",
+    ["ocr.runtime"] = "lua/ocr/runtime.lua",
+    ["ocr.schema"] = "lua/ocr/schema.lua",
+    ["ocr.transport"] = "lua/ocr/transport.lua",
+    ["ocr.providers.picwish"] = "lua/ocr/providers/picwish.lua",
+    ["ocr.providers.tencent"] = "lua/ocr/providers/tencent.lua",
+    ["ocr.providers.compdf"] = "lua/ocr/providers/compdf.lua",
+    ["ocr.providers.oldfish"] = "lua/ocr/providers/oldfish.lua",
+    ["ocr.providers.uapi"] = "lua/ocr/providers/uapi.lua",
+    ["ocr.ratelimit"] = "lua/ocr/ratelimit.lua",
+    ["ocr.scheduler"] = "lua/ocr/scheduler.lua",
+    ["ocr.core"] = {
+      sources = { "csrc/core.c", "csrc/crypto.c", "csrc/codec.c", "csrc/cos_sign.c",
+                  "csrc/multipart.c", "csrc/xml.c", "csrc/sys.c", "csrc/compat.c", "csrc/buffer.c" },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+      libraries = { "expat", "crypto" },
+      incdirs = { "$(EXPAT_INCDIR)", "$(OPENSSL_INCDIR)" },
+      libdirs = { "$(EXPAT_LIBDIR)", "$(OPENSSL_LIBDIR)" },
+    },
+    ["ocr.curl"] = {
+      sources = { "csrc/curl.c", "csrc/curl_session.c", "csrc/curl_multi.c", "csrc/compat.c",
+                  "csrc/buffer.c" },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+      libraries = { "curl" },
+      incdirs = { "$(CURL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)" },
+    },
+  },
+}
+test = {
+  type = "busted",
+}

@@ -1,0 +1,281 @@
+-- Many jobs at once: the scheduler, submit/step/run, recognize_all, cancellation, rate limits and
+-- retries, over real HTTP against the emulators.
+local ocr = require "ocr"
+local core = require "ocr.core"
+local emulator = require "helpers.emulator"
+local F = require "helpers.files"
+
+local KEY = "test-picwish-key"
+
+-- A made-up vendor whose one request waits on httptest's /slow: enough to watch jobs overlap.
+ocr.register("spec_slow", {
+  credentials = {},
+  sources = { "data" },
+  options = { ms = "integer" },
+  recognize = function(ctx, input)
+    local res, err = ctx:request{ method = "GET", path = "/slow", query = { ms = input.ms or 200 } }
+    if not res then return nil, err end
+    return ocr.result.new{ text = input.data }
+  end,
+})
+
+describe("scheduler", function()
+  local pic, http
+
+  local function picwish(opts)
+    local o = { api_key = KEY, endpoint = pic.url, poll_interval = 0.01, poll_timeout = 10,
+                backoff = { base = 0.01, cap = 0.05 }, rate = false }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    return ocr.new("picwish", o)
+  end
+
+  setup(function()
+    pic = emulator.start("picwish")
+    http = emulator.start("httptest")
+  end)
+  teardown(function()
+    pic:stop()
+    http:stop()
+  end)
+  before_each(function()
+    pic:reset()
+    pic:config{ qps = 0 }
+    http:reset()
+  end)
+
+  it("runs jobs concurrently: requests overlap on the server", function()
+    local c = ocr.new("spec_slow", { endpoint = http.url })
+    local inputs = {}
+    for i = 1, 8 do inputs[i] = { data = "job " .. i, ms = 400 } end
+    local out = c:recognize_all(inputs, { concurrency = 8 })
+    local arrivals = {}
+    for _, e in ipairs(http:requests("/slow")) do arrivals[#arrivals + 1] = e.t end
+    table.sort(arrivals)
+    assert.equal(8, #arrivals)
+    -- all 8 arrived before the first could have been answered (400 ms): they were in flight together
+    assert.is_true(arrivals[8] - arrivals[1] < 0.4, "requests did not overlap")
+    for i = 1, 8 do assert.equal("job " .. i, out[i].res.text) end
+  end)
+
+  it("keeps at most `concurrency` jobs in flight", function()
+    local c = ocr.new("spec_slow", { endpoint = http.url })
+    local inputs = {}
+    for i = 1, 6 do inputs[i] = { data = tostring(i), ms = 300 } end
+    local max_seen = 0
+    local out = c:recognize_all(inputs, { concurrency = 2, on_result = function()
+      max_seen = math.max(max_seen, ocr.in_flight())
+    end })
+    assert.equal(6, #out)
+    assert.is_true(max_seen <= 2)
+    local arrivals = {}
+    for _, e in ipairs(http:requests("/slow")) do arrivals[#arrivals + 1] = e.t end
+    table.sort(arrivals)
+    -- the third request waits for a slot: it arrives at least ~one slow answer after the first
+    assert.is_true(arrivals[3] - arrivals[1] >= 0.25)
+  end)
+
+  it("returns results in input order with every input answered exactly once", function()
+    local c = picwish()
+    local inputs, seen = {}, {}
+    for i = 1, 12 do inputs[i] = { data = F.image("page " .. i), filename = "p" .. i .. ".png" } end
+    inputs[5] = { file = "/nonexistent.png" }      -- fails before sending
+    inputs[9] = "not a table"                       -- a programmer mistake, answered as an error
+    local out = c:recognize_all(inputs, { concurrency = 4, on_result = function(i, res, err)
+      assert.is_nil(seen[i])
+      seen[i] = true
+      assert.is_true((res == nil) ~= (err == nil))
+    end })
+    assert.equal(12, #out)
+    for i = 1, 12 do
+      assert.equal(inputs[i], out[i].input)
+      assert.is_true((out[i].res == nil) ~= (out[i].err == nil))
+      if i == 5 or i == 9 then
+        assert.equal("invalid_input", out[i].err.kind)
+      else
+        assert.equal("page " .. i, out[i].res.text)
+      end
+    end
+  end)
+
+  it("loses no input under drops, 5xx storms and timeouts", function()
+    local c = picwish{ timeout = 0.5, retries = 2 }
+    pic:fault{ action = "drop", path = "/api/tasks/document/ocr", method = "POST", times = 3 }
+    pic:fault{ action = "status", status = 503, path = "/api/tasks/document/ocr/", times = 20, body = "{}" }
+    pic:fault{ action = "slow", delay = 1, path = "/results/", times = 2 }
+    local inputs = {}
+    for i = 1, 20 do inputs[i] = { data = F.image("doc " .. i), filename = "d.png" } end
+    local out = c:recognize_all(inputs, { concurrency = 8 })
+    local ok, failed = 0, 0
+    for i = 1, 20 do
+      local o = out[i]
+      assert.is_true((o.res == nil) ~= (o.err == nil), "input " .. i)
+      if o.res then
+        ok = ok + 1
+        assert.equal("doc " .. i, o.res.text)
+      else
+        failed = failed + 1
+        if not o.err.retryable then error("not retryable: " .. tostring(o.err)) end
+      end
+    end
+    assert.equal(20, ok + failed)
+    assert.is_true(ok >= 1)
+    -- a dropped billed create is never re-sent: 20 inputs, at most 20 creates reached the vendor
+    assert.is_true(#pic:requests("/api/tasks/document/ocr", "POST") <= 20)
+  end)
+
+  it("exposes the job id at once and the vendor's task id as soon as it is known", function()
+    local c = picwish{ poll_interval = 0.05 }
+    local job = c:submit{ data = F.image("t"), filename = "t.png" }
+    assert.is_number(job.id)
+    assert.is_false(job:done())
+    assert.is_nil(job.task_id)
+    local deadline = core.monotime() + 5
+    while not job.task_id and core.monotime() < deadline do ocr.step(0.01) end
+    assert.truthy(job.task_id)
+    ocr.run()
+    local res = assert(job:result())
+    assert.equal(job.task_id, res.task_id)
+  end)
+
+  it("step(0) returns at once while jobs wait on the network", function()
+    local c = ocr.new("spec_slow", { endpoint = http.url })
+    local job = c:submit{ data = "x", ms = 500 }
+    local in_flight = ocr.step(0)
+    assert.equal(1, in_flight)
+    assert.is_false(job:done())
+    for _ = 1, 10 do ocr.step(0) end
+    assert.is_false(job:done())   -- ten steps did not wait 500 ms for it
+    ocr.run()
+    assert.is_true(job:done())
+    assert.equal("x", (job:result()).text)
+  end)
+
+  it("cancels a job: its transfer is aborted and its result is a cancelled error", function()
+    local c = ocr.new("spec_slow", { endpoint = http.url })
+    local job = c:submit{ data = "x", ms = 2000 }
+    local other = c:submit{ data = "y", ms = 50 }
+    ocr.step(0.05)
+    assert.is_true(job:cancel())
+    assert.is_false(job:cancel())
+    local res, err = job:result()
+    assert.is_nil(res)
+    assert.equal("cancelled", err.kind)
+    ocr.run()
+    assert.equal("y", (other:result()).text)
+    assert.equal(0, ocr.in_flight())
+  end)
+
+  it("waits for rate-limit tokens instead of collecting 429s", function()
+    pic:config{ qps = 2 }
+    local c = picwish{ rate = { per_second = 2, burst = 1 }, retries = 0 }
+    local inputs = {}
+    for i = 1, 5 do inputs[i] = { data = F.image("r" .. i), filename = "r.png" } end
+    local out = c:recognize_all(inputs, { concurrency = 5 })
+    for i = 1, 5 do
+      assert.is_nil(out[i].err, out[i].err and tostring(out[i].err))
+      assert.equal("r" .. i, out[i].res.text)
+    end
+    local creates = pic:requests("/api/tasks/document/ocr", "POST")
+    assert.equal(5, #creates)
+    for i = 2, 5 do
+      assert.is_true(creates[i].t - creates[i - 1].t >= 0.45, "creates closer than the rate allows")
+    end
+  end)
+
+  it("shares one bucket between clients of the same key", function()
+    pic:config{ qps = 2 }
+    local a = picwish{ rate = { per_second = 2, burst = 1, margin = 0.05 }, retries = 0, api_key = KEY }
+    local b = picwish{ rate = { per_second = 2, burst = 1, margin = 0.05 }, retries = 0, api_key = KEY }
+    local ja = a:submit{ data = F.image("a"), filename = "a.png" }
+    local jb = b:submit{ data = F.image("b"), filename = "b.png" }
+    local jc = a:submit{ data = F.image("c"), filename = "c.png" }
+    ocr.run()
+    for _, j in ipairs{ ja, jb, jc } do assert.is_nil(select(2, j:result())) end
+  end)
+
+  it("reports curl's upload progress with bytes for file uploads", function()
+    local dir = F.tmpdir()
+    local big = F.write(dir .. "/big.png", F.image(string.rep("x", 2 * 1024 * 1024)))
+    local events = {}
+    local res, err = picwish():recognize{ file = big, on_progress = function(ev)
+      events[#events + 1] = ev
+    end }
+    F.rmdir(dir)
+    assert.is_nil(err)
+    assert.truthy(res)
+    local upload_bytes = 0
+    for _, ev in ipairs(events) do
+      if ev.stage == "upload" and ev.bytes then upload_bytes = math.max(upload_bytes, ev.bytes) end
+    end
+    assert.is_true(upload_bytes > 2 * 1024 * 1024, "no upload progress with bytes")
+  end)
+
+  it("bounds retries with the client's retry budget", function()
+    local c = picwish{ retries = 10, retry_budget = 3 }
+    pic:fault{ action = "status", status = 500, path = "/api/tasks/document/ocr/", times = 100, body = "{}" }
+    local res, err = c:recognize{ data = F.image("z"), filename = "z.png" }
+    assert.is_nil(res)
+    assert.equal("server", err.kind)
+    -- one first attempt plus the budget's 3 tokens (refilled at 1/s: at most one more)
+    assert.is_true(#pic:requests("/api/tasks/document/ocr/", "GET") <= 5)
+  end)
+end)
+
+describe("retry policy", function()
+  local retry = require "ocr.retry"
+  local errors = require "ocr.errors"
+
+  it("re-sends billed requests only when the vendor cannot have processed them", function()
+    local function e(kind, sent, busy) local x = errors.new{ kind = kind, sent = sent } x.vendor_busy = busy return x end
+    assert.is_true(retry.should_retry(e("network", false), true))
+    assert.is_false(retry.should_retry(e("network", true), true))
+    assert.is_false(retry.should_retry(e("server", true), true))
+    assert.is_true(retry.should_retry(e("server", true, true), true))
+    assert.is_true(retry.should_retry(e("rate_limited", true), true))
+    assert.is_true(retry.should_retry(e("server", true), false))
+    assert.is_true(retry.should_retry(e("timeout", true), false))
+    assert.is_false(retry.should_retry(e("auth", true), false))
+  end)
+
+  it("backs off with full jitter under an exponential ceiling", function()
+    for attempt = 1, 8 do
+      for _ = 1, 50 do
+        local d = retry.delay(attempt, nil, { base = 0.5, cap = 4 })
+        assert.is_true(d >= 0 and d <= math.min(4, 0.5 * 2 ^ (attempt - 1)))
+      end
+    end
+  end)
+
+  it("honours Retry-After in seconds and HTTP-date form, capped", function()
+    assert.equal(7, errors.parse_retry_after("7"))
+    local now = os.time()
+    local future = os.date("!%a, %d %b %Y %H:%M:%S GMT", now + 30)
+    local secs = errors.parse_retry_after(future, now)
+    assert.is_true(secs >= 29 and secs <= 31, tostring(secs))
+    assert.equal(0, errors.parse_retry_after(os.date("!%a, %d %b %Y %H:%M:%S GMT", now - 100), now))
+    assert.is_nil(errors.parse_retry_after("soon"))
+    assert.equal(60, retry.delay(1, { retry_after = 3600 }, { retry_after_cap = 60 }))
+    assert.equal(2, retry.delay(1, { retry_after = 2 }))
+  end)
+end)
+
+describe("rate limiter", function()
+  local ratelimit = require "ocr.ratelimit"
+
+  it("spaces takes 1/rate apart once the burst is used, in arrival order", function()
+    local store = ratelimit.memory_store()
+    assert.equal(0, store:take("k", 2, 2, 100))
+    assert.equal(0, store:take("k", 2, 2, 100))
+    assert.equal(0.5, store:take("k", 2, 2, 100))
+    assert.equal(1.0, store:take("k", 2, 2, 100))
+    assert.equal(0, store:take("other", 2, 2, 100))
+    assert.equal(0, store:take("k", 2, 2, 102))
+  end)
+
+  it("keys buckets by a hash, never by the credential itself", function()
+    local key = ratelimit.key("picwish", "sk-very-secret")
+    assert.is_nil(key:find("very-secret", 1, true))
+    assert.equal(key, ratelimit.key("picwish", "sk-very-secret"))
+    assert.are_not.equal(key, ratelimit.key("picwish", "sk-other"))
+  end)
+end)
