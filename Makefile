@@ -11,7 +11,7 @@ PKG_CONFIG ?= pkg-config
 
 LUA_CFLAGS  ?= $(shell $(PKG_CONFIG) --cflags lua$(LUA_VERSION) 2>/dev/null || echo -I/usr/include/lua$(LUA_VERSION))
 CURL_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libcurl)
-CURL_LIBS   ?= $(shell $(PKG_CONFIG) --libs libcurl)
+CURL_LIBS   ?= $(shell $(PKG_CONFIG) --libs libcurl) -ldl
 CORE_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags expat libcrypto)
 CORE_LIBS   ?= $(shell $(PKG_CONFIG) --libs expat libcrypto)
 
@@ -42,9 +42,12 @@ HEADERS  = $(wildcard csrc/*.h)
 
 BUSTED ?= /usr/bin/busted
 
-.PHONY: all deps test test-asan install clean
+# The optional ocr.tesseract module (built when pkg-config finds tesseract and leptonica).
+include mk/tesseract.mk
 
-all: $(OUT)/ocr/core.so $(OUT)/ocr/curl.so
+.PHONY: all deps demo test test-asan install clean
+
+all: $(OUT)/ocr/core.so $(OUT)/ocr/curl.so $(TESSERACT_SO)
 
 $(OBJ)/%.o: csrc/%.c $(HEADERS) | $(OBJ)
 	$(CC) $(ALL_CFLAGS) $(CORE_CFLAGS) $(CURL_CFLAGS) -c $< -o $@
@@ -63,6 +66,11 @@ $(OBJ) $(OUT)/ocr:
 deps:
 	@.ci/install-deps
 
+# The main job, offline: installs what is missing, builds, and reads the sample page with the
+# local Tesseract provider through the `ocr` command.
+demo: deps all
+	$(LUA) bin/ocr examples/sample.png
+
 # The specs, on Lua $(LUA_VERSION), against the modules built above.
 test: deps all
 	$(LUA) $(BUSTED) $(BUSTED_ARGS)
@@ -78,6 +86,10 @@ install: all
 	install -m 0644 lua/ocr.lua $(DESTDIR)$(LUA_SHARE)/
 	install -m 0644 $(wildcard lua/ocr/*.lua) $(DESTDIR)$(LUA_SHARE)/ocr/
 	install -m 0644 $(wildcard lua/ocr/providers/*.lua) $(DESTDIR)$(LUA_SHARE)/ocr/providers/
+	if [ -f $(OUT)/ocr/tesseract.so ]; then install -m 0755 $(OUT)/ocr/tesseract.so $(DESTDIR)$(LUA_LIBDIR)/ocr/; fi
+	install -d $(DESTDIR)$(BINDIR)
+	sed '1s|.*|#!/usr/bin/env $(LUA)|' bin/ocr > $(DESTDIR)$(BINDIR)/ocr
+	chmod 0755 $(DESTDIR)$(BINDIR)/ocr
 
 clean:
 	rm -rf build

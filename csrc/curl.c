@@ -23,6 +23,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -392,7 +393,9 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud) {
 }
 
 int ocr_xfer_progress_trampoline(lua_State *L) {
-    ocr_xfer *x = lua_touserdata(L, 2);
+    ocr_xfer *x;
+    luaL_checktype(L, 2, LUA_TLIGHTUSERDATA);
+    x = lua_touserdata(L, 2);
     lua_settop(L, 2);
     lua_pushvalue(L, 1);
     lua_createtable(L, 0, 4);
@@ -417,9 +420,12 @@ static int call_lua_progress(ocr_xfer *x) {
     lua_pushvalue(L, x->progress_idx);
     lua_pushlightuserdata(L, x);
     if (lua_pcall(L, 2, 0, 0) != 0) {
-        const char *msg = lua_tostring(L, -1);
-        snprintf(x->fail_msg, sizeof x->fail_msg, "on_progress: %s",
-                 msg ? msg : "(error object is not a string)");
+        /* lua_tostring would convert a number, which allocates: outside any pcall here */
+        if (lua_type(L, -1) == LUA_TSTRING)
+            snprintf(x->fail_msg, sizeof x->fail_msg, "on_progress: %s", lua_tostring(L, -1));
+        else
+            snprintf(x->fail_msg, sizeof x->fail_msg, "on_progress: (error object is a %s value)",
+                     luaL_typename(L, -1));
         lua_pop(L, 1);
         x->fail = OCR_FAIL_PROGRESS;
         return 1;
@@ -1077,6 +1083,19 @@ static void pin_module(void) {
         (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NODELETE);   /* handle kept on purpose */
 }
 
+/* With CURLOPT_NOSIGNAL (required for timeouts in threaded hosts) libcurl no longer shields the
+ * process from SIGPIPE when a TLS peer closes mid-write, and the default action kills a plain Lua
+ * script. Like LuaSocket, ignore it, unless the host already chose a disposition. */
+static void ignore_sigpipe(void) {
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+        sa.sa_handler = SIG_IGN;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = 0;
+        sigaction(SIGPIPE, &sa, NULL);
+    }
+}
+
 int luaopen_ocr_curl(lua_State *L) {
     static const luaL_Reg funcs[] = {
         { "session", ocr_curl_session_new },
@@ -1085,6 +1104,7 @@ int luaopen_ocr_curl(lua_State *L) {
     };
     const curl_version_info_data *vi = curl_version_info(CURLVERSION_NOW);
     pin_module();
+    ignore_sigpipe();
     snprintf(default_user_agent, sizeof default_user_agent, "lua-ocr/%s libcurl/%s",
              OCR_VERSION, vi->version);
     if (luaL_newmetatable(L, OCR_CURL_HOLDER_MT)) {

@@ -228,13 +228,37 @@ static int multi_perform(lua_State *L) {
 }
 
 /* m:poll(ms) -> number of sockets with activity; waits at most ms (0: never blocks) */
+/* m:poll(ms[, fds]) -> number of fds with activity. `fds` (an array of up to 16 file
+ * descriptors) are waited on too, so a scheduler can sleep on the network and on other event
+ * sources (e.g. the OCR worker pool's eventfd) at once. */
+#define OCR_MAX_EXTRA_FDS 16
 static int multi_poll(lua_State *L) {
     ocr_multi *m = check_multi(L, 1);
     lua_Integer ms = luaL_checkinteger(L, 2);
+    struct curl_waitfd extra[OCR_MAX_EXTRA_FDS];
+    unsigned int nextra = 0;
     int numfds = 0;
     CURLMcode mc;
     luaL_argcheck(L, ms >= 0 && ms <= INT_MAX, 2, "milliseconds out of range");
-    mc = curl_multi_poll(m->multi, NULL, 0, (int)ms, &numfds);
+    if (!lua_isnoneornil(L, 3)) {
+        size_t i, n;
+        luaL_checktype(L, 3, LUA_TTABLE);
+        n = lua_rawlen(L, 3);
+        luaL_argcheck(L, n <= OCR_MAX_EXTRA_FDS, 3, "at most 16 extra file descriptors");
+        for (i = 1; i <= n; i++) {
+            lua_Integer fd;
+            lua_rawgeti(L, 3, (int)i);
+            if (!lua_isnumber(L, -1)) return luaL_argerror(L, 3, "file descriptors must be integers");
+            fd = lua_tointeger(L, -1);
+            lua_pop(L, 1);
+            luaL_argcheck(L, fd >= 0 && fd <= INT_MAX, 3, "file descriptor out of range");
+            extra[nextra].fd = (curl_socket_t)fd;
+            extra[nextra].events = CURL_WAIT_POLLIN;
+            extra[nextra].revents = 0;
+            nextra++;
+        }
+    }
+    mc = curl_multi_poll(m->multi, nextra ? extra : NULL, nextra, (int)ms, &numfds);
     if (mc != CURLM_OK)
         return luaL_error(L, "ocr.curl: curl_multi_poll failed: %s", curl_multi_strerror(mc));
     lua_pushinteger(L, numfds);

@@ -1,10 +1,12 @@
 /* The few system facts the Lua layer needs and plain Lua lacks:
  * - a monotonic clock (poll deadlines and backoff must not jump when the wall clock is set) and a
  *   blocking sleep for the synchronous runtime (the scheduler and OpenResty use their own timers);
- * - stat(), so inputs are checked (exists, is a file, size limit) before any request is sent. */
+ * - stat(), so inputs are checked (exists, is a file, size limit) before any request is sent;
+ * - isatty(), so the command-line tool draws a progress bar only on a terminal. */
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <math.h>
 #include <time.h>
 #include "ocr.h"
@@ -52,9 +54,26 @@ static int l_stat(lua_State *L) {
     return 1;
 }
 
+/* isatty(fd) -> boolean (fd 0, 1 or 2: stdin, stdout, stderr) */
+static int l_isatty(lua_State *L) {
+    lua_Integer fd = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, fd >= 0 && fd <= 2, 1, "0, 1 or 2 expected");
+    lua_pushboolean(L, isatty((int)fd));
+    return 1;
+}
+
+/* cpu_count() -> the number of online processors (at least 1) */
+static int l_cpu_count(lua_State *L) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    lua_pushinteger(L, n > 0 ? n : 1);
+    return 1;
+}
+
 const luaL_Reg ocr_sys_funcs[] = {
     {"monotime", l_monotime},
     {"sleep", l_sleep},
     {"stat", l_stat},
+    {"isatty", l_isatty},
+    {"cpu_count", l_cpu_count},
     {NULL, NULL}
 };

@@ -1,4 +1,5 @@
 -- LuaRocks build of lua-ocr. From a checkout: luarocks make rockspec/ocr-scm-1.rockspec
+rockspec_format = "3.0"
 package = "ocr"
 version = "scm-1"
 source = {
@@ -19,7 +20,9 @@ dependencies = {
   "lua-cjson",
 }
 external_dependencies = {
-  CURL = { header = "curl/curl.h" },
+  -- Debian keeps curl.h in a multiarch include directory that LuaRocks does not search (the
+  -- compiler does): look for the library instead.
+  CURL = { library = "curl" },
   EXPAT = { header = "expat.h" },
   OPENSSL = { header = "openssl/evp.h" },
 }
@@ -56,7 +59,7 @@ build = {
       sources = { "csrc/curl.c", "csrc/curl_session.c", "csrc/curl_multi.c", "csrc/compat.c",
                   "csrc/buffer.c" },
       defines = { "_POSIX_C_SOURCE=200809L" },
-      libraries = { "curl" },
+      libraries = { "curl", "dl" },
       incdirs = { "$(CURL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)" },
     },

@@ -106,6 +106,11 @@ function M.new(name, def, opts)
     local ok2, ierr = pcall(def.init, self)
     if not ok2 then error(("ocr.new(%q): %s"):format(name, tostring(ierr):gsub("^.-:%d+: ", "")), 3) end
   end
+  if def.offline then
+    -- A local engine (tesseract): no endpoint, and libcurl is never loaded for it.
+    if options.endpoint then error(("ocr.new(%q): a local provider takes no endpoint"):format(name), 3) end
+    return self
+  end
   self.endpoint = options.endpoint or self.endpoint or def.endpoint
   if type(self.endpoint) ~= "string" or not self.endpoint:match("^https?://") then
     error(("ocr.new(%q): endpoint must be an http(s) URL, got %s"):format(name, tostring(self.endpoint)), 3)
@@ -278,6 +283,7 @@ end
 
 function Client:close()
   if self.transport and self.transport.close and not self.options.transport then self.transport:close() end
+  if self.def.close then self.def.close(self) end
 end
 
 return M

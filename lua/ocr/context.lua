@@ -232,6 +232,13 @@ function Context:poll(opts)
   end
 end
 
+--- Waits for item `id` of an event source (e.g. a pool of OCR worker threads; see
+-- ocr.scheduler.await): inside a job the job yields; elsewhere `source:wait(id)` blocks.
+function Context:await(source, id)
+  if self.job then return require("ocr.scheduler").await(source, id) end
+  return source:wait(id)
+end
+
 --- Downloads a result file. opts: save_to (a path) or output (a directory, with `filename`);
 -- without either the body comes back in memory (bounded by max_response_size).
 -- Returns the response (with `path` when saved) or nil, err.

@@ -6,7 +6,7 @@ M.BUILTIN = { "compdf", "picwish", "tencent", "oldfish", "uapi", "tesseract" }
 
 local registered = {}
 
-local FUNCTION_FIELDS = { "recognize", "result", "validate", "init" }
+local FUNCTION_FIELDS = { "recognize", "result", "validate", "init", "close" }
 local TABLE_FIELDS = { "credentials", "options", "client_options", "defaults", "methods", "sources" }
 
 --- Checks a provider definition; raises with a message naming the bad field.

@@ -18,10 +18,11 @@ local by_co = {}         -- coroutine -> job
 local transfers = {}     -- multi transfer id -> job
 local timers = {}        -- job -> due time (monotonic)
 local runnable = {}      -- jobs to resume at the next advance, with their resume values
+local awaiting = {}      -- event source -> {[id] = job}: work done outside curl (OCR threads)
 local multi              -- created on first use
 local next_id = 0
 
-local SLEEP, HTTP = {}, {}  -- yield tags
+local SLEEP, HTTP, AWAIT = {}, {}, {}  -- yield tags
 
 local Job = {}
 Job.__index = function(self, k)
@@ -51,6 +52,12 @@ function Job:cancel()
   end
   timers[self] = nil
   runnable[self] = nil
+  if self.awaiting then
+    local source, id = self.awaiting[1], self.awaiting[2]
+    awaiting[source][id] = nil
+    if source.cancel then source:cancel(id) end
+    self.awaiting = nil
+  end
   M._finish(self, nil, errors.new{ provider = self.client.provider, kind = "cancelled",
                                    task_id = self.task_id, message = "cancelled by the caller" })
   return true
@@ -99,6 +106,10 @@ local function resume(job, values)
   if coroutine.status(job.co) == "dead" then return M._finish(job, tag, a) end
   if tag == SLEEP then
     timers[job] = a
+  elseif tag == AWAIT then
+    awaiting[a] = awaiting[a] or {}
+    awaiting[a][b] = job
+    job.awaiting = { a, b }
   elseif tag == HTTP then
     local m = get_multi()
     local id, err = m:add(a)
@@ -148,6 +159,20 @@ local function advance()
     end
     report_progress()
   end
+  for source, waiters in pairs(awaiting) do
+    if next(waiters) then
+      for _, item in ipairs(source:poll()) do
+        local job = waiters[item.id]
+        if job then
+          waiters[item.id] = nil
+          job.awaiting = nil
+          runnable[job] = { n = 2, item.res, item.err }
+        end
+      end
+    else
+      awaiting[source] = nil
+    end
+  end
   local now = core.monotime()
   for job, due in pairs(timers) do
     if due <= now then
@@ -190,8 +215,12 @@ function M.step(timeout)
     local t = next_timer()
     if t then wait = math.min(wait, math.max(0, t - now)) end
     if next(runnable) == nil and wait > 0 then
-      if multi and next(transfers) then
-        multi:poll(math.max(1, math.ceil(wait * 1000)))
+      local fds = {}
+      for source in pairs(awaiting) do
+        if source.fd then fds[#fds + 1] = source:fd() end
+      end
+      if #fds > 0 or (multi and next(transfers)) then
+        get_multi():poll(math.max(1, math.ceil(wait * 1000)), fds)
       else
         core.sleep(wait)
       end
@@ -216,6 +245,13 @@ function M.in_flight() return #jobs end
 
 function M.sleep(seconds)
   coroutine.yield(SLEEP, core.monotime() + math.max(0, seconds))
+end
+
+--- Waits for work done outside curl: `source` has `poll() -> { {id=, res=} | {id=, err=}, ... }`
+-- (never blocking), optionally `fd()` (readable when something finished) and `cancel(id)`.
+-- Returns the item's res, err.
+function M.await(source, id)
+  return coroutine.yield(AWAIT, source, id)
 end
 
 --- Sends `req` (an ocr.curl request) through the multi handle; `stage` ("upload"|"download"|nil)

@@ -224,6 +224,7 @@ class Emulator:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "ocr-emulator/1"
+    disable_nagle_algorithm = True  # small answers must not wait ~40 ms for a delayed ACK
     emulator = None  # set by serve()
     max_body = 512 * 1024 * 1024
 

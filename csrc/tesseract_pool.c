@@ -1,0 +1,660 @@
+/* Worker threads for ocr.tesseract. One mutex guards the queue, the finished list and each
+ * worker's current job; two condition variables wake workers (work) and waiters (state). A pipe
+ * holds one byte exactly while finished jobs wait to be collected, so a scheduler can poll it.
+ * Each worker creates, uses and deletes its own TessBaseAPI: no tesseract object crosses threads. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <leptonica/allheaders.h>
+#include <tesseract/capi.h>
+#include "tesseract_pool.h"
+
+/* libgomp's, when libtesseract was built with OpenMP. Weak, so the module neither links libgomp
+ * nor fails where tesseract has no OpenMP. */
+extern void omp_set_max_active_levels(int levels) __attribute__((weak));
+
+#define TP_TEXT_LIMIT   (64u << 20)    /* recognised text and geometry per page */
+#define TP_STACK_SIZE   (8u << 20)     /* tesseract recurses; musl's default stack is 128 KiB */
+#define TP_MAX_SIDE     32767          /* tesseract refuses larger images */
+
+typedef struct {
+    tp_pool  *pool;
+    pthread_t thread;
+    int       started;
+    int       init_state;              /* 0 loading, 1 ready, -1 failed (message in init_msg) */
+    char      init_msg[TP_MSG_LEN];
+    tp_job   *current;                 /* the job being recognised, under pool->mu */
+} tp_worker;
+
+struct tp_pool {
+    tp_options opt;
+    pthread_mutex_t mu;
+    pthread_cond_t  work_cv;           /* queue non-empty or stopping */
+    pthread_cond_t  state_cv;          /* a job finished or a worker finished loading */
+    tp_job *queue_head, *queue_tail;
+    tp_job *done_head, *done_tail;
+    tp_job *collected;                 /* handed to the caller, not yet released (caller's thread) */
+    size_t  outstanding;               /* submitted and not released */
+    int64_t next_id;
+    int     stopping;
+    int     pipefd[2];
+    tp_worker workers[TP_MAX_THREADS];
+};
+
+static void set_msg(char *dst, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_msg(char *dst, size_t n, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(dst, n, fmt, ap);
+    va_end(ap);
+}
+
+#define JOB_FAIL(job, k, ...) \
+    do { (job)->kind = (k); set_msg((job)->message, sizeof (job)->message, __VA_ARGS__); } while (0)
+
+/* ---- results ----------------------------------------------------------------------------- */
+
+static void result_init(tp_result *r) {
+    ocr_buffer_init(&r->strings, TP_TEXT_LIMIT);
+    ocr_buffer_init(&r->lines, TP_TEXT_LIMIT);
+    ocr_buffer_init(&r->words, TP_TEXT_LIMIT);
+    r->text_off = r->text_len = 0;
+    r->width = r->height = 0;
+}
+
+static void result_free(tp_result *r) {
+    ocr_buffer_free(&r->strings);
+    ocr_buffer_free(&r->lines);
+    ocr_buffer_free(&r->words);
+}
+
+/* Appends a tesseract string (freed here on every path) without its trailing newlines/spaces. */
+static int result_add_text(tp_result *r, char *text, size_t *off, size_t *len) {
+    size_t n = text ? strlen(text) : 0;
+    while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == ' ' || text[n - 1] == '\r')) n--;
+    *off = r->strings.len;
+    *len = n;
+    int rc = ocr_buffer_append(&r->strings, text, n);
+    if (text) TessDeleteText(text);
+    return rc;
+}
+
+static float confidence01(float c) {
+    c /= 100.0f;
+    return c < 0.0f ? 0.0f : c > 1.0f ? 1.0f : c;
+}
+
+static tp_box box_at(const TessPageIterator *pi, TessPageIteratorLevel level) {
+    int l = 0, t = 0, r = 0, b = 0;
+    tp_box box = {0, 0, 0, 0};
+    if (TessPageIteratorBoundingBox(pi, level, &l, &t, &r, &b)) {
+        box.x = l;
+        box.y = t;
+        box.w = r - l;
+        box.h = b - t;
+    }
+    return box;
+}
+
+/* Walks the page word by word in reading order; a word that begins a text line opens a new
+ * tp_line. Returns an ocr_buffer status. */
+static int result_collect_lines(tp_result *r, TessResultIterator *ri) {
+    const TessPageIterator *pi = TessResultIteratorGetPageIteratorConst(ri);
+    tp_line *line = NULL;
+    int rc = OCR_BUF_OK;
+    do {
+        char *wtext = TessResultIteratorGetUTF8Text(ri, RIL_WORD);
+        if (wtext == NULL) continue;
+        if (wtext[0] == '\0') { TessDeleteText(wtext); continue; }
+        if (line == NULL || TessPageIteratorIsAtBeginningOf(pi, RIL_TEXTLINE)) {
+            tp_line nl;
+            memset(&nl, 0, sizeof nl);
+            rc = result_add_text(r, TessResultIteratorGetUTF8Text(ri, RIL_TEXTLINE),
+                                 &nl.text_off, &nl.text_len);
+            nl.confidence = confidence01(TessResultIteratorConfidence(ri, RIL_TEXTLINE));
+            nl.box = box_at(pi, RIL_TEXTLINE);
+            nl.first_word = r->words.len / sizeof(tp_word);
+            if (rc == OCR_BUF_OK) rc = ocr_buffer_append(&r->lines, &nl, sizeof nl);
+            if (rc != OCR_BUF_OK) { TessDeleteText(wtext); return rc; }
+            line = (tp_line *)(void *)(r->lines.data + r->lines.len - sizeof nl);
+        }
+        tp_word w;
+        memset(&w, 0, sizeof w);
+        rc = result_add_text(r, wtext, &w.text_off, &w.text_len);
+        w.confidence = confidence01(TessResultIteratorConfidence(ri, RIL_WORD));
+        w.box = box_at(pi, RIL_WORD);
+        if (rc == OCR_BUF_OK) rc = ocr_buffer_append(&r->words, &w, sizeof w);
+        if (rc != OCR_BUF_OK) return rc;
+        line->nwords++;
+    } while (TessResultIteratorNext(ri, RIL_WORD));
+    return rc;
+}
+
+/* ---- one job on a worker ------------------------------------------------------------------ */
+
+/* Reads a whole file into b (bounded by max_bytes). */
+static void read_file(tp_job *job, ocr_buffer *b, size_t max_bytes) {
+    FILE *f = fopen(job->path, "rb");
+    if (f == NULL) {
+        JOB_FAIL(job, TP_INVALID_INPUT, "cannot open image '%s': %s", job->path, strerror(errno));
+        return;
+    }
+    ocr_buffer_init(b, max_bytes);
+    char chunk[65536];
+    size_t n;
+    int rc = OCR_BUF_OK;
+    while (rc == OCR_BUF_OK && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        rc = ocr_buffer_append(b, chunk, n);
+    if (rc == OCR_BUF_LIMIT)
+        JOB_FAIL(job, TP_TOO_LARGE, "image file '%s' is larger than max_bytes (%zu bytes)",
+                 job->path, max_bytes);
+    else if (rc == OCR_BUF_NOMEM)
+        JOB_FAIL(job, TP_SERVER, "out of memory reading '%s'", job->path);
+    else if (ferror(f))
+        JOB_FAIL(job, TP_INVALID_INPUT, "cannot read image '%s'", job->path);
+    fclose(f);
+}
+
+/* Decodes the encoded image, refusing PDFs and, from the header alone, images too large to
+ * decode safely. NULL with the job's error set. */
+static PIX *decode(tp_job *job, const tp_options *o, const unsigned char *data, size_t len) {
+    if (len >= 4 && memcmp(data, "%PDF", 4) == 0) {
+        JOB_FAIL(job, TP_UNSUPPORTED, "PDFs are not supported by the tesseract provider; "
+                                      "convert pages to images first");
+        return NULL;
+    }
+    l_int32 format = 0, w = 0, h = 0, bps = 0, spp = 0, cmap = 0;
+    if (len == 0 || pixReadHeaderMem(data, len, &format, &w, &h, &bps, &spp, &cmap) != 0
+        || w <= 0 || h <= 0) {
+        JOB_FAIL(job, TP_INVALID_INPUT, "cannot decode image (%zu bytes): not a PNG, JPEG, TIFF, "
+                 "BMP, GIF, WebP or PNM image leptonica can read", len);
+        return NULL;
+    }
+    if ((uint64_t)w * (uint64_t)h > o->max_pixels) {
+        JOB_FAIL(job, TP_TOO_LARGE, "image is %dx%d = %llu pixels, over max_pixels (%llu)", (int)w,
+                 (int)h, (unsigned long long)w * (unsigned long long)h,
+                 (unsigned long long)o->max_pixels);
+        return NULL;
+    }
+    if (w > TP_MAX_SIDE || h > TP_MAX_SIDE) {
+        JOB_FAIL(job, TP_TOO_LARGE, "image is %dx%d; tesseract handles at most %d pixels a side",
+                 (int)w, (int)h, TP_MAX_SIDE);
+        return NULL;
+    }
+    PIX *pix = pixReadMem(data, len);
+    if (pix == NULL)
+        JOB_FAIL(job, TP_INVALID_INPUT, "cannot decode image (%zu bytes): corrupt or truncated", len);
+    return pix;
+}
+
+static bool cancel_cb(void *cancel_this, int words) {
+    (void)words;
+    tp_job *job = cancel_this;
+    return __atomic_load_n(&job->cancel, __ATOMIC_ACQUIRE) != 0;
+}
+
+static void recognise(tp_job *job, TessBaseAPI *api, ETEXT_DESC *monitor, PIX *pix) {
+    tp_result *r = &job->res;
+    result_init(r);
+    r->width = (int)pixGetWidth(pix);
+    r->height = (int)pixGetHeight(pix);
+    TessBaseAPISetImage2(api, pix);
+    TessMonitorSetCancelThis(monitor, job);
+    int rc = TessBaseAPIRecognize(api, monitor);
+    if (__atomic_load_n(&job->cancel, __ATOMIC_ACQUIRE)) {
+        JOB_FAIL(job, TP_CANCELLED, "job %lld cancelled", (long long)job->id);
+    } else if (rc != 0) {
+        JOB_FAIL(job, TP_TASK_FAILED, "tesseract could not recognise the image");
+    } else {
+        int brc = result_add_text(r, TessBaseAPIGetUTF8Text(api), &r->text_off, &r->text_len);
+        TessResultIterator *ri = TessBaseAPIGetIterator(api);
+        if (brc == OCR_BUF_OK && ri != NULL) brc = result_collect_lines(r, ri);
+        if (ri != NULL) TessResultIteratorDelete(ri);
+        if (brc == OCR_BUF_LIMIT)
+            JOB_FAIL(job, TP_TOO_LARGE, "recognised text over %u bytes", TP_TEXT_LIMIT);
+        else if (brc == OCR_BUF_NOMEM)
+            JOB_FAIL(job, TP_SERVER, "out of memory storing the result");
+    }
+    if (job->kind != TP_OK) result_free(r);
+    /* Frees the page and, with the legacy engine, what it adapted to this page: results must not
+     * depend on which images a worker saw before. The model stays loaded. */
+    TessBaseAPIClear(api);
+    TessBaseAPIClearAdaptiveClassifier(api);
+}
+
+static void run_job(tp_job *job, const tp_options *o, TessBaseAPI *api, ETEXT_DESC *monitor) {
+    ocr_buffer file;
+    const unsigned char *bytes = job->data;
+    size_t len = job->len;
+    ocr_buffer_init(&file, 0);
+    job->kind = TP_OK;
+    if (job->path != NULL) {
+        read_file(job, &file, o->max_bytes);
+        bytes = (const unsigned char *)file.data;
+        len = file.len;
+    }
+    PIX *pix = job->kind == TP_OK ? decode(job, o, bytes, len) : NULL;
+    /* The encoded bytes are not needed once decoded: free them before recognition. */
+    ocr_buffer_free(&file);
+    free(job->data);
+    job->data = NULL;
+    if (pix != NULL) {
+        recognise(job, api, monitor, pix);
+        pixDestroy(&pix);
+    }
+}
+
+/* ---- workers ------------------------------------------------------------------------------ */
+
+/* Under p->mu. Keeps "a byte is in the pipe" equal to "done list non-empty". */
+static void push_done(tp_pool *p, tp_job *job) {
+    job->next = NULL;
+    if (p->done_tail) p->done_tail->next = job; else p->done_head = job;
+    p->done_tail = job;
+    if (p->done_head == job) {
+        ssize_t w;
+        do w = write(p->pipefd[1], "j", 1); while (w < 0 && errno == EINTR);
+    }
+    pthread_cond_broadcast(&p->state_cv);
+}
+
+static void drain_pipe_if_idle(tp_pool *p) {
+    if (p->done_head != NULL) return;
+    char buf[64];
+    ssize_t n;
+    do n = read(p->pipefd[0], buf, sizeof buf); while (n > 0 || (n < 0 && errno == EINTR));
+}
+
+static TessBaseAPI *load_model(tp_worker *w, ETEXT_DESC **monitor) {
+    const tp_options *o = &w->pool->opt;
+    TessBaseAPI *api = TessBaseAPICreate();
+    *monitor = TessMonitorCreate();
+    if (api == NULL || *monitor == NULL) {
+        set_msg(w->init_msg, sizeof w->init_msg, "out of memory creating a tesseract instance");
+        goto fail;
+    }
+    if (TessBaseAPIInit2(api, o->datapath[0] ? o->datapath : NULL, o->languages,
+                         (TessOcrEngineMode)o->oem) != 0) {
+        set_msg(w->init_msg, sizeof w->init_msg, "tesseract cannot load language data '%s' from %s "
+                "with oem %d (a model without that engine, or a damaged file)", o->languages,
+                o->datapath[0] ? o->datapath : "its default tessdata directory", o->oem);
+        goto fail;
+    }
+    if (o->psm >= 0) TessBaseAPISetPageSegMode(api, (TessPageSegMode)o->psm);
+    TessMonitorSetCancelFunc(*monitor, cancel_cb);
+    return api;
+fail:
+    if (api) TessBaseAPIDelete(api);
+    if (*monitor) TessMonitorDelete(*monitor);
+    *monitor = NULL;
+    return NULL;
+}
+
+static void *worker_main(void *arg) {
+    tp_worker *w = arg;
+    tp_pool *p = w->pool;
+    ETEXT_DESC *monitor = NULL;
+    /* Parallelism comes from the pool: tesseract's own OpenMP teams only spin against the other
+     * workers (the CLI is twice as fast with OMP_THREAD_LIMIT=1), so this thread runs them
+     * with one thread. */
+    if (omp_set_max_active_levels) omp_set_max_active_levels(0);
+    TessBaseAPI *api = load_model(w, &monitor);
+
+    pthread_mutex_lock(&p->mu);
+    w->init_state = api ? 1 : -1;
+    pthread_cond_broadcast(&p->state_cv);
+    while (api) {
+        while (!p->stopping && p->queue_head == NULL) pthread_cond_wait(&p->work_cv, &p->mu);
+        if (p->stopping) break;
+        tp_job *job = p->queue_head;
+        p->queue_head = job->next;
+        if (p->queue_head == NULL) p->queue_tail = NULL;
+        w->current = job;
+        pthread_mutex_unlock(&p->mu);
+
+        run_job(job, &p->opt, api, monitor);
+
+        pthread_mutex_lock(&p->mu);
+        w->current = NULL;
+        /* cancel() said yes while this job was current: honour it even if tesseract finished */
+        if (job->kind == TP_OK && __atomic_load_n(&job->cancel, __ATOMIC_ACQUIRE)) {
+            result_free(&job->res);
+            JOB_FAIL(job, TP_CANCELLED, "job %lld cancelled", (long long)job->id);
+        }
+        push_done(p, job);
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (api) TessBaseAPIDelete(api);   /* End()s it: frees the model */
+    if (monitor) TessMonitorDelete(monitor);
+    return NULL;
+}
+
+/* ---- process-wide quiet ------------------------------------------------------------------- */
+
+static pthread_once_t quiet_once = PTHREAD_ONCE_INIT;
+
+/* Both libraries print diagnostics on stderr ("Estimating resolution as ...", "Error in
+ * pixReadMem ..."); this module reports failures as values instead. Done once, before any
+ * worker exists, since both settings are process-wide. OCR_TESSERACT_DEBUG=1 and
+ * LEPT_MSG_SEVERITY keep them. */
+static void quiet_libraries(void) {
+    if (getenv("LEPT_MSG_SEVERITY") == NULL) setMsgSeverity(L_SEVERITY_NONE);
+    if (getenv("OCR_TESSERACT_DEBUG") == NULL) {
+        TessBaseAPI *api = TessBaseAPICreate();
+        if (api) {
+            TessBaseAPISetVariable(api, "debug_file", "/dev/null");
+            TessBaseAPIDelete(api);
+        }
+    }
+}
+
+/* ---- pool --------------------------------------------------------------------------------- */
+
+static void free_job(tp_job *job) {
+    if (job->kind == TP_OK) result_free(&job->res);
+    free(job->path);
+    free(job->data);
+    free(job);
+}
+
+static void free_list(tp_job *j) {
+    while (j) {
+        tp_job *next = j->next;
+        free_job(j);
+        j = next;
+    }
+}
+
+static int set_fd_flags(int fd) {
+    int fl = fcntl(fd, F_GETFL);
+    int fd_fl = fcntl(fd, F_GETFD);
+    return fl < 0 || fd_fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0
+           || fcntl(fd, F_SETFD, fd_fl | FD_CLOEXEC) < 0 ? -1 : 0;
+}
+
+static int pool_sync_init(tp_pool *p) {
+    pthread_condattr_t ca;
+    if (pthread_mutex_init(&p->mu, NULL) != 0) return -1;
+    if (pthread_condattr_init(&ca) != 0) return -1;
+    /* wait() deadlines must not move when the wall clock is set */
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    int rc = pthread_cond_init(&p->work_cv, NULL) | pthread_cond_init(&p->state_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    return rc ? -1 : 0;
+}
+
+/* Starts the threads with every signal blocked, so signals keep going to the caller's thread. */
+static int start_workers(tp_pool *p, char *msg, size_t msglen) {
+    pthread_attr_t attr;
+    sigset_t all, old;
+    size_t stack = 0;
+    if (pthread_attr_init(&attr) != 0) {
+        set_msg(msg, msglen, "cannot create thread attributes");
+        return -1;
+    }
+    if (pthread_attr_getstacksize(&attr, &stack) == 0 && stack < TP_STACK_SIZE)
+        pthread_attr_setstacksize(&attr, TP_STACK_SIZE);
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = 0;
+    for (int i = 0; i < p->opt.threads; i++) {
+        tp_worker *w = &p->workers[i];
+        w->pool = p;
+        rc = pthread_create(&w->thread, &attr, worker_main, w);
+        if (rc != 0) {
+            set_msg(msg, msglen, "cannot start tesseract worker thread %d: %s", i + 1, strerror(rc));
+            break;
+        }
+        w->started = 1;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    return rc ? -1 : 0;
+}
+
+/* Blocks until every started worker has loaded its model; the first failure's message. */
+static int await_models(tp_pool *p, char *msg, size_t msglen) {
+    int failed = 0;
+    pthread_mutex_lock(&p->mu);
+    for (int i = 0; i < p->opt.threads; i++) {
+        tp_worker *w = &p->workers[i];
+        while (w->init_state == 0) pthread_cond_wait(&p->state_cv, &p->mu);
+        if (w->init_state < 0 && !failed) {
+            failed = 1;
+            set_msg(msg, msglen, "%s", w->init_msg);
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    return failed ? -1 : 0;
+}
+
+tp_pool *tp_pool_create(const tp_options *o, tp_kind *kind, char *msg, size_t msglen) {
+    tp_pool *p = calloc(1, sizeof *p);
+    if (p == NULL) {
+        *kind = TP_SERVER;
+        set_msg(msg, msglen, "out of memory");
+        return NULL;
+    }
+    p->opt = *o;
+    p->next_id = 1;
+    p->pipefd[0] = p->pipefd[1] = -1;
+    if (pool_sync_init(p) != 0) {
+        free(p);
+        *kind = TP_SERVER;
+        set_msg(msg, msglen, "cannot create pool mutex/condition variables");
+        return NULL;
+    }
+    pthread_once(&quiet_once, quiet_libraries);
+    if (pipe(p->pipefd) != 0 || set_fd_flags(p->pipefd[0]) != 0 || set_fd_flags(p->pipefd[1]) != 0) {
+        *kind = TP_SERVER;
+        set_msg(msg, msglen, "cannot create the pool's notification pipe: %s", strerror(errno));
+        tp_pool_destroy(p);
+        return NULL;
+    }
+    if (start_workers(p, msg, msglen) != 0) {
+        *kind = TP_SERVER;
+        tp_pool_destroy(p);
+        return NULL;
+    }
+    if (await_models(p, msg, msglen) != 0) {
+        *kind = TP_INVALID_INPUT;
+        tp_pool_destroy(p);
+        return NULL;
+    }
+    return p;
+}
+
+tp_kind tp_pool_submit(tp_pool *p, const char *path, const void *data, size_t len, int64_t *id,
+                       char *msg, size_t msglen) {
+    if (p->outstanding >= p->opt.max_pending) {
+        set_msg(msg, msglen, "tesseract queue is full (%zu jobs pending)", p->outstanding);
+        return TP_RATE_LIMITED;
+    }
+    if (path == NULL && len > p->opt.max_bytes) {
+        set_msg(msg, msglen, "image is %zu bytes, over max_bytes (%zu)", len, p->opt.max_bytes);
+        return TP_TOO_LARGE;
+    }
+    tp_job *job = calloc(1, sizeof *job);
+    if (job != NULL && path != NULL) {
+        job->path = strdup(path);
+        if (job->path == NULL) { free(job); job = NULL; }
+    } else if (job != NULL && len > 0) {
+        job->data = malloc(len);
+        if (job->data == NULL) { free(job); job = NULL; }
+        else memcpy(job->data, data, len);
+        job->len = len;
+    }
+    if (job == NULL) {
+        set_msg(msg, msglen, "out of memory queueing the image");
+        return TP_SERVER;
+    }
+    job->kind = TP_CANCELLED;   /* until a worker runs it (free_job must not free a result) */
+    pthread_mutex_lock(&p->mu);
+    job->id = p->next_id++;
+    if (p->queue_tail) p->queue_tail->next = job; else p->queue_head = job;
+    p->queue_tail = job;
+    p->outstanding++;
+    pthread_cond_signal(&p->work_cv);
+    pthread_mutex_unlock(&p->mu);
+    *id = job->id;
+    return TP_OK;
+}
+
+static void prepend_collected(tp_pool *p, tp_job *job) {
+    job->next = p->collected;
+    p->collected = job;
+}
+
+tp_job *tp_pool_collect(tp_pool *p) {
+    pthread_mutex_lock(&p->mu);
+    tp_job *got = p->done_head;
+    p->done_head = p->done_tail = NULL;
+    drain_pipe_if_idle(p);
+    pthread_mutex_unlock(&p->mu);
+    /* Append after what an earlier, interrupted collection left, keeping finishing order. */
+    tp_job **tail = &p->collected;
+    while (*tail) tail = &(*tail)->next;
+    *tail = got;
+    return p->collected;
+}
+
+/* Under p->mu: is job `id` queued or running? */
+static int in_flight(tp_pool *p, int64_t id) {
+    for (tp_job *j = p->queue_head; j; j = j->next)
+        if (j->id == id) return 1;
+    for (int i = 0; i < p->opt.threads; i++)
+        if (p->workers[i].current && p->workers[i].current->id == id) return 1;
+    return 0;
+}
+
+/* Under p->mu: unlinks job `id` from the done list. */
+static tp_job *take_done(tp_pool *p, int64_t id) {
+    tp_job *prev = NULL;
+    for (tp_job *j = p->done_head; j; prev = j, j = j->next) {
+        if (j->id != id) continue;
+        if (prev) prev->next = j->next; else p->done_head = j->next;
+        if (p->done_tail == j) p->done_tail = prev;
+        drain_pipe_if_idle(p);
+        return j;
+    }
+    return NULL;
+}
+
+static void deadline_after(struct timespec *ts, double seconds) {
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    if (seconds > 1e9) seconds = 1e9;
+    time_t whole = (time_t)seconds;
+    long nsec = ts->tv_nsec + (long)((seconds - (double)whole) * 1e9);
+    ts->tv_sec += whole + nsec / 1000000000L;
+    ts->tv_nsec = nsec % 1000000000L;
+}
+
+tp_job *tp_pool_wait(tp_pool *p, int64_t id, double timeout, tp_kind *kind) {
+    for (tp_job *j = p->collected; j; j = j->next)
+        if (j->id == id) return j;
+    struct timespec deadline;
+    if (timeout >= 0) deadline_after(&deadline, timeout);
+    tp_job *job = NULL;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        job = take_done(p, id);
+        if (job != NULL) break;
+        if (!in_flight(p, id)) { *kind = TP_NOT_FOUND; break; }
+        int rc = timeout < 0 ? pthread_cond_wait(&p->state_cv, &p->mu)
+                             : pthread_cond_timedwait(&p->state_cv, &p->mu, &deadline);
+        if (rc == ETIMEDOUT) {
+            job = take_done(p, id);
+            if (job == NULL) *kind = TP_TIMEOUT;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (job != NULL) prepend_collected(p, job);
+    return job;
+}
+
+void tp_pool_release(tp_pool *p, tp_job *job) {
+    for (tp_job **pp = &p->collected; *pp; pp = &(*pp)->next) {
+        if (*pp != job) continue;
+        *pp = job->next;
+        free_job(job);
+        p->outstanding--;
+        return;
+    }
+}
+
+int tp_pool_cancel(tp_pool *p, int64_t id) {
+    int found = 0;
+    pthread_mutex_lock(&p->mu);
+    tp_job *prev = NULL;
+    for (tp_job *j = p->queue_head; j; prev = j, j = j->next) {
+        if (j->id != id) continue;
+        if (prev) prev->next = j->next; else p->queue_head = j->next;
+        if (p->queue_tail == j) p->queue_tail = prev;
+        set_msg(j->message, sizeof j->message, "job %lld cancelled", (long long)id);
+        j->kind = TP_CANCELLED;
+        push_done(p, j);
+        found = 1;
+        break;
+    }
+    for (int i = 0; !found && i < p->opt.threads; i++) {
+        tp_job *cur = p->workers[i].current;
+        if (cur && cur->id == id) {
+            __atomic_store_n(&cur->cancel, 1, __ATOMIC_RELEASE);
+            found = 1;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    return found;
+}
+
+size_t tp_pool_pending(tp_pool *p) {
+    return p->outstanding;
+}
+
+void tp_pool_stats(tp_pool *p, size_t *queued, size_t *running, size_t *finished) {
+    size_t q = 0, r = 0, d = 0;
+    pthread_mutex_lock(&p->mu);
+    for (tp_job *j = p->queue_head; j; j = j->next) q++;
+    for (tp_job *j = p->done_head; j; j = j->next) d++;
+    for (int i = 0; i < p->opt.threads; i++) r += p->workers[i].current != NULL;
+    pthread_mutex_unlock(&p->mu);
+    for (tp_job *j = p->collected; j; j = j->next) d++;
+    *queued = q;
+    *running = r;
+    *finished = d;
+}
+
+int tp_pool_fd(tp_pool *p) {
+    return p->pipefd[0];
+}
+
+void tp_pool_destroy(tp_pool *p) {
+    if (p == NULL) return;
+    pthread_mutex_lock(&p->mu);
+    p->stopping = 1;
+    for (int i = 0; i < p->opt.threads; i++)
+        if (p->workers[i].current)
+            __atomic_store_n(&p->workers[i].current->cancel, 1, __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&p->work_cv);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->opt.threads; i++)
+        if (p->workers[i].started) pthread_join(p->workers[i].thread, NULL);
+    free_list(p->queue_head);
+    free_list(p->done_head);
+    free_list(p->collected);
+    if (p->pipefd[0] >= 0) close(p->pipefd[0]);
+    if (p->pipefd[1] >= 0) close(p->pipefd[1]);
+    pthread_cond_destroy(&p->work_cv);
+    pthread_cond_destroy(&p->state_cv);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}

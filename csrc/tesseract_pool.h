@@ -1,0 +1,117 @@
+/* The worker pool behind ocr.tesseract, free of Lua: N threads, each owning one TessBaseAPI that
+ * loads the model once and then recognises one image after another. The Lua thread submits jobs
+ * into a bounded queue and collects finished ones; workers never touch a lua_State, and every
+ * result is built on the worker into the plain structs below. */
+#ifndef OCR_TESSERACT_POOL_H
+#define OCR_TESSERACT_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "buffer.h"
+
+#define TP_MAX_THREADS   64
+#define TP_MAX_LANGS_LEN 255
+#define TP_MAX_PATH      4096
+#define TP_MSG_LEN       512
+
+/* Outcome of a job or of a pool operation; the Lua side turns it into an error kind. */
+typedef enum {
+    TP_OK = 0,
+    TP_INVALID_INPUT,   /* unreadable image, missing language data */
+    TP_UNSUPPORTED,     /* a PDF */
+    TP_TOO_LARGE,       /* over max_pixels / max_bytes / tesseract's 32767 px side */
+    TP_TASK_FAILED,     /* tesseract accepted the image and failed on it */
+    TP_CANCELLED,       /* tp_pool_cancel() or close while running */
+    TP_RATE_LIMITED,    /* the queue is full */
+    TP_TIMEOUT,         /* tp_pool_wait() gave up */
+    TP_NOT_FOUND,       /* no such pending job */
+    TP_SERVER           /* out of memory, no threads: the machine failed, not the input */
+} tp_kind;
+
+typedef struct {
+    char   languages[TP_MAX_LANGS_LEN + 1]; /* "eng" or "eng+chi_sim", already validated */
+    char   datapath[TP_MAX_PATH];           /* tessdata directory; "" = libtesseract's default */
+    int    psm;                             /* TessPageSegMode; -1 = libtesseract's default */
+    int    oem;                             /* TessOcrEngineMode, 3 = default */
+    int    threads;                         /* 1..TP_MAX_THREADS */
+    uint64_t max_pixels;                    /* width * height limit, checked before decoding */
+    size_t max_bytes;                       /* encoded image size limit */
+    size_t max_pending;                     /* submitted and not yet collected */
+} tp_options;
+
+typedef struct { int x, y, w, h; } tp_box;
+
+/* Texts live in one arena (tp_result.strings) and are referenced by offset, so a result is a
+ * handful of allocations however many words it holds. */
+typedef struct {
+    size_t text_off, text_len;
+    float  confidence;                      /* 0..1 */
+    tp_box box;
+} tp_word;
+
+typedef struct {
+    size_t text_off, text_len;
+    float  confidence;
+    tp_box box;
+    size_t first_word, nwords;              /* a range of tp_result.words */
+} tp_line;
+
+typedef struct {
+    ocr_buffer strings;                     /* UTF-8 texts, not NUL-terminated */
+    ocr_buffer lines;                       /* tp_line[] */
+    ocr_buffer words;                       /* tp_word[] */
+    size_t text_off, text_len;              /* the page text (GetUTF8Text) */
+    int width, height;
+} tp_result;
+
+typedef struct tp_job tp_job;
+struct tp_job {
+    int64_t id;
+    char   *path;                           /* input: a file, or */
+    unsigned char *data;                    /* input: bytes (owned copy) */
+    size_t  len;
+    int     cancel;                         /* set atomically; read by tesseract's monitor */
+    tp_kind kind;                           /* outcome, valid once the job is finished */
+    char    message[TP_MSG_LEN];
+    tp_result res;                          /* valid when kind == TP_OK */
+    tp_job *next;
+};
+
+typedef struct tp_pool tp_pool;
+
+/* Starts the workers and waits until each has loaded the model. NULL on failure, with *kind and
+ * msg saying why (TP_INVALID_INPUT for language data, TP_SERVER for threads/memory). */
+OCR_HIDDEN tp_pool *tp_pool_create(const tp_options *o, tp_kind *kind, char *msg, size_t msglen);
+
+/* Queues an image (exactly one of path / data+len; both are copied). Never blocks on
+ * recognition. TP_OK and *id, or a kind and msg (queue full, too large, out of memory). */
+OCR_HIDDEN tp_kind tp_pool_submit(tp_pool *p, const char *path, const void *data, size_t len,
+                                  int64_t *id, char *msg, size_t msglen);
+
+/* Moves every finished job to the pool's collected list and returns its head. The caller walks
+ * it with ->next and hands each job to tp_pool_release once it no longer needs it; jobs not
+ * released stay owned by the pool (returned again next time, freed by destroy). */
+OCR_HIDDEN tp_job *tp_pool_collect(tp_pool *p);
+
+/* Waits for job `id` (timeout < 0: forever) and moves it to the collected list. NULL with
+ * *kind = TP_TIMEOUT or TP_NOT_FOUND otherwise. */
+OCR_HIDDEN tp_job *tp_pool_wait(tp_pool *p, int64_t id, double timeout, tp_kind *kind);
+
+/* Unlinks a collected job and frees it with its result. */
+OCR_HIDDEN void tp_pool_release(tp_pool *p, tp_job *job);
+
+/* Cancels a queued or running job: it finishes with TP_CANCELLED. 0 if no such job is pending. */
+OCR_HIDDEN int tp_pool_cancel(tp_pool *p, int64_t id);
+
+OCR_HIDDEN size_t tp_pool_pending(tp_pool *p);
+
+/* A snapshot: jobs waiting for a worker, being recognised, finished and not yet collected. */
+OCR_HIDDEN void tp_pool_stats(tp_pool *p, size_t *queued, size_t *running, size_t *finished);
+
+/* Readable while finished jobs wait to be collected (a pipe, level-triggered). */
+OCR_HIDDEN int tp_pool_fd(tp_pool *p);
+
+/* Cancels running jobs, joins every worker (each frees its TessBaseAPI), frees all jobs. */
+OCR_HIDDEN void tp_pool_destroy(tp_pool *p);
+
+#endif

@@ -1,0 +1,286 @@
+--- The `ocr` command (bin/ocr): argument parsing, running inputs concurrently through the job
+-- runtime, and printing results as text, JSON Lines or TSV. Kept in a module so the specs and
+-- embedders can call `main(args)` without a subprocess.
+local cjson = require "cjson"
+local core = require "ocr.core"
+local client_mod = require "ocr.client"
+local registry = require "ocr.registry"
+
+local M = {}
+
+M.USAGE = [[
+usage: ocr [-p PROVIDER] [--text | --json | --tsv] [--lang L] [-o DIR] [-j N] [-q]
+           [--set key=value]... FILE|URL|-...
+       ocr providers
+       ocr --help | --version
+
+Recognises text in each FILE (or http(s) URL, or - for standard input) and prints it.
+  -p, --provider NAME   provider (default: tesseract, offline); see `ocr providers`
+      --text            print the text (default); several inputs get "==> name <==" headers
+      --json            print one JSON object per input (JSON Lines): the result model
+      --tsv             print one line per text line: input, line, page, x, y, w, h, confidence, text
+      --lang L          recognition language, in the provider's own codes (tesseract: eng, chi_sim, eng+chi_sim)
+  -o, --output DIR      save result files (e.g. pdf/docx from picwish or compdf) in DIR
+  -j, --jobs N          inputs in flight at once (default 4)
+      --set key=value   a provider or client option (e.g. --set format=docx --set psm=6)
+  -q, --quiet           no progress on stderr
+Credentials come from the environment: OCR_<PROVIDER>_<CREDENTIAL>, e.g. OCR_PICWISH_API_KEY.
+Exit status: 0 when every input succeeded, 1 when any failed, 2 for usage errors.
+]]
+
+-- Where --lang goes, per provider: an input option or a client option.
+local LANG = {
+  tesseract = { client = "languages" }, picwish = { input = "language" },
+  tencent = { input = "language_type" }, compdf = { input = "ocr_language" },
+}
+
+local UsageError = {}
+
+local function usage_error(fmt, ...)
+  error(setmetatable({ message = fmt:format(...) }, UsageError), 0)
+end
+
+--- Parses the arguments into an options table (raises a usage error).
+function M.parse(args)
+  local o = { provider = "tesseract", format = "text", jobs = 4, sets = {}, inputs = {} }
+  local i = 1
+  local function value(flag)
+    i = i + 1
+    local v = args[i]
+    if v == nil then usage_error("%s needs a value", flag) end
+    return v
+  end
+  while i <= #args do
+    local a = args[i]
+    local long, inline = a:match("^(%-%-[%w-]+)=(.*)$")
+    if long then
+      table.insert(args, i + 1, inline)
+      a = long
+    end
+    if a == "-h" or a == "--help" then o.help = true
+    elseif a == "--version" then o.version = true
+    elseif a == "-p" or a == "--provider" then o.provider = value(a)
+    elseif a == "--text" or a == "--json" or a == "--tsv" then o.format = a:sub(3)
+    elseif a == "--lang" then o.lang = value(a)
+    elseif a == "-o" or a == "--output" then o.output = value(a)
+    elseif a == "-j" or a == "--jobs" then
+      o.jobs = tonumber(value(a))
+      if not o.jobs or o.jobs < 1 or o.jobs ~= math.floor(o.jobs) then usage_error("-j needs a whole number >= 1") end
+    elseif a == "--set" then
+      local k, v = value(a):match("^([%w_]+)=(.*)$")
+      if not k then usage_error("--set needs key=value") end
+      o.sets[#o.sets + 1] = { k, v }
+    elseif a == "-q" or a == "--quiet" then o.quiet = true
+    elseif a == "--" then
+      for j = i + 1, #args do o.inputs[#o.inputs + 1] = args[j] end
+      break
+    elseif a:match("^%-.") then usage_error("unknown option %s", a)
+    else o.inputs[#o.inputs + 1] = a end
+    i = i + 1
+  end
+  return o
+end
+
+-- Turns a --set value into what the option's spec expects.
+local function coerce(key, text, spec)
+  if spec == "boolean" then
+    if text == "true" or text == "1" or text == "yes" then return true end
+    if text == "false" or text == "0" or text == "no" then return false end
+    usage_error("--set %s: true or false expected", key)
+  elseif spec == "number" or spec == "integer" then
+    local n = tonumber(text)
+    if not n then usage_error("--set %s: a number expected", key) end
+    return n
+  elseif spec == "table_or_false" then
+    if text == "false" then return false end
+    usage_error("--set %s: only false can be given on the command line", key)
+  elseif type(spec) == "table" then
+    for _, allowed in ipairs(spec) do
+      if tostring(allowed) == text then return allowed end
+    end
+  end
+  return text
+end
+
+-- Splits the --set and --lang options between the client (ocr.new) and every input.
+local function build_options(o, def)
+  local client_opts, input_opts = {}, {}
+  local client_specs = { client_mod.COMMON_OPTIONS, def.client_options or {} }
+  for k in pairs(def.credentials or {}) do client_specs[#client_specs + 1] = { [k] = "string" } end
+  local function client_spec(k)
+    for _, s in ipairs(client_specs) do if s[k] ~= nil then return s[k] end end
+  end
+  for _, kv in ipairs(o.sets) do
+    local k, v = kv[1], kv[2]
+    local ispec, cspec = (def.options or {})[k], client_spec(k)
+    if ispec ~= nil then input_opts[k] = coerce(k, v, ispec)
+    elseif cspec ~= nil then client_opts[k] = coerce(k, v, cspec)
+    else usage_error("provider %s has no option '%s'", o.provider, k) end
+  end
+  if o.lang then
+    local where = LANG[o.provider]
+    if not where then usage_error("provider %s takes no --lang", o.provider) end
+    if where.client then client_opts[where.client] = o.lang else input_opts[where.input] = o.lang end
+  end
+  return client_opts, input_opts
+end
+
+local function make_input(name, input_opts, output)
+  local input = {}
+  for k, v in pairs(input_opts) do input[k] = v end
+  input.output = output
+  if name == "-" then
+    input.data = io.stdin:read("*a")
+    input.filename = "stdin"
+  elseif name:match("^[hH][tT][tT][pP][sS]?://") then
+    input.url = name
+  else
+    input.file = name
+  end
+  return input
+end
+
+-- The result model as plain JSON (no metatables, no raw vendor answer).
+local function to_json(name, res, err)
+  if err then
+    local e = {}
+    for _, k in ipairs{ "kind", "message", "code", "status", "task_id", "request_id", "retryable" } do
+      e[k] = err[k]
+    end
+    return cjson.encode{ input = name, error = e }
+  end
+  local out = { input = name }
+  for _, k in ipairs{ "provider", "text", "language", "angle", "pages", "request_id", "task_id", "markdown" } do
+    out[k] = res[k]
+  end
+  out.lines = res.lines
+  out.files = res.files
+  if #out.lines == 0 then out.lines = cjson.empty_array end
+  if #out.files == 0 then out.files = cjson.empty_array end
+  return cjson.encode(out)
+end
+
+local function tsv_field(v)
+  if v == nil then return "" end
+  return (tostring(v):gsub("[\t\n\r\\]", { ["\t"] = "\\t", ["\n"] = "\\n", ["\r"] = "\\r", ["\\"] = "\\\\" }))
+end
+
+local function print_tsv(out, name, res)
+  for i, line in ipairs(res.lines) do
+    local b = line.box or {}
+    local conf = line.confidence and ("%.3f"):format(line.confidence)
+    out:write(table.concat({ tsv_field(name), i, tsv_field(line.page or 1), tsv_field(b.x), tsv_field(b.y),
+                             tsv_field(b.w), tsv_field(b.h), tsv_field(conf), tsv_field(line.text) }, "\t"), "\n")
+  end
+end
+
+-- Progress on stderr: a bar on a terminal, plain lines otherwise (only for several inputs).
+local function progress_reporter(o, n, err_out)
+  if o.quiet then return function() end end
+  local tty = core.isatty(2)
+  if not tty and n < 2 then return function() end end
+  local done = 0
+  return function(name, ok, final)
+    if final then
+      if tty then err_out:write("\r\27[K") end
+      return
+    end
+    done = done + 1
+    if tty then
+      local width = 30
+      local filled = math.floor(width * done / n)
+      err_out:write(("\r[%s%s] %d/%d %s\27[K"):format(("#"):rep(filled), ("."):rep(width - filled),
+                                                       done, n, ok and "" or "(failed: " .. name .. ")"))
+    else
+      err_out:write(("ocr: %d/%d %s %s\n"):format(done, n, name, ok and "ok" or "failed"))
+    end
+  end
+end
+
+--- Runs the command; returns the exit status. `io` streams can be replaced for embedding.
+function M.main(args, ocr, streams)
+  streams = streams or {}
+  local out, err_out = streams.stdout or io.stdout, streams.stderr or io.stderr
+  local copy = {}
+  for i = 1, #(args or {}) do copy[i] = args[i] end
+  local ok, o = pcall(M.parse, copy)
+  if not ok then
+    if getmetatable(o) ~= UsageError then error(o, 0) end
+    err_out:write("ocr: ", o.message, "\n", "try 'ocr --help'\n")
+    return 2
+  end
+  if o.help then out:write(M.USAGE) return 0 end
+  if o.version then
+    local tess = select(2, pcall(require, "ocr.tesseract"))
+    out:write(ocr._VERSION, " (", _VERSION, ", ", require("ocr.curl")._CURL_VERSION:match("^%S+"),
+              type(tess) == "table" and (", tesseract " .. tostring(tess._VERSION)) or "", ")\n")
+    return 0
+  end
+  if o.inputs[1] == "providers" and #o.inputs == 1 then
+    for _, name in ipairs(ocr.providers()) do
+      local loaded, def = pcall(registry.get, name)
+      local creds = {}
+      if loaded and def then
+        for k, spec in pairs(def.credentials or {}) do
+          creds[#creds + 1] = client_mod.env_name(name, k) .. (spec.required and "" or " (optional)")
+        end
+        table.sort(creds)
+      end
+      out:write(("%-10s %s\n"):format(name, not loaded and "(unavailable: " .. tostring(def):match("[^\n]*") .. ")"
+                                         or #creds > 0 and table.concat(creds, ", ") or "no credentials"))
+    end
+    return 0
+  end
+  if #o.inputs == 0 then
+    err_out:write("ocr: no input given\ntry 'ocr --help'\n")
+    return 2
+  end
+  local loaded, def = pcall(registry.get, o.provider)
+  if not loaded or not def then
+    err_out:write(("ocr: unknown provider '%s' (known: %s)\n"):format(o.provider, table.concat(ocr.providers(), ", ")))
+    if not loaded then err_out:write("ocr: ", tostring(def), "\n") end
+    return 2
+  end
+  local built, client_opts, input_opts = pcall(build_options, o, def)
+  if not built then
+    err_out:write("ocr: ", type(client_opts) == "table" and client_opts.message or tostring(client_opts), "\n")
+    return 2
+  end
+  local made, client = pcall(ocr.new, o.provider, client_opts)
+  if not made then
+    err_out:write("ocr: ", tostring(client):gsub("^.-:%d+: ", ""), "\n")
+    return 2
+  end
+
+  local inputs = {}
+  for i, name in ipairs(o.inputs) do inputs[i] = make_input(name, input_opts, o.output) end
+  local report = progress_reporter(o, #inputs, err_out)
+  local results = client:recognize_all(inputs, { concurrency = o.jobs, on_result = function(i, res)
+    report(o.inputs[i], res ~= nil)
+  end })
+  report(nil, nil, true)
+
+  local status = 0
+  for i, r in ipairs(results) do
+    local name = o.inputs[i]
+    if r.err then
+      status = 1
+      err_out:write(("ocr: %s: %s\n"):format(name, tostring(r.err)))
+    end
+    if o.format == "json" then
+      out:write(to_json(name, r.res, r.err), "\n")
+    elseif r.res and o.format == "tsv" then
+      print_tsv(out, name, r.res)
+    elseif r.res then
+      if #inputs > 1 then out:write(("==> %s <==\n"):format(name)) end
+      out:write(r.res.text, r.res.text:sub(-1) == "\n" and "" or "\n")
+      for _, f in ipairs(r.res.files or {}) do
+        if f.path then err_out:write(("ocr: %s: saved %s\n"):format(name, f.path)) end
+      end
+    end
+  end
+  client:close()
+  return status
+end
+
+return M

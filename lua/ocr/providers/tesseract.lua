@@ -1,0 +1,59 @@
+--- Tesseract, on this machine: no key, no network. The C module ocr.tesseract runs recognition on
+-- worker threads, each with its own engine whose model is loaded once; a job waits on the pool
+-- through the scheduler (`ctx:await`), so `client:submit` + `ocr.step(0)` never block the caller
+-- while an image is recognised, and several images are recognised in parallel.
+local core = require "ocr.core"
+local result = require "ocr.result"
+
+-- Pools are shared by every client with the same engine settings, so creating clients again
+-- (a CLI run, a test) never reloads a model.
+local pools = {}
+
+local PACKAGES = "libtesseract-dev libleptonica-dev tesseract-ocr-eng"
+
+local function pool_for(ctx)
+  local o = ctx.options
+  local threads = o.threads or math.min(4, core.cpu_count())
+  local key = table.concat({ o.languages or "eng", o.datapath or "", o.psm or "", o.oem or "", threads,
+                             o.max_pixels or "" }, "|")
+  if pools[key] then return pools[key] end
+  local ok, tess = pcall(require, "ocr.tesseract")
+  if not ok then
+    return nil, ctx:error{ kind = "unsupported",
+      message = "the ocr.tesseract module is not built: install " .. PACKAGES .. " and run make" }
+  end
+  local pool, err = tess.pool{ languages = o.languages or "eng", datapath = o.datapath, psm = o.psm,
+                               oem = o.oem, threads = threads, max_pixels = o.max_pixels }
+  if not pool then return nil, ctx:error{ kind = err.kind, message = err.message } end
+  pools[key] = pool
+  return pool
+end
+
+return {
+  offline = true,
+  credentials = {},
+  client_options = { languages = "string", datapath = "string", psm = "integer", oem = "integer",
+                     threads = "integer", max_pixels = "number" },
+  sources = { "file", "data" },
+  options = {},
+
+  -- Out-of-range engine settings are programmer mistakes: ocr.new raises.
+  init = function(client)
+    local o = client.options
+    assert(o.threads == nil or (o.threads >= 1 and o.threads <= 64), "threads must be between 1 and 64")
+    assert(o.psm == nil or (o.psm >= 0 and o.psm <= 13), "psm must be between 0 and 13")
+    assert(o.oem == nil or (o.oem >= 0 and o.oem <= 3), "oem must be between 0 and 3")
+  end,
+
+  recognize = function(ctx, input)
+    local pool, err = pool_for(ctx)
+    if not pool then return nil, err end
+    local id, serr = pool:submit(input.file and { path = input.file } or { data = input.data })
+    if not id then return nil, ctx:error{ kind = serr.kind, message = serr.message } end
+    ctx:progress("processing", nil)
+    local res, rerr = ctx:await(pool, id)
+    if not res then return nil, ctx:error{ kind = rerr.kind, message = rerr.message } end
+    return result.new{ text = res.text, lines = res.lines, language = res.language, pages = 1,
+                       raw = { width = res.width, height = res.height } }
+  end,
+}

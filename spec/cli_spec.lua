@@ -1,0 +1,159 @@
+-- The `ocr` command as a user runs it: a subprocess, its stdout parsed back, its stderr and exit
+-- status checked.
+local cjson = require "cjson"
+local emulator = require "helpers.emulator"
+local F = require "helpers.files"
+local cer = require "helpers.cer"
+
+local have_tesseract = pcall(require, "ocr.tesseract")
+
+-- Runs bin/ocr with `args` (a shell-quoted string) and an optional environment prefix.
+local function ocr_cmd(args, env)
+  local errfile = os.tmpname()
+  local p = io.popen(("%s lua5.4 bin/ocr %s 2>%s; echo \"exit=$?\""):format(env or "", args, errfile))
+  local out = p:read("*a")
+  p:close()
+  local err = F.read(errfile) or ""
+  os.remove(errfile)
+  local status = tonumber(out:match("exit=(%d+)\n$"))
+  return out:gsub("exit=%d+\n$", ""), err, status
+end
+
+local function lines_of(s)
+  local t = {}
+  for l in s:gmatch("([^\n]*)\n") do t[#t + 1] = l end
+  return t
+end
+
+describe("the ocr command", function()
+  it("prints usage with --help and exits 0", function()
+    local out, _, status = ocr_cmd("--help")
+    assert.equal(0, status)
+    assert.truthy(out:find("usage: ocr", 1, true))
+  end)
+
+  it("prints its version", function()
+    local out, _, status = ocr_cmd("--version")
+    assert.equal(0, status)
+    assert.truthy(out:match("^lua%-ocr %d+%.%d+%.%d+"))
+  end)
+
+  it("lists the providers with their credential variables", function()
+    local out, _, status = ocr_cmd("providers")
+    assert.equal(0, status)
+    assert.truthy(out:find("picwish    OCR_PICWISH_API_KEY", 1, true))
+    assert.truthy(out:find("tesseract", 1, true))
+  end)
+
+  it("exits 2 on usage errors, an unknown provider or an unknown option", function()
+    local _, err, status = ocr_cmd("--frobnicate x.png")
+    assert.equal(2, status)
+    assert.truthy(err:find("unknown option --frobnicate", 1, true))
+    _, err, status = ocr_cmd("-p nosuchvendor x.png")
+    assert.equal(2, status)
+    assert.truthy(err:find("unknown provider 'nosuchvendor'", 1, true))
+    _, err, status = ocr_cmd("")
+    assert.equal(2, status)
+    _, err, status = ocr_cmd("-j zero x.png")
+    assert.equal(2, status)
+    _, err, status = ocr_cmd("-p uapi --set colour=red x.png")
+    assert.equal(2, status)
+    assert.truthy(err:find("no option 'colour'", 1, true))
+    _, err, status = ocr_cmd("-p picwish x.png", "OCR_PICWISH_API_KEY=")
+    assert.equal(2, status)
+    assert.truthy(err:find("OCR_PICWISH_API_KEY", 1, true))
+  end)
+
+  describe("with a cloud provider (the picwish emulator)", function()
+    local emu, dir, env
+    setup(function()
+      emu = emulator.start("picwish")
+      dir = F.tmpdir()
+      F.write(dir .. "/a.png", F.image("first page\n第一页"))
+      F.write(dir .. "/b.png", F.image("second page"))
+      F.write(dir .. "/c.png", F.image("third\tpage"))
+      env = ("OCR_PICWISH_API_KEY=test-picwish-key OCR_PICWISH_ENDPOINT=%s"):format(emu.url)
+    end)
+    teardown(function()
+      emu:stop()
+      F.rmdir(dir)
+    end)
+    before_each(function()
+      emu:reset()
+      emu:config{ qps = 0 }
+    end)
+
+    it("prints results in input order; one failure makes exit 1 with one stderr line", function()
+      local out, err, status = ocr_cmd(("-p picwish -j 3 --set poll_interval=0.01 --set rate=false %s/a.png %s/missing.png %s/b.png")
+                                       :format(dir, dir, dir), env)
+      assert.equal(1, status)
+      local a = out:find("==> " .. dir .. "/a.png <==\nfirst page\n第一页\n", 1, true)
+      local b = out:find("==> " .. dir .. "/b.png <==\nsecond page\n", 1, true)
+      assert.truthy(a and b and a < b, out)
+      local failures = 0
+      for _, l in ipairs(lines_of(err)) do
+        if l:find("missing.png: picwish: invalid_input", 1, true) then failures = failures + 1 end
+      end
+      assert.equal(1, failures, err)
+    end)
+
+    it("prints JSON Lines, one object per input, parsed back", function()
+      local out, _, status = ocr_cmd(("-p picwish --json --set poll_interval=0.01 %s/a.png %s/b.png"):format(dir, dir), env)
+      assert.equal(0, status)
+      local objs = {}
+      for _, l in ipairs(lines_of(out)) do objs[#objs + 1] = cjson.decode(l) end
+      assert.equal(2, #objs)
+      assert.equal(dir .. "/a.png", objs[1].input)
+      assert.equal("first page\n第一页", objs[1].text)
+      assert.equal("第一页", objs[1].lines[2].text)
+      assert.equal("picwish", objs[2].provider)
+      assert.truthy(objs[2].task_id)
+    end)
+
+    it("prints a JSON error object for a failed input", function()
+      local out, _, status = ocr_cmd(("-p picwish --json %s/nope.png"):format(dir), env)
+      assert.equal(1, status)
+      local obj = cjson.decode(lines_of(out)[1])
+      assert.equal("invalid_input", obj.error.kind)
+    end)
+
+    it("prints TSV with escaped text", function()
+      local out, _, status = ocr_cmd(("-p picwish --tsv --set poll_interval=0.01 %s/c.png"):format(dir), env)
+      assert.equal(0, status)
+      local rows = lines_of(out)
+      assert.equal(1, #rows)
+      local cols = {}
+      for c in (rows[1] .. "\t"):gmatch("([^\t]*)\t") do cols[#cols + 1] = c end
+      assert.equal(9, #cols)
+      assert.equal("third\\tpage", cols[9])
+    end)
+
+    it("passes --lang and --set to the provider", function()
+      local _, _, status = ocr_cmd(("-p picwish --lang English,Digits --set format=pdf -o %s --set poll_interval=0.01 %s/a.png")
+                                   :format(dir, dir), env)
+      assert.equal(0, status)
+      local form = emu:requests("/api/tasks/document/ocr", "POST")[1].form
+      assert.equal("English,Digits", form.language[1].value)
+      assert.equal("pdf", form.format[1].value)
+    end)
+  end)
+
+  local describe_tess = have_tesseract and describe or function(name) pending(name .. " (ocr.tesseract not built)") end
+  describe_tess("with the default provider (tesseract, offline)", function()
+    it("reads the sample page", function()
+      local out, _, status = ocr_cmd("examples/sample.png")
+      assert.equal(0, status)
+      local rate = cer.rate(F.read("examples/sample.txt"), out)
+      assert.is_true(rate <= 0.02, ("CER %.4f"):format(rate))
+    end)
+
+    it("prints TSV boxes for every line", function()
+      local out, _, status = ocr_cmd("--tsv examples/sample.png")
+      assert.equal(0, status)
+      for _, row in ipairs(lines_of(out)) do
+        local x, y, w, h = row:match("^[^\t]*\t%d+\t1\t(%d+)\t(%d+)\t(%d+)\t(%d+)\t0%.%d+\t")
+        assert.truthy(x and y and w and h, row)
+      end
+    end)
+  end)
+end)

@@ -1,0 +1,455 @@
+-- ocr.tesseract, the optional C module: libtesseract on worker threads. These specs run the real
+-- engine on the committed sample pages (examples/sample*.png, made by spec/tools/render_sample.py
+-- from examples/sample*.txt) and measure the character error rate against their exact text.
+local has_tess, tess = pcall(require, "ocr.tesseract")
+
+if not has_tess then
+  describe("ocr.tesseract", function()
+    if tostring(tess):find("module 'ocr.tesseract' not found", 1, true) then
+      pending("ocr.tesseract is not built: `make` builds it when pkg-config finds tesseract and "
+        .. "lept (apt-get install libtesseract-dev libleptonica-dev tesseract-ocr-eng)")
+    else
+      it("loads", function() error(tess, 0) end)   -- built but broken: that is a failure
+    end
+  end)
+  return
+end
+
+local core = require "ocr.core"
+
+local SAMPLE, SAMPLE_TXT = "examples/sample.png", "examples/sample.txt"
+local SAMPLE_CHI, SAMPLE_CHI_TXT = "examples/sample-chi.png", "examples/sample-chi.txt"
+local MAX_CER = 0.02
+
+local function read(path)
+  local f = assert(io.open(path, "rb"))
+  local d = f:read("*a")
+  f:close()
+  return d
+end
+
+local function write_tmp(data)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "wb"))
+  f:write(data)
+  f:close()
+  return path
+end
+
+-- Width and height from the PNG's IHDR chunk (bytes 17..24, big-endian), read independently of
+-- leptonica.
+local function png_size(data)
+  local function be32(i)
+    local a, b, c, d = data:byte(i, i + 3)
+    return ((a * 256 + b) * 256 + c) * 256 + d
+  end
+  assert(data:sub(13, 16) == "IHDR")
+  return be32(17), be32(21)
+end
+
+-- UTF-8 text as a list of code points (a byte loop, so it works on every Lua version).
+local function codepoints(s)
+  local out, i, n = {}, 1, #s
+  while i <= n do
+    local c = s:byte(i)
+    local len = c < 0x80 and 1 or c >= 0xF0 and 4 or c >= 0xE0 and 3 or 2
+    local cp = len == 1 and c or c % (2 ^ (7 - len))
+    for k = 1, len - 1 do cp = cp * 64 + (s:byte(i + k) or 0x80) % 64 end
+    out[#out + 1] = cp
+    i = i + len
+  end
+  return out
+end
+
+local function is_cjk(cp)
+  return cp and ((cp >= 0x2E80 and cp <= 0x9FFF) or (cp >= 0xF900 and cp <= 0xFAFF)
+    or (cp >= 0xFF00 and cp <= 0xFFEF))
+end
+
+-- Whitespace runs become one space (line breaks and paragraph gaps are layout, not text); a
+-- space next to a CJK character is dropped, since Chinese writes no spaces and a line break
+-- between two Han characters is no character of the text.
+local function normalise(s)
+  local cps = codepoints((s:gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")))
+  local out = {}
+  for i, cp in ipairs(cps) do
+    if not (cp == 32 and (is_cjk(cps[i - 1]) or is_cjk(cps[i + 1]))) then out[#out + 1] = cp end
+  end
+  return out
+end
+
+local function levenshtein(a, b)
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      local cost = a[i] == b[j] and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+local function cer(reference, hypothesis)
+  local ref, hyp = normalise(reference), normalise(hypothesis)
+  return levenshtein(ref, hyp) / #ref
+end
+
+local function has_language(name)
+  local langs = tess.languages()
+  for _, l in ipairs(langs or {}) do if l == name then return true end end
+  return false
+end
+
+-- Recognises one input on a fresh pool.
+local function recognize(opts, input)
+  local pool = assert(tess.pool(opts))
+  local id = assert(pool:submit(input))
+  local res, err = pool:wait(id)
+  pool:close()
+  return res, err
+end
+
+describe("ocr.tesseract", function()
+  describe("the helpers of this spec", function()
+    it("compute the CER as edit distance over code points / reference length", function()
+      assert.equal(0, cer("a  b\n\nc", "a b c"))
+      assert.equal(1 / 3, cer("abc", "abd"))          -- one substitution
+      assert.equal(2 / 3, cer("abc", "a"))            -- two deletions
+      assert.equal(1 / 4, cer("离线文字", "离线 文\n字x")) -- spaces beside Han dropped, x inserted
+    end)
+  end)
+
+  it("reports its versions", function()
+    assert.matches("^%d+%.%d+", tess._VERSION)
+    assert.matches("leptonica", tess._LEPTONICA_VERSION)
+  end)
+
+  describe("languages()", function()
+    it("lists the installed models, sorted, and the directory it looked in", function()
+      local langs, dir = tess.languages()
+      assert.is_table(langs)
+      assert.is_string(dir)
+      assert.equal(dir, tess.datapath())
+      assert.truthy(has_language("eng"), "eng is needed by these specs")
+      for i = 2, #langs do assert.truthy(langs[i - 1] < langs[i]) end
+      local f = io.open(dir .. "/eng.traineddata", "rb")
+      assert.truthy(f)
+      f:close()
+    end)
+
+    it("reads an explicit datapath, and fails on a missing one", function()
+      local langs = tess.languages(tess.datapath())
+      assert.same(tess.languages(), langs)
+      local none, err = tess.languages("/nonexistent/tessdata")
+      assert.is_nil(none)
+      assert.equal("not_found", err.kind)
+      assert.matches("/nonexistent/tessdata", err.message, 1, true)
+      assert.has_error(function() tess.languages({}) end)
+    end)
+  end)
+
+  describe("recognition of the English sample", function()
+    local res, err
+    setup(function() res, err = recognize({ languages = "eng" }, { path = SAMPLE }) end)
+
+    it("has a character error rate of at most 2%", function()
+      assert.is_nil(err)
+      local rate = cer(read(SAMPLE_TXT), res.text)
+      assert.truthy(rate <= MAX_CER, ("CER %.4f over %.2f:\n%s"):format(rate, MAX_CER, res.text))
+      assert.equal("eng", res.language)
+    end)
+
+    it("gives the image size, and lines and words with boxes inside it", function()
+      local w, h = png_size(read(SAMPLE))
+      assert.equal(w, res.width)
+      assert.equal(h, res.height)
+      local reference_lines = 0
+      for line in read(SAMPLE_TXT):gmatch("[^\n]+") do reference_lines = reference_lines + 1 end
+      assert.truthy(#res.lines >= reference_lines, "the renderer wraps, so at least the text's lines")
+      local function check_box(b)
+        assert.truthy(b.x >= 0 and b.y >= 0 and b.w > 0 and b.h > 0)
+        assert.truthy(b.x + b.w <= w and b.y + b.h <= h)
+      end
+      local prev_y = -1
+      for _, line in ipairs(res.lines) do
+        assert.equal(1, line.page)
+        assert.truthy(line.confidence >= 0 and line.confidence <= 1)
+        check_box(line.box)
+        assert.truthy(line.box.y > prev_y, "lines in reading order")
+        prev_y = line.box.y
+        local texts = {}
+        for i, word in ipairs(line.words) do
+          texts[i] = word.text
+          assert.truthy(word.confidence >= 0 and word.confidence <= 1)
+          check_box(word.box)
+          assert.truthy(word.box.x >= line.box.x and word.box.x + word.box.w <= line.box.x + line.box.w)
+        end
+        assert.equal(line.text, table.concat(texts, " "))
+      end
+      assert.truthy(res.text:find(res.lines[2].text, 1, true))
+    end)
+
+    it("gives the same result for the bytes as for the file", function()
+      local from_data = assert(recognize({ languages = "eng" }, { data = read(SAMPLE) }))
+      assert.same(res, from_data)
+    end)
+  end)
+
+  describe("recognition of the Chinese sample", function()
+    if not has_language("chi_sim") then
+      pending("chi_sim is not installed (apt-get install tesseract-ocr-chi-sim)")
+      return
+    end
+    it("has a character error rate of at most 2%", function()
+      local res = assert(recognize({ languages = "chi_sim" }, { path = SAMPLE_CHI }))
+      local rate = cer(read(SAMPLE_CHI_TXT), res.text)
+      assert.truthy(rate <= MAX_CER, ("CER %.4f over %.2f:\n%s"):format(rate, MAX_CER, res.text))
+      assert.equal("chi_sim", res.language)
+    end)
+  end)
+
+  describe("errors", function()
+    local pool
+    setup(function() pool = assert(tess.pool{}) end)
+    teardown(function() pool:close() end)
+
+    local function job_error(input)
+      local res, err = pool:wait(assert(pool:submit(input)))
+      assert.is_nil(res)
+      return err
+    end
+
+    it("refuses an unreadable image as invalid_input", function()
+      local err = job_error{ data = "this is not an image" }
+      assert.equal("invalid_input", err.kind)
+      assert.matches("cannot decode image", err.message)
+      local truncated = job_error{ data = read(SAMPLE):sub(1, 200) }
+      assert.equal("invalid_input", truncated.kind)
+      assert.equal("invalid_input", job_error{ data = "" }.kind)
+      local missing = job_error{ path = "/nonexistent/page.png" }
+      assert.equal("invalid_input", missing.kind)
+      assert.matches("/nonexistent/page.png", missing.message, 1, true)
+    end)
+
+    it("refuses a PDF as unsupported, by bytes or by file", function()
+      local pdf = "%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n"
+      local err = job_error{ data = pdf }
+      assert.equal("unsupported", err.kind)
+      assert.matches("PDFs are not supported by the tesseract provider", err.message, 1, true)
+      local path = write_tmp(pdf)
+      local err2 = job_error{ path = path }
+      os.remove(path)
+      assert.same(err, err2)
+    end)
+
+    it("refuses images over max_pixels or max_bytes as too_large", function()
+      local w, h = png_size(read(SAMPLE))
+      local res, err = recognize({ max_pixels = w * h - 1 }, { path = SAMPLE })
+      assert.is_nil(res)
+      assert.equal("too_large", err.kind)
+      assert.matches("max_pixels", err.message)
+      assert.is_table(recognize({ max_pixels = w * h }, { path = SAMPLE }))
+      local small = assert(tess.pool{ max_bytes = 1000 })
+      local id, serr = small:submit{ data = read(SAMPLE) }
+      assert.is_nil(id)
+      assert.equal("too_large", serr.kind)
+      local _, ferr = small:wait(assert(small:submit{ path = SAMPLE }))
+      assert.equal("too_large", ferr.kind)
+      small:close()
+    end)
+
+    it("names the Debian package of a missing language", function()
+      local p, err = tess.pool{ languages = "eng+xyz_abc" }
+      assert.is_nil(p)
+      assert.equal("invalid_input", err.kind)
+      assert.matches("language data 'xyz_abc' not found in " .. tess.datapath(), err.message, 1, true)
+      assert.matches("install tesseract%-ocr%-xyz%-abc$", err.message)
+      local _, err2 = tess.pool{ languages = "eng", datapath = "/nonexistent/tessdata" }
+      assert.equal("invalid_input", err2.kind)
+      assert.matches("not found in /nonexistent/tessdata; install tesseract-ocr-eng", err2.message, 1, true)
+    end)
+
+    it("returns invalid_input for bad option values and raises on wrong types", function()
+      for _, opts in ipairs{ { psm = 14 }, { psm = -1 }, { threads = 0 }, { threads = 65 },
+                             { oem = 4 }, { threads = 1.5 }, { max_pixels = 0 }, { queue_size = 0 },
+                             { languages = "../../etc/passwd" }, { languages = "eng+" },
+                             { languages = "" }, { datapath = "" } } do
+        local p, err = tess.pool(opts)
+        assert.is_nil(p)
+        assert.equal("invalid_input", err.kind)
+      end
+      assert.has_error(function() tess.pool{ languages = 5 } end)
+      assert.has_error(function() tess.pool{ psm = "3" } end)
+      assert.has_error(function() tess.pool{ datapath = true } end)
+      assert.has_error(function() tess.pool{ thread = 2 } end, "tesseract.pool: unknown option 'thread'")
+      assert.has_error(function() tess.pool("eng") end)
+      assert.has_error(function() pool:submit("x.png") end)
+      assert.has_error(function() pool:submit{} end)
+      assert.has_error(function() pool:submit{ path = SAMPLE, data = "x" } end)
+      assert.has_error(function() pool:submit{ file = SAMPLE } end)
+      assert.has_error(function() pool:submit{ data = 42 } end)
+      assert.has_error(function() pool:wait("one") end)
+      assert.has_error(function() pool:wait(1, -1) end)
+      local submit = getmetatable(pool).__index.submit
+      assert.has_error(function() submit({}, { path = SAMPLE }) end)
+    end)
+
+    it("reports a legacy engine the model lacks as invalid_input", function()
+      -- Debian's models are LSTM only; where a model has both engines this simply works.
+      local p, err = tess.pool{ oem = 0 }
+      if p then p:close() return end
+      assert.equal("invalid_input", err.kind)
+      assert.matches("oem 0", err.message)
+    end)
+  end)
+
+  describe("the pool", function()
+    it("returns a job id at once: submit does not wait for recognition", function()
+      local pool = assert(tess.pool{})
+      local data = read(SAMPLE)
+      local t0 = core.monotime()
+      local id = pool:submit{ data = data }
+      local t_submit = core.monotime() - t0
+      assert.equal(1, pool:pending())
+      assert.same({}, pool:poll(), "nothing finished right after submit")
+      local res = assert(pool:wait(id))
+      local t_done = core.monotime() - t0
+      assert.truthy(t_submit < t_done / 10, ("submit %.4fs, job %.4fs"):format(t_submit, t_done))
+      assert.equal(0, pool:pending())
+      assert.truthy(#res.lines > 0)
+      pool:close()
+    end)
+
+    it("with 2 threads returns every job of 4 exactly once, as 1 thread does", function()
+      local inputs = { { path = SAMPLE }, { data = read(SAMPLE) }, { path = SAMPLE_CHI },
+                       { data = read(SAMPLE_CHI) } }
+      local single = assert(tess.pool{ threads = 1 })
+      local expected = {}
+      for i, input in ipairs(inputs) do expected[i] = assert(single:wait(single:submit(input))) end
+      single:close()
+
+      local pool = assert(tess.pool{ threads = 2 })
+      local index_of, seen = {}, {}
+      for i, input in ipairs(inputs) do index_of[assert(pool:submit(input))] = i end
+      assert.equal(4, pool:pending())
+      -- both workers pick up a job at once (each takes a few hundred ms)
+      local most_running, stats = 0, nil
+      local until_t = core.monotime() + 5
+      repeat
+        stats = pool:stats()
+        most_running = math.max(most_running, stats.running)
+        assert.equal(4, stats.queued + stats.running + stats.finished)
+      until most_running == 2 or core.monotime() > until_t
+      assert.equal(2, most_running)
+      assert.equal(2, stats.threads)
+      local deadline = core.monotime() + 120
+      local n = 0
+      while n < 4 and core.monotime() < deadline do
+        for _, job in ipairs(pool:poll()) do
+          assert.is_nil(seen[job.id], "job returned twice")
+          seen[job.id] = true
+          assert.is_nil(job.err)
+          assert.same(expected[index_of[job.id]], job.res)
+          n = n + 1
+        end
+        if n < 4 then core.sleep(0.01) end
+      end
+      assert.equal(4, n)
+      assert.equal(0, pool:pending())
+      assert.same({}, pool:poll())
+      pool:close()
+    end)
+
+    it("signals finished jobs on fd() for a poll set", function()
+      local ok, socket = pcall(require, "socket")
+      if not ok then return pending("LuaSocket is not installed") end
+      local pool = assert(tess.pool{})
+      local fd = pool:fd()
+      assert.is_number(fd)
+      local readable = { getfd = function() return fd end, dirty = function() return false end }
+      assert.equal(0, #socket.select({ readable }, nil, 0))
+      pool:submit{ path = SAMPLE }
+      pool:submit{ data = "not an image" }
+      local r = socket.select({ readable }, nil, 60)
+      assert.equal(1, #r)
+      local got = #pool:poll()
+      while got < 2 do
+        socket.select({ readable }, nil, 60)
+        got = got + #pool:poll()
+      end
+      assert.equal(0, #socket.select({ readable }, nil, 0), "not readable once all are collected")
+      pool:close()
+    end)
+
+    it("waits with a timeout, and knows no unknown job", function()
+      local pool = assert(tess.pool{})
+      local id = pool:submit{ path = SAMPLE }
+      local res, err = pool:wait(id, 0)
+      assert.is_nil(res)
+      assert.equal("timeout", err.kind)
+      assert.equal(1, pool:pending())
+      assert.is_table(pool:wait(id, 120))
+      local none, err2 = pool:wait(id)
+      assert.is_nil(none)
+      assert.equal("not_found", err2.kind)
+      pool:close()
+    end)
+
+    it("refuses a submit when the queue is full", function()
+      local pool = assert(tess.pool{ queue_size = 2 })
+      local a = assert(pool:submit{ path = SAMPLE })
+      assert(pool:submit{ path = SAMPLE })
+      local id, err = pool:submit{ path = SAMPLE }
+      assert.is_nil(id)
+      assert.equal("rate_limited", err.kind)
+      assert.is_table(pool:wait(a))
+      assert.is_number(pool:submit{ path = SAMPLE }, "room again once a job is collected")
+      pool:close()
+    end)
+
+    it("cancels queued and running jobs", function()
+      local pool = assert(tess.pool{ threads = 1 })
+      local first = pool:submit{ path = SAMPLE }
+      local second = pool:submit{ path = SAMPLE }
+      assert.is_true(pool:cancel(second))
+      assert.is_true(pool:cancel(first))
+      for _, id in ipairs{ first, second } do
+        local res, err = pool:wait(id)
+        assert.is_nil(res)
+        assert.equal("cancelled", err.kind)
+      end
+      assert.is_false(pool:cancel(first))
+      assert.is_false(pool:cancel(12345))
+      assert.is_table(pool:wait(pool:submit{ path = SAMPLE }), "the worker carries on")
+      pool:close()
+    end)
+
+    it("closes cleanly with jobs queued and running, and only once", function()
+      local pool = assert(tess.pool{ threads = 2 })
+      for _ = 1, 6 do pool:submit{ path = SAMPLE } end
+      core.sleep(0.05)
+      local t0 = core.monotime()
+      pool:close()
+      assert.truthy(core.monotime() - t0 < 10)
+      pool:close()
+      assert.matches("closed", tostring(pool))
+      assert.has_error(function() pool:submit{ path = SAMPLE } end, "tesseract pool is closed")
+      assert.has_error(function() pool:poll() end, "tesseract pool is closed")
+    end)
+
+    it("is collected with jobs in flight", function()
+      do
+        local pool = assert(tess.pool{ threads = 2 })
+        for _ = 1, 3 do pool:submit{ data = read(SAMPLE) } end
+      end
+      collectgarbage()
+      collectgarbage()
+      local pool = assert(tess.pool{})
+      assert.is_table(pool:wait(pool:submit{ path = SAMPLE }))
+      pool:close()
+    end)
+  end)
+end)

@@ -1,0 +1,89 @@
+-- The tesseract provider through the public API: same result and error models as the cloud
+-- providers, recognition off the caller's thread, several images in parallel.
+local ocr = require "ocr"
+local core = require "ocr.core"
+local F = require "helpers.files"
+local cer = require "helpers.cer"
+
+local have_module = pcall(require, "ocr.tesseract")
+local describe_if = have_module and describe or function(name) pending(name .. " (ocr.tesseract not built)") end
+
+describe_if("tesseract provider", function()
+  local sample_text = assert(F.read("examples/sample.txt"))
+
+  it("reads the sample page within 2% character error rate, with geometry", function()
+    local client = ocr.new("tesseract", { threads = 1 })
+    local res, err = client:recognize{ file = "examples/sample.png" }
+    assert.is_nil(err)
+    assert.equal("tesseract", res.provider)
+    local rate = cer.rate(res.text, sample_text)
+    assert.is_true(rate <= 0.02, ("CER %.4f"):format(rate))
+    assert.is_true(#res.lines >= 8)
+    for _, line in ipairs(res.lines) do
+      assert.is_true(line.confidence >= 0 and line.confidence <= 1)
+      assert.is_true(line.box.w > 0 and line.box.h > 0)
+      assert.is_true(#line.words >= 1)
+      assert.equal(1, line.page)
+    end
+  end)
+
+  it("reads in-memory data like a file", function()
+    local client = ocr.new("tesseract")
+    local a = assert(client:recognize{ file = "examples/sample.png" })
+    local b = assert(client:recognize{ data = F.read("examples/sample.png") })
+    assert.equal(a.text, b.text)
+  end)
+
+  it("maps an unreadable image to invalid_input and a PDF to unsupported", function()
+    local client = ocr.new("tesseract")
+    local _, err = client:recognize{ data = "definitely not an image" }
+    assert.equal("invalid_input", err.kind)
+    _, err = client:recognize{ data = "%PDF-1.4\n..." }
+    assert.equal("unsupported", err.kind)
+    assert.truthy(err.message:find("PDF", 1, true))
+  end)
+
+  it("names the package to install for missing language data", function()
+    local _, err = ocr.new("tesseract", { languages = "xyz_qq" }):recognize{ file = "examples/sample.png" }
+    assert.equal("invalid_input", err.kind)
+    assert.truthy(err.message:find("tesseract-ocr-xyz-qq", 1, true), err.message)
+  end)
+
+  it("refuses engine settings out of range at ocr.new", function()
+    assert.has_error(function() ocr.new("tesseract", { threads = 0 }) end)
+    assert.has_error(function() ocr.new("tesseract", { psm = 14 }) end)
+    assert.has_error(function() ocr.new("tesseract", { endpoint = "http://x" }) end)
+  end)
+
+  it("never blocks the caller: submit and step(0) return while the image is recognised", function()
+    local client = ocr.new("tesseract", { threads = 1 })
+    local job = client:submit{ file = "examples/sample.png" }
+    local t0 = core.monotime()
+    local in_flight = ocr.step(0)
+    local step_time = core.monotime() - t0
+    assert.equal(1, in_flight)
+    assert.is_false(job:done())
+    local steps = 1
+    while not job:done() do
+      ocr.step(0)
+      steps = steps + 1
+      core.sleep(0.005)
+    end
+    -- the caller ran many frames while the page was read (a page takes far longer than a step)
+    assert.is_true(steps > 5, "steps: " .. steps)
+    assert.is_true(step_time < 0.1)
+    assert.truthy(job:result())
+  end)
+
+  it("recognises several images in parallel with the same results as one at a time", function()
+    local one = assert(ocr.new("tesseract", { threads = 1 }):recognize{ file = "examples/sample.png" })
+    local client = ocr.new("tesseract", { threads = 2 })
+    local inputs = {}
+    for i = 1, 4 do inputs[i] = { file = "examples/sample.png" } end
+    local out = client:recognize_all(inputs, { concurrency = 4 })
+    for i = 1, 4 do
+      assert.is_nil(out[i].err)
+      assert.equal(one.text, out[i].res.text)
+    end
+  end)
+end)

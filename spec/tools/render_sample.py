@@ -1,0 +1,83 @@
+#!/usr/bin/python3
+"""Renders a sample page for the tesseract specs from its exact text.
+
+    /usr/bin/python3 spec/tools/render_sample.py examples/sample.txt examples/sample.png
+    /usr/bin/python3 spec/tools/render_sample.py --cjk examples/sample-chi.txt examples/sample-chi.png
+
+The text file is the reference: paragraphs are separated by blank lines, and each paragraph is
+wrapped greedily to a 6.5-inch column (between words, or between any two characters with --cjk,
+since Chinese has no spaces). The page is drawn black on white at 300 dpi in 12 pt type, cropped
+to the text plus a half-inch margin, and saved as an 8-bit greyscale PNG carrying its resolution.
+
+Only needed to (re)make the committed PNGs, not to build or test. Debian packages used:
+python3-pil, fonts-liberation (Liberation Serif, metric-compatible with Times New Roman) and
+fonts-wqy-microhei (WenQuanYi Micro Hei, for --cjk).
+"""
+import argparse
+import sys
+
+from PIL import Image, ImageDraw, ImageFont
+
+DPI = 300
+POINT = 12
+MARGIN = DPI // 2
+COLUMN = int(6.5 * DPI)
+FONTS = {
+    False: "/usr/share/fonts/truetype/liberation/LiberationSerif-Regular.ttf",
+    True: "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+}
+
+
+def wrap(para, font, cjk):
+    """Greedy wrap to COLUMN pixels: word units, or single characters for CJK."""
+    units = list(para) if cjk else para.split()
+    sep = "" if cjk else " "
+    lines, cur = [], ""
+    for u in units:
+        trial = cur + sep + u if cur else u
+        if cur and font.getlength(trial) > COLUMN:
+            lines.append(cur)
+            cur = u
+        else:
+            cur = trial
+    if cur:
+        lines.append(cur)
+    return lines
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cjk", action="store_true", help="wrap between characters, CJK font")
+    ap.add_argument("text")
+    ap.add_argument("png")
+    args = ap.parse_args()
+
+    with open(args.text, encoding="utf-8") as f:
+        text = f.read()
+    font = ImageFont.truetype(FONTS[args.cjk], POINT * DPI // 72)
+    line_h = int(POINT * DPI / 72 * 1.45)
+    para_gap = line_h // 2
+
+    if args.cjk:
+        paras = ["".join(p.split()) for p in text.split("\n\n") if p.strip()]
+    else:
+        paras = [" ".join(p.split()) for p in text.split("\n\n") if p.strip()]
+    layout = [wrap(p, font, args.cjk) for p in paras]
+    n_lines = sum(len(p) for p in layout)
+    height = 2 * MARGIN + n_lines * line_h + (len(layout) - 1) * para_gap
+    width = 2 * MARGIN + COLUMN
+
+    img = Image.new("L", (width, height), 255)
+    draw = ImageDraw.Draw(img)
+    y = MARGIN
+    for para in layout:
+        for line in para:
+            draw.text((MARGIN, y), line, font=font, fill=0)
+            y += line_h
+        y += para_gap
+    img.save(args.png, optimize=True, dpi=(DPI, DPI))
+    print(f"{args.png}: {width}x{height}, {n_lines} lines", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
