@@ -609,6 +609,7 @@ describe("ocr.curl", function()
     it("upload and download in constant memory", function()
       local dir = mkdtemp()
       local lua = "lua" .. _VERSION:match("%d+%.%d+")
+      -- a Lua child that loads ocr.curl: it keeps the sanitizer environment, if any
       local p = assert(io.popen(("%s spec/tools/stream_200mb.lua '%s' '%s'"):format(lua, emu.url, dir)))
       local line = p:read("*l")
       p:close()
