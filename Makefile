@@ -43,7 +43,7 @@ HEADERS  = $(wildcard csrc/*.h)
 BUSTED ?= /usr/bin/busted
 
 # The optional ocr.tesseract module (built when pkg-config finds tesseract and leptonica).
-include mk/tesseract.mk
+-include mk/tesseract.mk
 
 .PHONY: all deps demo test test-asan install clean
 

@@ -30,6 +30,7 @@ build = {
   type = "builtin",
   modules = {
     ["ocr"] = "lua/ocr.lua",
+    ["ocr.cli"] = "lua/ocr/cli.lua",
     ["ocr.client"] = "lua/ocr/client.lua",
     ["ocr.context"] = "lua/ocr/context.lua",
     ["ocr.errors"] = "lua/ocr/errors.lua",
@@ -42,6 +43,7 @@ build = {
     ["ocr.transport"] = "lua/ocr/transport.lua",
     ["ocr.providers.picwish"] = "lua/ocr/providers/picwish.lua",
     ["ocr.providers.tencent"] = "lua/ocr/providers/tencent.lua",
+    ["ocr.providers.tesseract"] = "lua/ocr/providers/tesseract.lua",
     ["ocr.providers.compdf"] = "lua/ocr/providers/compdf.lua",
     ["ocr.providers.oldfish"] = "lua/ocr/providers/oldfish.lua",
     ["ocr.providers.uapi"] = "lua/ocr/providers/uapi.lua",
@@ -64,6 +66,8 @@ build = {
       libdirs = { "$(CURL_LIBDIR)" },
     },
   },
+  -- The local engine ocr.tesseract is optional: rockspec/ocr-tesseract-scm-1.rockspec builds it.
+  install = { bin = { ocr = "bin/ocr" } },
 }
 test = {
   type = "busted",
