@@ -1,0 +1,50 @@
+-- ocr.core's system functions: monotonic time, sleep, stat, isatty, cpu_count.
+local core = require "ocr.core"
+local F = require "helpers.files"
+
+describe("ocr.core system functions", function()
+  it("monotime moves forward and sleep waits at least as long as asked", function()
+    local t0 = core.monotime()
+    core.sleep(0.02)
+    local dt = core.monotime() - t0
+    assert.is_true(dt >= 0.02, tostring(dt))
+    core.sleep(0)
+  end)
+
+  it("sleep refuses negative, NaN and absurd durations", function()
+    assert.has_error(function() core.sleep(-1) end)
+    assert.has_error(function() core.sleep(0 / 0) end)
+    assert.has_error(function() core.sleep(1e9) end)
+    assert.has_error(function() core.sleep({}) end)
+  end)
+
+  it("stat tells files from directories, with sizes, and explains failures", function()
+    local dir = F.tmpdir()
+    F.write(dir .. "/f.bin", string.rep("x", 1234))
+    local st = assert(core.stat(dir .. "/f.bin"))
+    assert.equal("file", st.type)
+    assert.equal(1234, st.size)
+    assert.is_true(st.mtime > 0)
+    assert.equal("directory", core.stat(dir).type)
+    local none, err = core.stat(dir .. "/missing")
+    assert.is_nil(none)
+    assert.truthy(err:find("No such file", 1, true))
+    local nul, nerr = core.stat(dir .. "/f.bin\0.png")
+    assert.is_nil(nul)
+    assert.truthy(nerr:find("NUL", 1, true))
+    assert.has_error(function() core.stat({}) end)
+    F.rmdir(dir)
+  end)
+
+  it("isatty answers for 0, 1, 2 only", function()
+    assert.is_boolean(core.isatty(2))
+    assert.has_error(function() core.isatty(3) end)
+    assert.has_error(function() core.isatty("stderr") end)
+  end)
+
+  it("cpu_count is at least one", function()
+    local n = core.cpu_count()
+    assert.is_true(math.type == nil or math.type(n) == "integer")
+    assert.is_true(n >= 1)
+  end)
+end)
