@@ -1,8 +1,8 @@
 -- The `ocr` command as a user runs it: a subprocess, its stdout parsed back, its stderr and exit
 -- status checked.
 local cjson = require "cjson"
-local emulator = require "helpers.emulator"
 local F = require "helpers.files"
+local rig = require "helpers.rig"
 local cer = require "helpers.cer"
 
 local have_tesseract = pcall(require, "ocr.tesseract")
@@ -67,17 +67,11 @@ describe("the ocr command", function()
   describe("with a cloud provider (the picwish emulator)", function()
     local emu, dir, env
     setup(function()
-      emu = emulator.start("picwish")
-      dir = F.tmpdir()
-      F.write(dir .. "/a.png", F.image("first page\n第一页"))
-      F.write(dir .. "/b.png", F.image("second page"))
-      F.write(dir .. "/c.png", F.image("third\tpage"))
+      emu, dir = rig.start("picwish", { { "a.png", "first page\n第一页" }, { "b.png", "second page" },
+                                        { "c.png", "third\tpage" } })
       env = ("OCR_PICWISH_API_KEY=test-picwish-key OCR_PICWISH_ENDPOINT=%s"):format(emu.url)
     end)
-    teardown(function()
-      emu:stop()
-      F.rmdir(dir)
-    end)
+    teardown(function() rig.stop(emu, dir) end)
     before_each(function()
       emu:reset()
       emu:config{ qps = 0 }

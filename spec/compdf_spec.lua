@@ -2,8 +2,9 @@
 -- (spec/emulators/compdf.py; its own strictness is proven by spec/emulator_compdf_spec.lua).
 local ocr = require "ocr"
 local cjson = require "cjson"
-local emulator = require "helpers.emulator"
 local F = require "helpers.files"
+local rig = require "helpers.rig"
+local expect = require "helpers.expect"
 
 local KEY = "test-compdf-key"
 local SYNC = "/server/v2/process/documentAI/ocr"
@@ -17,10 +18,8 @@ describe("compdf provider", function()
   local emu, dir, img
 
   local function client(opts)
-    local o = { api_key = KEY, endpoint = emu.url .. "/server/", poll_interval = 0.01,
-                poll_timeout = 5, backoff = { base = 0.01, cap = 0.05 } }
-    for k, v in pairs(opts or {}) do o[k] = v end
-    return ocr.new("compdf", o)
+    return rig.client("compdf", { api_key = KEY, endpoint = emu.url .. "/server/",
+      poll_interval = 0.01, poll_timeout = 5, backoff = { base = 0.01, cap = 0.05 } }, opts)
   end
 
   local function value(entry, name)
@@ -33,15 +32,8 @@ describe("compdf provider", function()
     return F.mkdir(d)
   end
 
-  setup(function()
-    emu = emulator.start("compdf")
-    dir = F.tmpdir()
-    img = F.write(dir .. "/扫描件.png", F.image(TEXT))
-  end)
-  teardown(function()
-    emu:stop()
-    F.rmdir(dir)
-  end)
+  setup(function() emu, dir, img = rig.start("compdf", { { "扫描件.png", TEXT } }) end)
+  teardown(function() rig.stop(emu, dir) end)
   before_each(function() emu:reset() end)
 
   describe("three modes", function()
@@ -241,19 +233,12 @@ describe("compdf provider", function()
     }
     for _, c in ipairs(cases) do
       it("refuses " .. c[1], function()
-        local res, err = client():recognize(c[2])
-        assert.is_nil(res)
-        assert.equal("invalid_input", err.kind)
-        assert.truthy(err.message:find(c[3], 1, true), err.message)
-        assert.equal(0, #emu:log())
+        expect.invalid_input_sends_nothing(client(), c[2], emu, c[3])
       end)
     end
 
     it("refuses a non-text client target without output", function()
-      local res, err = client{ target = "docx" }:recognize{ data = "x" }
-      assert.is_nil(res)
-      assert.equal("invalid_input", err.kind)
-      assert.equal(0, #emu:log())
+      expect.invalid_input_sends_nothing(client{ target = "docx" }, { data = "x" }, emu)
     end)
 
     it("raises on programmer mistakes in ocr.new", function()
@@ -672,11 +657,7 @@ describe("compdf provider", function()
       assert.truthy(tostring(err):find("***", 1, true))
       assert.truthy(c:recognize{ file = img, mode = "presigned" })
       assert.is_true(#events > 5)
-      for _, ev in ipairs(events) do
-        for k, v in pairs(ev) do
-          assert.is_nil(tostring(v):find(secret, 1, true), "secret in log field " .. k)
-        end
-      end
+      expect.no_field_contains(events, secret, "secret in log field ")
       for _, e in ipairs(emu:log()) do
         if not e.path:match("^/server/") then assert.is_nil(e.headers["x-api-key"], e.path) end
       end

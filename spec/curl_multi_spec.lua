@@ -3,30 +3,9 @@ local curl = require "ocr.curl"
 local emulator = require "helpers.emulator"
 local cjson = require "cjson"
 local socket = require "socket"
--- non-Lua children (sha1sum, ls, mktemp, rm) run without the sanitizer runtimes
-local shell = require "helpers.shell"
-
-local function sha1sum_file(path)
-  local p = assert(shell.popen("sha1sum '" .. path .. "'"))
-  local out = p:read("*l")
-  p:close()
-  return out and out:match("^(%x+)")
-end
-
-local function mkdtemp()
-  local p = assert(shell.popen("mktemp -d"))
-  local dir = p:read("*l")
-  p:close()
-  return dir
-end
-
-local function ls(dir)
-  local p = assert(shell.popen("ls -A '" .. dir .. "'"))
-  local names = {}
-  for name in p:lines() do names[#names + 1] = name end
-  p:close()
-  return names
-end
+-- helpers.files runs its non-Lua children (sha1sum, ls, mktemp, rm) without the sanitizer runtimes
+local F = require "helpers.files"
+local rig = require "helpers.rig"
 
 -- Drives m until no transfer is left (or the deadline passes); returns the results in the
 -- order info_read gave them.
@@ -48,15 +27,11 @@ end
 describe("ocr.curl multi", function()
   local emu, m, tmp
 
-  setup(function()
-    emu = emulator.start("httptest")
-    tmp = mkdtemp()
-  end)
+  setup(function() emu, tmp = rig.start("httptest") end)
 
   teardown(function()
     if m then m:close() end
-    emu:stop()
-    shell.execute("rm -rf '" .. tmp .. "'")
+    rig.stop(emu, tmp)
   end)
 
   before_each(function()
@@ -146,9 +121,7 @@ describe("ocr.curl multi", function()
 
   it("sends bodies, forms and uploads, and saves downloads", function()
     local path = tmp .. "/up.bin"
-    local f = assert(io.open(path, "wb"))
-    f:write(("multi\0"):rep(5000))
-    f:close()
+    F.write(path, ("multi\0"):rep(5000))
     local dl = tmp .. "/dl.bin"
     local body_id = m:add{ url = url("/upload"), body = ("b"):rep(100000) }
     collectgarbage()   -- the body string must stay alive inside the multi
@@ -162,22 +135,22 @@ describe("ocr.curl multi", function()
     assert.equal(100000, b.size)
     local fm = cjson.decode(by_id[form_id].res.body)
     assert.equal(30000, fm.parts[1].size)
-    assert.equal(sha1sum_file(path), fm.parts[1].sha1)
+    assert.equal(F.sha1sum(path), fm.parts[1].sha1)
     local put = cjson.decode(by_id[put_id].res.body)
     assert.equal("PUT", put.method)
-    assert.equal(sha1sum_file(path), put.sha1)
+    assert.equal(F.sha1sum(path), put.sha1)
     assert.equal(dl, by_id[dl_id].res.saved)
     local s = curl.session()
     local ref = cjson.decode(s:request{ url = url("/bytes-sha1?n=100000&seed=4") }.body)
     s:close()
-    assert.equal(ref.sha1, sha1sum_file(dl))
+    assert.equal(ref.sha1, F.sha1sum(dl))
     os.remove(dl)
     os.remove(path)
   end)
 
   it("remove() cancels a transfer and removes its temp file", function()
     local dir = tmp .. "/cancel"
-    shell.execute("mkdir -p '" .. dir .. "'")
+    F.mkdir(dir)
     local slow = assert(m:add{ url = url("/slow?ms=3000") })
     local dl = assert(m:add{ url = url("/bytes?n=1000000&chunk=10000&delay=20"),
                              save_to = dir .. "/partial.bin" })
@@ -187,7 +160,7 @@ describe("ocr.curl multi", function()
       m:poll(20)
     until (m:progress(dl).dlnow > 0) or socket.gettime() > deadline
     assert.is_true(m:progress(dl).dlnow > 0)
-    assert.equal(1, #ls(dir))   -- the .part- file exists while the download runs
+    assert.equal(1, #F.list(dir))   -- the .part- file exists while the download runs
     assert.is_true(m:remove(slow))
     assert.is_true(m:remove(dl))
     assert.is_false(m:remove(dl))
@@ -195,7 +168,7 @@ describe("ocr.curl multi", function()
     assert.equal(0, m:count())
     m:perform()
     assert.is_nil(m:info_read())
-    assert.same({}, ls(dir))
+    assert.same({}, F.list(dir))
   end)
 
   it("progress() moves during a slow download", function()
@@ -242,7 +215,7 @@ describe("ocr.curl multi", function()
 
   it("close() frees transfers in flight; a closed multi raises", function()
     local dir = tmp .. "/closing"
-    shell.execute("mkdir -p '" .. dir .. "'")
+    F.mkdir(dir)
     local x = curl.multi{ timeout = 30 }
     x:add{ url = url("/slow?ms=2000") }
     x:add{ url = url("/bytes?n=1000000&chunk=10000&delay=20"), save_to = dir .. "/f.bin" }
@@ -251,7 +224,7 @@ describe("ocr.curl multi", function()
     x:close()
     assert.has_error(function() x:add{ url = url("/") } end, "ocr.curl: attempt to use a closed multi")
     assert.has_error(function() x:perform() end)
-    assert.same({}, ls(dir))
+    assert.same({}, F.list(dir))
     -- and one dropped without close is collected
     local y = curl.multi()
     y:add{ url = url("/slow?ms=2000"), body = "x" }

@@ -5,60 +5,9 @@ local curl = require "ocr.curl"
 local emulator = require "helpers.emulator"
 local cjson = require "cjson"
 local socket = require "socket"
--- non-Lua children (sha1sum, ls, mktemp, rm) run without the sanitizer runtimes
-local shell = require "helpers.shell"
-
-local function sha1sum_file(path)
-  local p = assert(shell.popen("sha1sum '" .. path .. "'"))
-  local out = p:read("*l")
-  p:close()
-  return out and out:match("^(%x+)")
-end
-
-local function sha1_hex(s)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-  local h = sha1sum_file(path)
-  os.remove(path)
-  return h
-end
-
-local function mkdtemp()
-  local p = assert(shell.popen("mktemp -d"))
-  local dir = p:read("*l")
-  p:close()
-  return dir
-end
-
-local function ls(dir)
-  local p = assert(shell.popen("ls -A '" .. dir .. "'"))
-  local names = {}
-  for name in p:lines() do names[#names + 1] = name end
-  p:close()
-  table.sort(names)
-  return names
-end
-
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
-
-local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write_file(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
+-- helpers.files runs its non-Lua children (sha1sum, ls, mktemp, rm) without the sanitizer runtimes
+local F = require "helpers.files"
+local rig = require "helpers.rig"
 
 local function json(res)
   assert(res, "no response")
@@ -68,15 +17,11 @@ end
 describe("ocr.curl", function()
   local emu, s, tmp
 
-  setup(function()
-    emu = emulator.start("httptest")
-    tmp = mkdtemp()
-  end)
+  setup(function() emu, tmp = rig.start("httptest") end)
 
   teardown(function()
     if s then s:close() end
-    emu:stop()
-    shell.execute("rm -rf '" .. tmp .. "'")
+    rig.stop(emu, tmp)
   end)
 
   before_each(function()
@@ -178,7 +123,7 @@ describe("ocr.curl", function()
       local e = json(s:request{ url = url("/echo"), body = body, headers = { ["Content-Type"] = "application/octet-stream" } })
       assert.is_nil(e.headers.expect)
       assert.equal(#body, e.body_size)
-      assert.equal(sha1_hex(body), e.body_sha1)
+      assert.equal(F.sha1sum_string(body), e.body_sha1)
     end)
 
     it("offers the encodings libcurl can decode", function()
@@ -257,7 +202,7 @@ describe("ocr.curl", function()
 
     it("refuses a redirect to file:// when following", function()
       local path = tmp .. "/secret.txt"
-      write_file(path, "secret")
+      F.write(path, "secret")
       local res, err = s:request{ url = url("/redirect?to=file://" .. path), follow_redirects = true }
       assert.is_nil(res)
       assert.equal("invalid_input", err.kind)
@@ -357,7 +302,7 @@ describe("ocr.curl", function()
     it("sends text, in-memory and on-disk file parts", function()
       local path = tmp .. "/photo.png"
       local file_data = ("\137PNG\r\n\26\n" .. ("\0\1\2\255"):rep(5000))
-      write_file(path, file_data)
+      F.write(path, file_data)
       local mem = ("binary\0data\r\n--boundary-like\r\n"):rep(100)
       local e = json(s:request{ url = url("/echo"), form = {
         { name = "text", value = "héllo wörld" },
@@ -371,10 +316,10 @@ describe("ocr.curl", function()
       assert.equal("blob.bin", e.form.mem[1].filename)
       assert.equal("application/x-test", e.form.mem[1].content_type)
       assert.equal(#mem, e.form.mem[1].size)
-      assert.equal(sha1_hex(mem), e.form.mem[1].sha1)
+      assert.equal(F.sha1sum_string(mem), e.form.mem[1].sha1)
       assert.equal("photo.png", e.form.disk[1].filename)
       assert.equal(#file_data, e.form.disk[1].size)
-      assert.equal(sha1sum_file(path), e.form.disk[1].sha1)
+      assert.equal(F.sha1sum(path), e.form.disk[1].sha1)
       assert.equal("renamed.jpg", e.form.disk2[1].filename)
       assert.equal("image/jpeg", e.form.disk2[1].content_type)
     end)
@@ -403,11 +348,11 @@ describe("ocr.curl", function()
   describe("upload_file", function()
     it("streams a file as the body, PUT by default", function()
       local path = tmp .. "/up.bin"
-      write_file(path, ("upload\0"):rep(10000))
+      F.write(path, ("upload\0"):rep(10000))
       local e = json(s:request{ url = url("/upload"), upload_file = path })
       assert.equal("PUT", e.method)
       assert.equal(70000, e.size)
-      assert.equal(sha1sum_file(path), e.sha1)
+      assert.equal(F.sha1sum(path), e.sha1)
       assert.equal(cjson.null, e.expect)
       e = json(s:request{ url = url("/upload"), upload_file = path, method = "POST",
                           headers = { ["Content-Type"] = "application/octet-stream" } })
@@ -420,20 +365,20 @@ describe("ocr.curl", function()
   describe("save_to", function()
     it("streams a 2xx body to a temp file and renames it into place", function()
       local path = tmp .. "/dl/out.bin"
-      shell.execute("mkdir -p '" .. tmp .. "/dl'")
+      F.mkdir(tmp .. "/dl")
       local res = assert(s:request{ url = url("/bytes?n=300000&seed=5&chunk=7000"), save_to = path })
       assert.equal(200, res.status)
       assert.equal(path, res.saved)
       assert.is_nil(res.body)
       local ref = json(s:request{ url = url("/bytes-sha1?n=300000&seed=5") })
-      assert.equal(ref.sha1, sha1sum_file(path))
-      assert.same({ "out.bin" }, ls(tmp .. "/dl"))
-      shell.execute("rm -rf '" .. tmp .. "/dl'")
+      assert.equal(ref.sha1, F.sha1sum(path))
+      assert.same({ "out.bin" }, F.list(tmp .. "/dl"))
+      F.rmdir(tmp .. "/dl")
     end)
 
     it("leaves nothing behind when the transfer fails", function()
       local dir = tmp .. "/fail"
-      shell.execute("mkdir -p '" .. dir .. "'")
+      F.mkdir(dir)
       emu:fault{ action = "truncate", path = "/bytes" }
       local res, err = s:request{ url = url("/bytes?n=500000"), save_to = dir .. "/a.bin" }
       assert.is_nil(res)
@@ -449,12 +394,12 @@ describe("ocr.curl", function()
       res, err = s:request{ url = url("/slow?ms=2000"), save_to = dir .. "/d.bin", timeout = 0.2 }
       assert.is_nil(res)
       assert.equal("timeout", err.kind)
-      assert.same({}, ls(dir))
+      assert.same({}, F.list(dir))
     end)
 
     it("keeps a non-2xx body in memory and writes nothing", function()
       local dir = tmp .. "/notfound"
-      shell.execute("mkdir -p '" .. dir .. "'")
+      F.mkdir(dir)
       local res = assert(s:request{ url = url("/status/404"), save_to = dir .. "/x.bin" })
       assert.equal(404, res.status)
       assert.is_nil(res.saved)
@@ -462,17 +407,17 @@ describe("ocr.curl", function()
       res = assert(s:request{ url = url("/bytes?n=1000&status=500"), save_to = dir .. "/y.bin" })
       assert.equal(500, res.status)
       assert.equal(1000, #res.body)
-      assert.same({}, ls(dir))
+      assert.same({}, F.list(dir))
     end)
 
     it("does not touch an existing file when the download fails", function()
       local path = tmp .. "/existing.bin"
-      write_file(path, "old content")
+      F.write(path, "old content")
       emu:fault{ action = "truncate", path = "/bytes" }
       local res = s:request{ url = url("/bytes?n=100000"), save_to = path }
       assert.is_nil(res)
-      assert.equal("old content", read_file(path))
-      assert.is_nil((table.concat(ls(tmp), " "):match("%.part%-")))
+      assert.equal("old content", F.read(path))
+      assert.is_nil((table.concat(F.list(tmp), " "):match("%.part%-")))
     end)
 
     it("refuses a directory that does not exist before connecting", function()
@@ -489,7 +434,7 @@ describe("ocr.curl", function()
                                     follow_redirects = true, save_to = path })
       assert.equal(200, res.status)
       local ref = json(s:request{ url = url("/bytes-sha1?n=1234&seed=9") })
-      assert.equal(ref.sha1, sha1sum_file(path))
+      assert.equal(ref.sha1, F.sha1sum(path))
       os.remove(path)
     end)
   end)
@@ -533,8 +478,8 @@ describe("ocr.curl", function()
                             on_progress = function(ev) if ev.dlnow > 0 then error({}) end end }
       assert.is_nil(res)
       assert.equal("invalid_input", err.kind)
-      assert.is_false(exists(tmp .. "/aborted.bin"))
-      assert.is_nil((table.concat(ls(tmp), " "):match("%.part%-")))
+      assert.is_false(F.exists(tmp .. "/aborted.bin"))
+      assert.is_nil((table.concat(F.list(tmp), " "):match("%.part%-")))
       assert.equal(200, s:request{ url = url("/status/200") }.status)
     end)
 
@@ -607,13 +552,13 @@ describe("ocr.curl", function()
 
   describe("200 MB streams", function()
     it("upload and download in constant memory", function()
-      local dir = mkdtemp()
+      local dir = F.tmpdir()
       local lua = "lua" .. _VERSION:match("%d+%.%d+")
       -- a Lua child that loads ocr.curl: it keeps the sanitizer environment, if any
       local p = assert(io.popen(("%s spec/tools/stream_200mb.lua '%s' '%s'"):format(lua, emu.url, dir)))
       local line = p:read("*l")
       p:close()
-      shell.execute("rm -rf '" .. dir .. "'")
+      F.rmdir(dir)
       assert.truthy(line, "the tool printed nothing")
       local r = cjson.decode(line)
       local size = 200 * 1024 * 1024

@@ -5,6 +5,7 @@
 local socket = require "socket"
 local cjson = require "cjson"
 local emulator = require "helpers.emulator"
+local rawhttp = require "helpers.rawhttp"
 
 local KEY = "test-compdf-key"
 local SYNC = "/server/v2/process/documentAI/ocr"
@@ -15,82 +16,17 @@ local START = "/server/v2/execute/start"
 local PNG = "\137PNG\r\n\26\n\0\0\0\rIHDR"
 local PDF = "%PDF-1.7\n"
 
---- One HTTP/1.1 exchange on a fresh connection. headers: array of {name, value}; a body gets a
---- Content-Length unless one is given or `no_length`. Returns {status, headers, body}.
-local function raw(port, method, target, headers, body, no_length)
-  local c = assert(socket.tcp())
-  c:settimeout(15)
-  assert(c:connect("127.0.0.1", port))
-  local out = { ("%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"):format(method, target, port) }
-  local has_length = no_length or false
-  for _, h in ipairs(headers or {}) do
-    out[#out + 1] = h[1] .. ": " .. h[2] .. "\r\n"
-    if h[1]:lower() == "content-length" then has_length = true end
-  end
-  if body and not has_length then out[#out + 1] = "Content-Length: " .. #body .. "\r\n" end
-  out[#out + 1] = "Connection: close\r\n\r\n"
-  out[#out + 1] = body or ""
-  assert(c:send(table.concat(out)))
-  local line = assert(c:receive("*l"))
-  local res = { status = tonumber(line:match("^HTTP/1%.%d (%d%d%d)")), headers = {} }
-  while true do
-    local l = assert(c:receive("*l"))
-    if l == "" then break end
-    local k, v = l:match("^([^:]+):%s*(.-)%s*$")
-    res.headers[k:lower()] = v
-  end
-  local n = tonumber(res.headers["content-length"] or "0")
-  res.body = (method ~= "HEAD" and n > 0) and assert(c:receive(n)) or ""
-  c:close()
-  return res
-end
-
---- multipart/form-data body of parts {name=, value=, filename=, ctype=}; returns body, ctype.
-local function multipart(parts)
-  local boundary = "----lua-ocr-spec-" .. tostring(math.random(1, 1e9))
-  local out = {}
-  for _, p in ipairs(parts) do
-    out[#out + 1] = "--" .. boundary .. "\r\n"
-    if p.filename then
-      out[#out + 1] = ('Content-Disposition: form-data; name="%s"; filename="%s"\r\n'):format(
-        p.name, p.filename)
-      out[#out + 1] = "Content-Type: " .. (p.ctype or "application/octet-stream") .. "\r\n\r\n"
-    else
-      out[#out + 1] = ('Content-Disposition: form-data; name="%s"\r\n\r\n'):format(p.name)
-    end
-    out[#out + 1] = p.value .. "\r\n"
-  end
-  out[#out + 1] = "--" .. boundary .. "--\r\n"
-  return table.concat(out), "multipart/form-data; boundary=" .. boundary
-end
-
 describe("compdf emulator", function()
   local emu
 
   local function api(method, path, opts)
-    opts = opts or {}
-    local headers = {}
-    if opts.key ~= false then headers[#headers + 1] = { "x-api-key", opts.key or KEY } end
-    local body
-    if opts.parts then
-      local ctype
-      body, ctype = multipart(opts.parts)
-      headers[#headers + 1] = { "Content-Type", ctype }
-    elseif opts.body then
-      body = opts.body
-      headers[#headers + 1] = { "Content-Type", opts.ctype }
-    end
-    local res = raw(emu.port, method, path, headers, body)
-    if (res.headers["content-type"] or ""):find("json", 1, true) then
-      res.json = cjson.decode(res.body)
-    end
-    return res
+    return rawhttp.api(emu.port, "x-api-key", KEY, method, path, opts)
   end
 
   local function file_part(bytes, name)
     return { name = "file", filename = name or "scan.png", ctype = "image/png", value = bytes }
   end
-  local function field(name, value) return { name = name, value = value } end
+  local field = rawhttp.field
 
   local function post(path, parts, opts)
     opts = opts or {}
@@ -119,9 +55,7 @@ describe("compdf emulator", function()
 
   --- GET of an absolute URL on the emulator, without any API key (a pre-signed URL).
   local function fetch(url, method, headers, body)
-    local target = url:match("^http://127%.0%.0%.1:%d+(/.*)$")
-    assert.truthy(target, "URL not on this server: " .. url)
-    return raw(emu.port, method or "GET", target, headers or {}, body)
+    return rawhttp.fetch(emu.port, url, method, headers, body)
   end
 
   local function walk(id)
@@ -421,8 +355,8 @@ describe("compdf emulator", function()
       local d = presign()
       assert.are.equal(403, put(d.presignedUrl:gsub("Signature=%x", "Signature=z"), PNG, "image/png").status)
       assert.are.equal(404, put(d.presignedUrl:gsub("/upload/%x", "/upload/z"), PNG, "image/png").status)
-      local target = d.presignedUrl:match("^http://127%.0%.0%.1:%d+(/.*)$")
-      local r = raw(emu.port, "PUT", target, { { "Content-Type", "image/png" } }, "", true)
+      local r = rawhttp.request(emu.port, "PUT", rawhttp.target_of(d.presignedUrl),
+                                { { "Content-Type", "image/png" } }, "", { length = false })
       assert.are.equal(411, r.status)
       emu:config{ presign_ttl = -1 }
       local late = presign()

@@ -1,55 +1,16 @@
 -- Proves that spec/emulators/oldfish.py enforces the Code.ashx contract (vendors/003_*.txt and
 -- CONTRACTS.md "oldfish"), so the provider tested against it is tested against the contract.
 -- Requests go through a raw LuaSocket client (not ocr.curl), so every byte is the spec's choice.
-local socket = require "socket"
 local cjson = require "cjson"
 local emulator = require "helpers.emulator"
+local rawhttp = require "helpers.rawhttp"
 
 local TOKEN = "test-oldfish-token"
 local PNG = "\137PNG\r\n\26\n\0\0\0\rIHDR"
 
+-- Every answer's JSON is decoded leniently: count answers in the commented style are no JSON.
 local function raw(port, method, target, headers, body)
-  local c = assert(socket.tcp())
-  c:settimeout(15)
-  assert(c:connect("127.0.0.1", port))
-  local out = { ("%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"):format(method, target, port) }
-  for _, h in ipairs(headers or {}) do out[#out + 1] = h[1] .. ": " .. h[2] .. "\r\n" end
-  if body then out[#out + 1] = "Content-Length: " .. #body .. "\r\n" end
-  out[#out + 1] = "Connection: close\r\n\r\n"
-  out[#out + 1] = body or ""
-  assert(c:send(table.concat(out)))
-  local line = assert(c:receive("*l"))
-  local res = { status = tonumber(line:match("^HTTP/1%.%d (%d%d%d)")), headers = {} }
-  while true do
-    local l = assert(c:receive("*l"))
-    if l == "" then break end
-    local k, v = l:match("^([^:]+):%s*(.-)%s*$")
-    res.headers[k:lower()] = v
-  end
-  local n = tonumber(res.headers["content-length"] or "0")
-  res.body = n > 0 and assert(c:receive(n)) or ""
-  c:close()
-  if (res.headers["content-type"] or ""):find("json", 1, true) then
-    res.json = require("cjson.safe").decode(res.body) -- nil for the commented count style
-  end
-  return res
-end
-
-local function multipart(parts)
-  local boundary = "----lua-ocr-oldfish-" .. tostring(math.random(1, 1e9))
-  local out = {}
-  for _, p in ipairs(parts) do
-    out[#out + 1] = "--" .. boundary .. "\r\n"
-    if p.filename then
-      out[#out + 1] = ('Content-Disposition: form-data; name="%s"; filename="%s"\r\n'):format(p.name, p.filename)
-      out[#out + 1] = "Content-Type: " .. (p.ctype or "application/octet-stream") .. "\r\n\r\n"
-    else
-      out[#out + 1] = ('Content-Disposition: form-data; name="%s"\r\n\r\n'):format(p.name)
-    end
-    out[#out + 1] = p.value .. "\r\n"
-  end
-  out[#out + 1] = "--" .. boundary .. "--\r\n"
-  return table.concat(out), "multipart/form-data; boundary=" .. boundary
+  return rawhttp.decode_json(rawhttp.request(port, method, target, headers, body), true)
 end
 
 local function b64(s) return require("ocr.core").base64_encode(s) end
@@ -67,7 +28,7 @@ describe("oldfish emulator", function()
     local headers, body = {}, nil
     if opts.parts then
       local ctype
-      body, ctype = multipart(opts.parts)
+      body, ctype = rawhttp.multipart(opts.parts, "----lua-ocr-oldfish-")
       headers[1] = { "Content-Type", ctype }
     elseif opts.form then
       body = opts.form

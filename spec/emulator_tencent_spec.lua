@@ -4,9 +4,9 @@
 -- ocr.core's primitives (sha1, hmac_sha1, hex, url_encode) -- deliberately not ocr.core.cos_sign,
 -- which this spec only cross-checks. The signer itself is first checked against the worked
 -- examples of Tencent's "Request Signature" document, so neither side vouches for itself.
-local socket = require "socket"
 local core = require "ocr.core"
 local emulator = require "helpers.emulator"
+local rawhttp = require "helpers.rawhttp"
 
 local AK, SK = "AKIDtestSecretId", "testSecretKey"
 local PNG = "\137PNG\r\n\26\n\0\0\0\rIHDR"
@@ -35,31 +35,6 @@ local function qsign(o)
   return ("q-sign-algorithm=sha1&q-ak=%s&q-sign-time=%s&q-key-time=%s&q-header-list=%s"
           .. "&q-url-param-list=%s&q-signature=%s"):format(o.ak, kt, kt, hlist, plist, sig),
          { sign_key = sign_key, http_string = http_string, string_to_sign = sts, signature = sig }
-end
-
--- raw HTTP -------------------------------------------------------------------------------------
-
-local function raw(port, method, target, headers, body)
-  local c = assert(socket.tcp())
-  c:settimeout(15)
-  assert(c:connect("127.0.0.1", port))
-  local out = { ("%s %s HTTP/1.1\r\n"):format(method, target) }
-  for _, h in ipairs(headers) do out[#out + 1] = h[1] .. ": " .. h[2] .. "\r\n" end
-  out[#out + 1] = "Connection: close\r\n\r\n"
-  out[#out + 1] = body or ""
-  assert(c:send(table.concat(out)))
-  local line = assert(c:receive("*l"))
-  local res = { status = tonumber(line:match("^HTTP/1%.%d (%d%d%d)")), headers = {} }
-  while true do
-    local l = assert(c:receive("*l"))
-    if l == "" then break end
-    local k, v = l:match("^([^:]+):%s*(.-)%s*$")
-    res.headers[k:lower()] = v
-  end
-  local n = tonumber(res.headers["content-length"] or "0")
-  res.body = (method ~= "HEAD" and n > 0) and assert(c:receive(n)) or ""
-  c:close()
-  return res
 end
 
 local function decode_query(q)
@@ -107,7 +82,9 @@ describe("tencent emulator", function()
     end
     if auth then headers[#headers + 1] = { "Authorization", auth } end
     local target = o.path .. ((o.query and o.query ~= "") and ("?" .. o.query) or "")
-    return raw(emu.port, o.method, target, headers, o.body)
+    -- Host and Content-Length are in `headers` already, as signed (or deliberately left out)
+    return rawhttp.request(emu.port, o.method, target, headers, o.body,
+                           { host = false, length = false })
   end
 
   local function put(key, bytes, extra)

@@ -2,9 +2,8 @@
 -- CONTRACTS.md "uapi"), so the provider tested against it is tested against the contract.
 -- Requests go through a raw LuaSocket client (not ocr.curl, which is itself under test), so every
 -- byte on the wire is the spec's choice.
-local socket = require "socket"
-local cjson = require "cjson"
 local emulator = require "helpers.emulator"
+local rawhttp = require "helpers.rawhttp"
 
 local KEY = "test-uapi-key"
 local OCR = "/api/v1/image/ocr"
@@ -13,50 +12,6 @@ local PNG = "\137PNG\r\n\26\n\0\0\0\rIHDR"
 -- Base64 of PNG .. "TEXT:你好\nHi", computed once with
 -- python3 -c 'import base64; print(base64.b64encode(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDRTEXT:" + "你好\nHi".encode()).decode())'
 local PNG_B64 = "iVBORw0KGgoAAAANSUhEUlRFWFQ65L2g5aW9Ckhp"
-
---- One HTTP/1.1 exchange on a fresh connection; returns {status, headers (lowercase), body, json}.
-local function raw(port, method, target, headers, body)
-  local c = assert(socket.tcp())
-  c:settimeout(15)
-  assert(c:connect("127.0.0.1", port))
-  local out = { ("%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"):format(method, target, port) }
-  for _, h in ipairs(headers or {}) do out[#out + 1] = h[1] .. ": " .. h[2] .. "\r\n" end
-  if body then out[#out + 1] = "Content-Length: " .. #body .. "\r\n" end
-  out[#out + 1] = "Connection: close\r\n\r\n"
-  out[#out + 1] = body or ""
-  assert(c:send(table.concat(out)))
-  local line = assert(c:receive("*l"))
-  local res = { status = tonumber(line:match("^HTTP/1%.%d (%d%d%d)")), headers = {} }
-  while true do
-    local l = assert(c:receive("*l"))
-    if l == "" then break end
-    local k, v = l:match("^([^:]+):%s*(.-)%s*$")
-    res.headers[k:lower()] = v
-  end
-  local n = tonumber(res.headers["content-length"] or "0")
-  res.body = n > 0 and assert(c:receive(n)) or ""
-  c:close()
-  if (res.headers["content-type"] or ""):find("json", 1, true) then res.json = cjson.decode(res.body) end
-  return res
-end
-
---- multipart/form-data body of parts {name=, value=, filename=, ctype=}; returns body, ctype.
-local function multipart(parts)
-  local boundary = "----lua-ocr-uapi-" .. tostring(math.random(1, 1e9))
-  local out = {}
-  for _, p in ipairs(parts) do
-    out[#out + 1] = "--" .. boundary .. "\r\n"
-    if p.filename then
-      out[#out + 1] = ('Content-Disposition: form-data; name="%s"; filename="%s"\r\n'):format(p.name, p.filename)
-      out[#out + 1] = "Content-Type: " .. (p.ctype or "application/octet-stream") .. "\r\n\r\n"
-    else
-      out[#out + 1] = ('Content-Disposition: form-data; name="%s"\r\n\r\n'):format(p.name)
-    end
-    out[#out + 1] = p.value .. "\r\n"
-  end
-  out[#out + 1] = "--" .. boundary .. "--\r\n"
-  return table.concat(out), "multipart/form-data; boundary=" .. boundary
-end
 
 describe("uapi emulator", function()
   local emu
@@ -67,16 +22,17 @@ describe("uapi emulator", function()
     if opts.auth then headers[#headers + 1] = { "Authorization", opts.auth } end
     local body, ctype
     if parts then
-      body, ctype = multipart(parts)
+      body, ctype = rawhttp.multipart(parts, "----lua-ocr-uapi-")
     else
       body, ctype = opts.body, opts.ctype
     end
     if ctype then headers[#headers + 1] = { "Content-Type", ctype } end
-    return raw(emu.port, opts.method or "POST", opts.path or OCR, headers, body)
+    return rawhttp.decode_json(rawhttp.request(emu.port, opts.method or "POST", opts.path or OCR,
+                                               headers, body))
   end
 
   local function file(bytes, name) return { name = "file", filename = name or "a.png", ctype = "image/png", value = bytes } end
-  local function field(name, value) return { name = name, value = value } end
+  local field = rawhttp.field
 
   local function expect(res, status, code, message)
     assert.equal(status, res.status, res.body)

@@ -2,8 +2,9 @@
 -- (spec/emulators/oldfish.py).
 local ocr = require "ocr"
 local cjson = require "cjson"
-local emulator = require "helpers.emulator"
 local F = require "helpers.files"
+local rig = require "helpers.rig"
+local expect = require "helpers.expect"
 
 local TOKEN = "test-oldfish-token"
 local TEXT = "Hello lua-ocr\n你好，世界"
@@ -12,10 +13,8 @@ describe("oldfish provider", function()
   local emu, dir, img
 
   local function client(opts)
-    local o = { token = TOKEN, endpoint = emu.url, poll_interval = 0.01, poll_timeout = 5,
-                backoff = { base = 0.01, cap = 0.05 } }
-    for k, v in pairs(opts or {}) do o[k] = v end
-    return ocr.new("oldfish", o)
+    return rig.client("oldfish", { token = TOKEN, endpoint = emu.url, poll_interval = 0.01,
+      poll_timeout = 5, backoff = { base = 0.01, cap = 0.05 } }, opts)
   end
 
   local function ops(op)
@@ -26,15 +25,8 @@ describe("oldfish provider", function()
     return out
   end
 
-  setup(function()
-    emu = emulator.start("oldfish")
-    dir = F.tmpdir()
-    img = F.write(dir .. "/scan.png", F.image(TEXT))
-  end)
-  teardown(function()
-    emu:stop()
-    F.rmdir(dir)
-  end)
+  setup(function() emu, dir, img = rig.start("oldfish", { { "scan.png", TEXT } }) end)
+  teardown(function() rig.stop(emu, dir) end)
   before_each(function() emu:reset() end)
 
   describe("sources", function()
@@ -523,11 +515,7 @@ describe("oldfish provider", function()
     }
     for _, c in ipairs(cases) do
       it("refuses " .. c[1], function()
-        local res, err = client():recognize(c[2])
-        assert.is_nil(res)
-        assert.equal("invalid_input", err.kind)
-        assert.truthy(err.message:find(c[3], 1, true), err.message)
-        assert.equal(0, #emu:log())
+        expect.invalid_input_sends_nothing(client(), c[2], emu, c[3])
       end)
     end
 
@@ -559,12 +547,7 @@ describe("oldfish provider", function()
     end)
 
     it("re-sends op=code that never left this machine (connection refused)", function()
-      local port = emulator.closed_port()
-      local res, err = client{ endpoint = "http://127.0.0.1:" .. port, retries = 2 }:recognize{ file = img }
-      assert.is_nil(res)
-      assert.equal("network", err.kind)
-      assert.is_false(err.sent)
-      assert.equal(3, err.attempts)
+      expect.refused_and_retried(client, { file = img })
     end)
   end)
 
@@ -594,16 +577,12 @@ describe("oldfish provider", function()
       for _, e in ipairs(errs) do
         assert.is_nil(tostring(e):find(secret, 1, true))
         assert.is_nil(tostring(e):find("tok-Very", 1, true), tostring(e))
-        for k, v in pairs(e) do
-          assert.is_nil(tostring(v):find("tok-Very", 1, true), "token in error field " .. k)
-        end
+        expect.no_field_contains({ e }, "tok-Very", "token in error field ")
       end
       assert.is_true(#events > 6)
       local urls = 0
       for _, ev in ipairs(events) do
-        for k, v in pairs(ev) do
-          assert.is_nil(tostring(v):find("tok-Very", 1, true), "token in log field " .. k)
-        end
+        expect.no_field_contains({ ev }, "tok-Very", "token in log field ")
         if ev.url then
           urls = urls + 1
           assert.truthy(ev.url:find("token=***", 1, true), ev.url)

@@ -1,7 +1,8 @@
 -- The picwish provider end to end through the public API, against the strict PicWish emulator.
 local ocr = require "ocr"
-local emulator = require "helpers.emulator"
 local F = require "helpers.files"
+local rig = require "helpers.rig"
+local expect = require "helpers.expect"
 
 local KEY = "test-picwish-key"
 
@@ -9,21 +10,14 @@ describe("picwish provider", function()
   local emu, dir, img
 
   local function client(opts)
-    local o = { api_key = KEY, endpoint = emu.url, poll_interval = 0.01, poll_timeout = 5,
-                backoff = { base = 0.01, cap = 0.05 }, rate = false }
-    for k, v in pairs(opts or {}) do o[k] = v end
-    return ocr.new("picwish", o)
+    return rig.client("picwish", { api_key = KEY, endpoint = emu.url, poll_interval = 0.01,
+      poll_timeout = 5, backoff = { base = 0.01, cap = 0.05 }, rate = false }, opts)
   end
 
   setup(function()
-    emu = emulator.start("picwish")
-    dir = F.tmpdir()
-    img = F.write(dir .. "/scan.png", F.image("Hello lua-ocr\n你好，世界"))
+    emu, dir, img = rig.start("picwish", { { "scan.png", "Hello lua-ocr\n你好，世界" } })
   end)
-  teardown(function()
-    emu:stop()
-    F.rmdir(dir)
-  end)
+  teardown(function() rig.stop(emu, dir) end)
   before_each(function()
     emu:reset()
     emu:config{ qps = 0 }
@@ -120,11 +114,7 @@ describe("picwish provider", function()
     }
     for _, c in ipairs(cases) do
       it("refuses " .. c[1], function()
-        local res, err = client():recognize(c[2])
-        assert.is_nil(res)
-        assert.equal("invalid_input", err.kind)
-        assert.truthy(err.message:find(c[3], 1, true), err.message)
-        assert.equal(0, #emu:log())
+        expect.invalid_input_sends_nothing(client(), c[2], emu, c[3])
       end)
     end
 
@@ -298,12 +288,7 @@ describe("picwish provider", function()
     end)
 
     it("re-sends a create that never left this machine (connection refused)", function()
-      local port = emulator.closed_port()
-      local res, err = client{ endpoint = "http://127.0.0.1:" .. port, retries = 2 }:recognize{ file = img }
-      assert.is_nil(res)
-      assert.equal("network", err.kind)
-      assert.is_false(err.sent)
-      assert.equal(3, err.attempts)
+      expect.refused_and_retried(client, { file = img })
     end)
 
     it("retries polls through 5xx, drops, truncated and slow answers", function()
@@ -365,11 +350,7 @@ describe("picwish provider", function()
       local res = assert(c:recognize{ file = img })
       assert.truthy(res.text)
       assert.is_true(#events > 3)
-      for _, ev in ipairs(events) do
-        for k, v in pairs(ev) do
-          assert.is_nil(tostring(v):find(secret, 1, true), "secret in log field " .. k)
-        end
-      end
+      expect.no_field_contains(events, secret, "secret in log field ")
     end)
   end)
 end)

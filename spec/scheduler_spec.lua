@@ -4,6 +4,7 @@ local ocr = require "ocr"
 local core = require "ocr.core"
 local emulator = require "helpers.emulator"
 local F = require "helpers.files"
+local rig = require "helpers.rig"
 
 local KEY = "test-picwish-key"
 
@@ -23,10 +24,8 @@ describe("scheduler", function()
   local pic, http
 
   local function picwish(opts)
-    local o = { api_key = KEY, endpoint = pic.url, poll_interval = 0.01, poll_timeout = 10,
-                backoff = { base = 0.01, cap = 0.05 }, rate = false }
-    for k, v in pairs(opts or {}) do o[k] = v end
-    return ocr.new("picwish", o)
+    return rig.client("picwish", { api_key = KEY, endpoint = pic.url, poll_interval = 0.01,
+      poll_timeout = 10, backoff = { base = 0.01, cap = 0.05 }, rate = false }, opts)
   end
 
   setup(function()

@@ -2,8 +2,9 @@
 -- verifies every q-sign signature with its own implementation.
 local ocr = require "ocr"
 local core = require "ocr.core"
-local emulator = require "helpers.emulator"
 local F = require "helpers.files"
+local rig = require "helpers.rig"
+local expect = require "helpers.expect"
 
 local SID, SKEY = "AKIDtestSecretId", "testSecretKey"
 
@@ -11,10 +12,8 @@ describe("tencent provider", function()
   local emu, dir, img
 
   local function client(opts)
-    local o = { secret_id = SID, secret_key = SKEY, endpoint = emu.url,
-                backoff = { base = 0.01, cap = 0.05 } }
-    for k, v in pairs(opts or {}) do o[k] = v end
-    return ocr.new("tencent", o)
+    return rig.client("tencent", { secret_id = SID, secret_key = SKEY, endpoint = emu.url,
+      backoff = { base = 0.01, cap = 0.05 } }, opts)
   end
 
   -- Puts an object into the emulator's bucket directly (not through the provider under test).
@@ -23,14 +22,9 @@ describe("tencent provider", function()
   end
 
   setup(function()
-    emu = emulator.start("tencent")
-    dir = F.tmpdir()
-    img = F.write(dir .. "/scan.png", F.image("Hello COS\n你好 腾讯云"))
+    emu, dir, img = rig.start("tencent", { { "scan.png", "Hello COS\n你好 腾讯云" } })
   end)
-  teardown(function()
-    emu:stop()
-    F.rmdir(dir)
-  end)
+  teardown(function() rig.stop(emu, dir) end)
   before_each(function() emu:reset() end)
 
   describe("sources", function()
@@ -271,10 +265,7 @@ describe("tencent provider", function()
     }
     for _, c in ipairs(cases) do
       it("refuses " .. c[1], function()
-        local res, err = client():recognize(c[2])
-        assert.is_nil(res)
-        assert.equal("invalid_input", err.kind)
-        assert.equal(0, #emu:log())
+        expect.invalid_input_sends_nothing(client(), c[2], emu)
       end)
     end
   end)

@@ -3,8 +3,9 @@
 local ocr = require "ocr"
 local cjson = require "cjson"
 local core = require "ocr.core"
-local emulator = require "helpers.emulator"
 local F = require "helpers.files"
+local rig = require "helpers.rig"
+local expect = require "helpers.expect"
 
 local KEY = "test-uapi-key"
 local OCR = "/api/v1/image/ocr"
@@ -15,24 +16,15 @@ describe("uapi provider", function()
   local emu, dir, img
 
   local function client(opts)
-    local o = { endpoint = emu.url, backoff = { base = 0.01, cap = 0.05 } }
-    for k, v in pairs(opts or {}) do o[k] = v end
-    return ocr.new("uapi", o)
+    return rig.client("uapi", { endpoint = emu.url, backoff = { base = 0.01, cap = 0.05 } }, opts)
   end
 
   local function posts() return emu:requests(OCR, "POST") end
   local function calls() return emu:state().calls end
   local function form() return posts()[1].form end
 
-  setup(function()
-    emu = emulator.start("uapi")
-    dir = F.tmpdir()
-    img = F.write(dir .. "/扫描 1.png", F.image(TEXT))
-  end)
-  teardown(function()
-    emu:stop()
-    F.rmdir(dir)
-  end)
+  setup(function() emu, dir, img = rig.start("uapi", { { "扫描 1.png", TEXT } }) end)
+  teardown(function() rig.stop(emu, dir) end)
   before_each(function()
     emu:reset()
     emu:config{ visitor_credits = 100000 }
@@ -247,11 +239,7 @@ describe("uapi provider", function()
     }
     for _, c in ipairs(cases) do
       it("refuses " .. c[1], function()
-        local res, err = client():recognize(c[2])
-        assert.is_nil(res)
-        assert.equal("invalid_input", err.kind)
-        assert.truthy(err.message:find(c[3], 1, true), err.message)
-        assert.equal(0, #emu:log())
+        expect.invalid_input_sends_nothing(client(), c[2], emu, c[3])
       end)
     end
 
@@ -452,12 +440,7 @@ describe("uapi provider", function()
     end)
 
     it("re-sends a POST that never left this machine (connection refused)", function()
-      local port = emulator.closed_port()
-      local res, err = client{ endpoint = "http://127.0.0.1:" .. port, retries = 2 }:recognize{ file = img }
-      assert.is_nil(res)
-      assert.equal("network", err.kind)
-      assert.is_false(err.sent)
-      assert.equal(3, err.attempts)
+      expect.refused_and_retried(client, { file = img })
     end)
   end)
 
@@ -495,19 +478,13 @@ describe("uapi provider", function()
                  body = cjson.encode{ code = "UNAUTHORIZED", message = "bad key Bearer " .. secret } }
       local _, err = c:recognize{ file = img }
       assert.equal("auth", err.kind)
-      for k, v in pairs(err) do
-        assert.is_nil(tostring(v):find(secret, 1, true), "secret in error field " .. k)
-      end
+      expect.no_field_contains({ err }, secret, "secret in error field ")
       assert.truthy(tostring(err):find("***", 1, true))
       emu:config{ engine_errors = { 503 } }
       local res = assert(c:recognize{ file = img })
       assert.truthy(res.text)
       assert.is_true(#events >= 5)
-      for _, ev in ipairs(events) do
-        for k, v in pairs(ev) do
-          assert.is_nil(tostring(v):find(secret, 1, true), "secret in log field " .. k)
-        end
-      end
+      expect.no_field_contains(events, secret, "secret in log field ")
       assert.equal("Bearer " .. secret, posts()[2].headers.authorization)
     end)
   end)

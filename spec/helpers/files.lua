@@ -51,9 +51,28 @@ function M.list(dir)
   return out
 end
 
-function M.mkdir(dir)
-  shell.execute("mkdir -p '" .. dir .. "'")
-  return dir
+--- Whether `path` can be opened for reading.
+function M.exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+--- The SHA-1 of a file's contents as lowercase hex, from the sha1sum command: a reference hash
+--- that owes nothing to the code under test. nil when sha1sum printed nothing.
+function M.sha1sum(path)
+  local p = assert(shell.popen("sha1sum '" .. path .. "'"))
+  local out = p:read("*l")
+  p:close()
+  return out and out:match("^(%x+)")
+end
+
+--- sha1sum() of a string, through a temporary file.
+function M.sha1sum_string(s)
+  local path = M.write(os.tmpname(), s)
+  local h = M.sha1sum(path)
+  os.remove(path)
+  return h
 end
 
 return M
