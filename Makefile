@@ -45,6 +45,9 @@ BUSTED ?= /usr/bin/busted
 # The optional ocr.tesseract module (built when pkg-config finds tesseract and leptonica).
 -include mk/tesseract.mk
 
+# The benchmarks: `make bench` (bench/, mk/bench.mk).
+-include mk/bench.mk
+
 .PHONY: all deps demo test test-asan install clean
 
 all: $(OUT)/ocr/core.so $(OUT)/ocr/curl.so $(TESSERACT_SO)
