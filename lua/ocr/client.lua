@@ -98,7 +98,10 @@ function M.new(name, def, opts)
     provider = name, def = def, options = options, credentials = creds, secrets = secrets,
     user_agent = options.user_agent or ("lua-ocr/" .. core._VERSION),
     retry_budget = retry.budget(options.retry_budget or 20, 1),
+    input_specs = { M.INPUT_OPTIONS, def.options or {} },
+    accepted_sources = {},
   }, Client)
+  for _, src in ipairs(def.sources or {}) do self.accepted_sources[src] = true end
   if options.endpoint == nil and (os.getenv(env_name(name, "endpoint")) or "") ~= "" then
     options.endpoint = os.getenv(env_name(name, "endpoint"))
   end
@@ -133,15 +136,13 @@ end
 function Client:check_input(input)
   local def = self.def
   if type(input) ~= "table" then return "input must be a table" end
-  local ok, err = schema.check_table(input, { M.INPUT_OPTIONS, def.options or {} },
-                                     "provider " .. self.provider)
+  local ok, err = schema.check_table(input, self.input_specs, "provider " .. self.provider)
   if not ok then return err end
   local given = {}
   for _, src in ipairs(M.SOURCES) do
     if input[src] ~= nil then given[#given + 1] = src end
   end
-  local accepted = {}
-  for _, src in ipairs(def.sources or {}) do accepted[src] = true end
+  local accepted = self.accepted_sources
   if #given ~= 1 then
     local list = table.concat(def.sources or {}, ", ")
     return #given == 0 and ("one source is required: " .. list)
@@ -218,10 +219,11 @@ function Client:submit(input)
   return job
 end
 
---- Recognizes one input: submit, then step until that job is done (other jobs advance too).
--- Returns `res` or `nil, err` (see README: the result and error models).
+--- Recognizes one input and returns `res` or `nil, err` (see README: the result and error
+-- models). Alone, it runs the workflow right here on the client's keep-alive session (it blocks
+-- anyway); while other jobs are in flight it is a job among them, so they keep advancing.
 function Client:recognize(input)
-  if scheduler.current() then return self:_recognize_now(input) end
+  if scheduler.current() or scheduler.in_flight() == 0 then return self:_recognize_now(input) end
   return scheduler.wait(self:submit(input))
 end
 

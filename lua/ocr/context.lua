@@ -93,11 +93,15 @@ end
 
 local tointeger = math.tointeger or function(n) return n end
 
+function Context:progress_wanted()
+  return (self.job and self.job.on_progress) or self.input.on_progress or self.client.options.on_progress
+end
+
 --- Reports progress: stage is "upload"|"queued"|"processing"|"download"|"done".
 function Context:progress(stage, percent, extra)
   percent = tonumber(percent)
   if percent then percent = tointeger(percent) or percent end
-  local cb = (self.job and self.job.on_progress) or self.input.on_progress or self.client.options.on_progress
+  local cb = self:progress_wanted()
   if not cb then return end
   local ev = { provider = self.provider, stage = stage, progress = percent, task_id = self.task_id,
                job = self.job }
@@ -127,8 +131,15 @@ local function transport_request(self, req)
     t.body = cjson.encode(req.json)
     headers["Content-Type"] = headers["Content-Type"] or "application/json"
   end
-  local stage = (req.form or req.upload_file or req.body) and "upload" or req.save_to and "download" or nil
-  return self.client.transport:request(t, { stage = req.stage or stage })
+  local stage = req.stage or (req.form or req.upload_file or req.body) and "upload" or req.save_to and "download" or nil
+  local on_bytes
+  if stage and self:progress_wanted() then
+    on_bytes = function(now, total)
+      self:progress(stage, total > 0 and math.floor(now * 100 / total) or nil,
+                    { bytes = now, total = total > 0 and total or nil })
+    end
+  end
+  return self.client.transport:request(t, { stage = stage, on_bytes = on_bytes })
 end
 
 -- Decodes the body as the request asked; a body that does not decode stays undecoded
@@ -163,25 +174,32 @@ function Context:request(req)
   local max_retries = req.retries or self.client.options.retries or retry.DEFAULTS.retries
   local policy = self.client.options.backoff
   local attempt = 0
+  local logging = self.client.options.log ~= nil  -- build no event tables nobody reads
   while true do
     attempt = attempt + 1
     if req.sign then req.sign(self, req) end
     if req.billed and self.client.limiter then
       local wait = self.client.limiter:wait()
       if wait > 0 then
-        self:log{ event = "rate_limit_wait", method = req.method or "GET", url = req.url, delay = wait }
+        if logging then
+          self:log{ event = "rate_limit_wait", method = req.method or "GET", url = req.url, delay = wait }
+        end
         runtime.sleep(wait)
       end
     end
     local started = runtime.now()
-    self:log{ event = "request", method = req.method or "GET", url = req.url, attempt = attempt }
+    if logging then
+      self:log{ event = "request", method = req.method or "GET", url = req.url, attempt = attempt }
+    end
     local res, terr = transport_request(self, req)
     local err
     if res then
       self.request_id = self.request_id or res.headers["x-request-id"] or res.headers["x-cos-request-id"]
       decode(self, req, res)
-      self:log{ event = "response", method = req.method or "GET", url = req.url, status = res.status,
-                duration = runtime.now() - started, attempt = attempt }
+      if logging then
+        self:log{ event = "response", method = req.method or "GET", url = req.url, status = res.status,
+                  duration = runtime.now() - started, attempt = attempt }
+      end
       err = (req.check or default_check)(self, res)
       if err == nil then return res end
       err.status = err.status or res.status
@@ -194,8 +212,10 @@ function Context:request(req)
       local kind = errors.KINDS[terr.kind] ~= nil and terr.kind or "network"
       err = self:error{ kind = kind, message = terr.message or kind, sent = terr.sent,
                         curl_code = terr.curl_code }
-      self:log{ event = "transport_error", method = req.method or "GET", url = req.url,
-                kind = err.kind, message = err.message, attempt = attempt }
+      if logging then
+        self:log{ event = "transport_error", method = req.method or "GET", url = req.url,
+                  kind = err.kind, message = err.message, attempt = attempt }
+      end
     end
     err.attempts = attempt
     if attempt > max_retries or not retry.should_retry(err, req.billed)
@@ -203,8 +223,10 @@ function Context:request(req)
       return nil, err
     end
     local delay = retry.delay(attempt, err, policy)
-    self:log{ event = "retry", method = req.method or "GET", url = req.url, kind = err.kind,
-              delay = delay, attempt = attempt }
+    if logging then
+      self:log{ event = "retry", method = req.method or "GET", url = req.url, kind = err.kind,
+                delay = delay, attempt = attempt }
+    end
     runtime.sleep(delay)
   end
 end

@@ -16,13 +16,21 @@ local M = {}
 local jobs = {}          -- in flight, in submission order
 local by_co = {}         -- coroutine -> job
 local transfers = {}     -- multi transfer id -> job
+local watched = {}       -- transfer id -> job, for transfers whose progress someone wants
 local timers = {}        -- job -> due time (monotonic)
-local runnable = {}      -- jobs to resume at the next advance, with their resume values
+-- Jobs ready to resume, first in first out: a flat array of job, value count, value 1, value 2.
+-- A job waits on one thing at a time, so it is queued at most once.
+local ready, ready_head, ready_tail = {}, 1, 0
 local awaiting = {}      -- event source -> {[id] = job}: work done outside curl (OCR threads)
 local multi              -- created on first use
 local next_id = 0
 
 local SLEEP, HTTP, AWAIT = {}, {}, {}  -- yield tags
+
+local function make_ready(job, n, a, b)
+  ready[ready_tail + 1], ready[ready_tail + 2], ready[ready_tail + 3], ready[ready_tail + 4] = job, n, a, b
+  ready_tail = ready_tail + 4
+end
 
 local Job = {}
 Job.__index = function(self, k)
@@ -48,10 +56,10 @@ function Job:cancel()
   if self.xfer then
     multi:remove(self.xfer)
     transfers[self.xfer] = nil
+    watched[self.xfer] = nil
     self.xfer = nil
   end
-  timers[self] = nil
-  runnable[self] = nil
+  timers[self] = nil   -- (if it was queued to resume, the queue skips finished jobs)
   if self.awaiting then
     local source, id = self.awaiting[1], self.awaiting[2]
     awaiting[source][id] = nil
@@ -92,13 +100,15 @@ function M.submit(client, fn, ...)
   job.co = coroutine.create(function() return fn(job, unpack(args, 1, args.n)) end)
   by_co[job.co] = job
   jobs[#jobs + 1] = job
-  runnable[job] = { n = 0 }
+  make_ready(job, 0)
   return job
 end
 
-local function resume(job, values)
+local function resume(job, n, v1, v2)
   job.status = "running"
-  local ok, tag, a, b = coroutine.resume(job.co, unpack(values, 1, values.n))
+  local ok, tag, a, b, c
+  if n == 0 then ok, tag, a, b, c = coroutine.resume(job.co)
+  else ok, tag, a, b, c = coroutine.resume(job.co, v1, v2) end
   if not ok then
     return M._finish(job, nil, errors.new{ provider = job.client.provider, kind = "protocol",
                                            message = "job failed: " .. tostring(tag) })
@@ -114,10 +124,11 @@ local function resume(job, values)
     local m = get_multi()
     local id, err = m:add(a)
     if not id then
-      runnable[job] = { n = 2, nil, err }
+      make_ready(job, 2, nil, err)
     else
-      job.xfer, job.xfer_stage = id, b
+      job.xfer, job.xfer_stage, job.on_bytes, job.last_bytes = id, b, c, nil
       transfers[id] = job
+      if b and c then watched[id] = job end
     end
   else
     M._finish(job, nil, errors.new{ provider = job.client.provider, kind = "protocol",
@@ -125,36 +136,31 @@ local function resume(job, values)
   end
 end
 
--- Reports curl's transfer progress for jobs that asked for it.
+-- Reports curl's transfer progress for the transfers someone watches.
 local function report_progress()
-  for id, job in pairs(transfers) do
-    if job.on_progress and job.xfer_stage then
-      local p = multi:progress(id)
-      local now, total
-      if job.xfer_stage == "upload" then now, total = p.ulnow, p.ultotal else now, total = p.dlnow, p.dltotal end
-      if now ~= job.last_bytes then
-        job.last_bytes = now
-        job.on_progress{ job = job, stage = job.xfer_stage, bytes = now, total = total > 0 and total or nil,
-                         progress = total > 0 and math.floor(now * 100 / total) or nil,
-                         provider = job.client.provider, task_id = job.task_id }
-      end
+  for id, job in pairs(watched) do
+    local p = multi:progress(id)
+    local now, total
+    if job.xfer_stage == "upload" then now, total = p.ulnow, p.ultotal else now, total = p.dlnow, p.dltotal end
+    if now ~= job.last_bytes then
+      job.last_bytes = now
+      job.on_bytes(now, total)
     end
   end
 end
 
--- One non-blocking pass: transfers, timers, resumptions. Returns how many jobs finished.
-local function advance()
-  local before = #jobs
+-- Moves finished transfers, finished external work and due timers onto the ready queue.
+local function collect()
   if multi and next(transfers) then
     multi:perform()
     while true do
       local id, res, err = multi:info_read()
       if not id then break end
       local job = transfers[id]
-      transfers[id] = nil
+      transfers[id], watched[id] = nil, nil
       if job then
         job.xfer = nil
-        runnable[job] = { n = 2, res, err }
+        make_ready(job, 2, res, err)
       end
     end
     report_progress()
@@ -166,7 +172,7 @@ local function advance()
         if job then
           waiters[item.id] = nil
           job.awaiting = nil
-          runnable[job] = { n = 2, item.res, item.err }
+          make_ready(job, 2, item.res, item.err)
         end
       end
     else
@@ -177,19 +183,35 @@ local function advance()
   for job, due in pairs(timers) do
     if due <= now then
       timers[job] = nil
-      runnable[job] = { n = 0 }
+      make_ready(job, 0)
     end
   end
-  -- Resume in submission order so that results come back in a predictable order.
-  while next(runnable) do
-    local ready = {}
-    for job, values in pairs(runnable) do ready[#ready + 1] = { job, values } end
-    table.sort(ready, function(x, y) return x[1].id < y[1].id end)
-    runnable = {}
-    for _, r in ipairs(ready) do
-      if r[1].status ~= "done" then resume(r[1], r[2]) end
+end
+
+-- Resumes the ready jobs in the order they became ready; returns whether any ran.
+local function resume_ready()
+  local resumed = false
+  while ready_head <= ready_tail do
+    local job, n, v1, v2 = ready[ready_head], ready[ready_head + 1], ready[ready_head + 2], ready[ready_head + 3]
+    ready[ready_head], ready[ready_head + 2], ready[ready_head + 3] = nil, nil, nil
+    ready_head = ready_head + 4
+    if job.status ~= "done" then
+      resume(job, n, v1, v2)
+      resumed = true
     end
   end
+  ready_head, ready_tail = 1, 0
+  return resumed
+end
+
+-- Non-blocking passes until one resumes nothing: a job resumed in a pass has its new request
+-- sent by the next pass's perform at once (not a step later), and whatever that perform already
+-- finished is collected before the caller may sleep in poll(). Returns how many jobs finished.
+local function advance()
+  local before = #jobs
+  repeat
+    collect()
+  until not resume_ready()
   return before - #jobs
 end
 
@@ -214,7 +236,7 @@ function M.step(timeout)
     if wait <= 0 then return #jobs end
     local t = next_timer()
     if t then wait = math.min(wait, math.max(0, t - now)) end
-    if next(runnable) == nil and wait > 0 then
+    if ready_head > ready_tail and wait > 0 then
       local fds = {}
       for source in pairs(awaiting) do
         if source.fd then fds[#fds + 1] = source:fd() end
@@ -254,10 +276,10 @@ function M.await(source, id)
   return coroutine.yield(AWAIT, source, id)
 end
 
---- Sends `req` (an ocr.curl request) through the multi handle; `stage` ("upload"|"download"|nil)
--- says which way curl's progress should be reported.
-function M.http(req, stage)
-  return coroutine.yield(HTTP, req, stage)
+--- Sends `req` (an ocr.curl request) through the multi handle. With `stage` ("upload" or
+-- "download") and `on_bytes(now, total)`, curl's transfer counters for that direction are reported.
+function M.http(req, stage, on_bytes)
+  return coroutine.yield(HTTP, req, stage, on_bytes)
 end
 
 runtime.set_scheduler(M)

@@ -10,11 +10,23 @@ local Curl = {}
 Curl.__index = Curl
 
 --- Inside a scheduler job the request goes to the shared multi handle and the job yields;
--- elsewhere it blocks on this transport's keep-alive session. `opts.stage` ("upload"|"download")
--- says which way transfer progress is reported.
+-- elsewhere it blocks on this transport's keep-alive session. With `opts.stage`
+-- ("upload"|"download") and `opts.on_bytes(now, total)`, transfer progress is reported.
 function Curl:request(req, opts)
+  local stage, on_bytes = opts and opts.stage, opts and opts.on_bytes
   local scheduler = runtime.job_scheduler()
-  if scheduler then return scheduler.http(req, opts and opts.stage) end
+  if scheduler then return scheduler.http(req, stage, on_bytes) end
+  if stage and on_bytes then
+    local last
+    req.on_progress = function(ev)
+      local now, total = ev.dlnow, ev.dltotal
+      if stage == "upload" then now, total = ev.ulnow, ev.ultotal end
+      if now ~= last then
+        last = now
+        on_bytes(now, total)
+      end
+    end
+  end
   return self.session:request(req)
 end
 
