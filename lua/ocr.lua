@@ -58,6 +58,15 @@ function ocr.step(timeout)
   return scheduler.step(timeout)
 end
 
+--- Sets how many seconds of job resumptions one step may spend (default 0.0005) before leaving
+-- the remaining ready jobs for the next step; returns the previous value.
+function ocr.step_budget(seconds)
+  assert(type(seconds) == "number" and seconds > 0, "ocr.step_budget: seconds > 0 expected")
+  local old = scheduler.budget
+  scheduler.budget = seconds
+  return old
+end
+
 --- Steps until no job is in flight.
 function ocr.run()
   return scheduler.run()

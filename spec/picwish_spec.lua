@@ -260,7 +260,9 @@ describe("picwish provider", function()
 
     it("respects the emulator's 2 creates per second with retries, never losing a job", function()
       emu:config{ qps = 2 }
-      local c = client{ retries = 6, backoff = { base = 0.2, cap = 1 } }
+      -- Full jitter may pick short delays several times in a row: give the retries room (the
+      -- emulator's window is one second) so that this asserts "429s are retried", not luck.
+      local c = client{ retries = 20, retry_budget = 100, backoff = { base = 0.25, cap = 0.5 } }
       for i = 1, 4 do
         local res, err = c:recognize{ data = F.image("job " .. i), filename = "p.png" }
         assert.is_nil(err)

@@ -150,6 +150,26 @@ describe("scheduler", function()
     end
   end)
 
+  it("spreads a burst of ready jobs over steps within the step budget", function()
+    local c = ocr.new("spec_slow", { endpoint = http.url })
+    local old = ocr.step_budget(1e-9)   -- every step may resume just one job
+    local jobs = {}
+    for i = 1, 5 do jobs[i] = c:submit{ data = tostring(i), ms = 0 } end
+    local function started()
+      local n = 0
+      for _, j in ipairs(jobs) do if j.status ~= "pending" then n = n + 1 end end
+      return n
+    end
+    ocr.step(0)
+    assert.equal(1, started())
+    ocr.step(0)
+    assert.equal(2, started())
+    ocr.step_budget(old)
+    ocr.run()
+    for i = 1, 5 do assert.equal(tostring(i), (jobs[i]:result()).text) end
+    assert.has_error(function() ocr.step_budget(0) end)
+  end)
+
   it("step(0) returns at once while jobs wait on the network", function()
     local c = ocr.new("spec_slow", { endpoint = http.url })
     local job = c:submit{ data = "x", ms = 500 }

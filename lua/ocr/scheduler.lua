@@ -188,10 +188,17 @@ local function collect()
   end
 end
 
--- Resumes the ready jobs in the order they became ready; returns whether any ran.
-local function resume_ready()
+--- Seconds of job resumptions one step may spend before leaving the rest of the ready jobs for
+-- the next step (a game calls step(0) every frame: a burst of answers is spread over frames
+-- instead of stalling one). `ocr.step_budget(seconds)` changes it; math.huge turns it off.
+M.budget = 0.0005
+
+-- Resumes ready jobs in the order they became ready, until the queue is empty or `deadline`
+-- passes; returns whether any ran.
+local function resume_ready(deadline)
   local resumed = false
   while ready_head <= ready_tail do
+    if resumed and core.monotime() > deadline then return resumed end
     local job, n, v1, v2 = ready[ready_head], ready[ready_head + 1], ready[ready_head + 2], ready[ready_head + 3]
     ready[ready_head], ready[ready_head + 2], ready[ready_head + 3] = nil, nil, nil
     ready_head = ready_head + 4
@@ -200,7 +207,7 @@ local function resume_ready()
       resumed = true
     end
   end
-  ready_head, ready_tail = 1, 0
+  ready_head, ready_tail = 1, 0  -- drained: start the array over
   return resumed
 end
 
@@ -209,9 +216,10 @@ end
 -- finished is collected before the caller may sleep in poll(). Returns how many jobs finished.
 local function advance()
   local before = #jobs
+  local deadline = core.monotime() + M.budget
   repeat
     collect()
-  until not resume_ready()
+  until not resume_ready(deadline) or core.monotime() > deadline
   return before - #jobs
 end
 
