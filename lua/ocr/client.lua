@@ -180,13 +180,32 @@ end
 
 -- Runs `fn(ctx, ...)` in a fresh context. An error raised inside a provider (a vendor answer that
 -- breaks its assumptions) becomes a `protocol` error instead of crashing the caller.
+-- Lua 5.2+ and LuaJIT let a coroutine yield through pcall; PUC Lua 5.1 does not.
+local PCALL_YIELDS = (function()
+  local co = coroutine.create(function() pcall(coroutine.yield) end)
+  coroutine.resume(co)
+  return coroutine.status(co) == "suspended"
+end)()
+
+--- The error for a provider that raised (a vendor answer that broke its assumptions).
+function Client:provider_failed(ctx_or_nil, message)
+  local fields = { kind = "protocol", retryable = false,
+                   message = "provider failed on the vendor's answer: " .. tostring(message) }
+  if ctx_or_nil then return ctx_or_nil:error(fields) end
+  fields.provider = self.provider
+  return errors.scrub(errors.new(fields), self.secrets)
+end
+
 function Client:_run(fn, input, ...)
   local ctx = context.new(self, input)
-  local ok, res, err = pcall(fn, ctx, ...)
-  if not ok then
-    return nil, ctx:error{ kind = "protocol", retryable = false,
-                           message = "provider failed on the vendor's answer: " .. tostring(res) }
+  local ok, res, err
+  if ctx.job and not PCALL_YIELDS then
+    -- A job on Lua 5.1: no pcall to yield through; the scheduler catches a raise instead.
+    ok, res, err = true, fn(ctx, ...)
+  else
+    ok, res, err = pcall(fn, ctx, ...)
   end
+  if not ok then return nil, self:provider_failed(ctx, res) end
   if res == nil and err == nil then
     return nil, ctx:error{ kind = "protocol", message = "provider returned neither result nor error" }
   end
