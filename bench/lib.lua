@@ -71,9 +71,26 @@ function M.emulator(name)
   return s
 end
 
---- Stops every server started here (called at exit, also after an error).
+local tmpdirs = {}     -- directories to remove at exit
+
+--- A new empty directory (mktemp -d), removed with everything in it by stop_all().
+function M.tmpdir()
+  local p = assert(io.popen("mktemp -d 2>/dev/null", "r"))
+  local dir = p:read("*l")
+  p:close()
+  if not dir or dir == "" then error("mktemp -d failed", 0) end
+  tmpdirs[#tmpdirs + 1] = dir
+  return dir
+end
+
+--- Stops every server started here and removes the temporary directories (called at exit,
+-- also after an error).
 function M.stop_all()
   if control_session then control_session:close() control_session = nil end
+  for i = #tmpdirs, 1, -1 do
+    os.execute("rm -rf " .. sh_quote(tmpdirs[i]))
+    tmpdirs[i] = nil
+  end
   for i = #started, 1, -1 do
     local s = started[i]
     os.execute("kill " .. s.pid .. " 2>/dev/null")

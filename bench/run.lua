@@ -1,11 +1,14 @@
 --- lua-ocr benchmarks (issue 5): `make bench`, or from the checkout's root
 --   lua5.4 bench/run.lua [--cpath build/lua5.4] [--tools build/bench] [--quick] [--only N]
---                        [--lua DIR]
+--                        [--lua DIR] [--tess-mixed]
 -- --quick: fewer runs and jobs (a smoke test); --only N: one benchmark; --lua DIR: the Lua layer
--- from DIR instead of the checkout's lua/ (to measure a prototype, A/B).
+-- from DIR instead of the checkout's lua/ (to measure a prototype, A/B); --tess-mixed:
+-- benchmark 5 alternates the English and the Chinese sample with `eng+chi_sim` on every side
+-- (about twice as long).
 --
 -- Starts its servers on 127.0.0.1 (bench/fast_server for benchmarks 1, 3 and 4, the Python
--- PicWish emulator for benchmark 2), runs the four benchmarks, stops the servers, and prints a
+-- PicWish emulator for benchmark 2), runs the benchmarks (5, local OCR, in bench/tesseract.lua;
+-- skipped in one line without ocr.tesseract or the tesseract command), stops the servers, and prints a
 -- markdown table with the machine and the date (also written to build/bench/results.md).
 -- Progress goes to stderr. Times are medians over several runs; comparisons with the C baseline
 -- are measured in alternation (C, Lua, C, Lua, ...) in the same run. Nothing here asserts a
@@ -27,9 +30,10 @@ do
     elseif a == "--tools" then opts.tools = arg[i + 1]; i = i + 1
     elseif a == "--lua" then opts.lua = arg[i + 1]; i = i + 1
     elseif a == "--quick" then opts.quick = true
+    elseif a == "--tess-mixed" then opts.tess_mixed = true
     elseif a == "--only" then opts.only = tonumber(arg[i + 1]); i = i + 1
     else
-      io.stderr:write("usage: bench/run.lua [--cpath DIR] [--tools DIR] [--lua DIR] [--quick] [--only 1-4]\n")
+      io.stderr:write("usage: bench/run.lua [--cpath DIR] [--tools DIR] [--lua DIR] [--quick] [--only 1-5] [--tess-mixed]\n")
       os.exit(2)
     end
     i = i + 1
@@ -45,6 +49,7 @@ local ocr = require "ocr"
 local core = require "ocr.core"
 local lib = require "lib"
 local providers = require "providers"
+local tesseract_bench = require "tesseract"
 
 lib.ROOT, lib.TOOLS = ROOT, opts.tools
 providers.register()
@@ -395,6 +400,10 @@ local function main()
   if want(2) then bench2() end
   if want(3) then bench3(fs) end
   if want(4) then bench4(fs) end
+  if want(5) then
+    tesseract_bench.run{ ocr = ocr, lib = lib, row = row, verdict = verdict, notes = notes,
+                         check_all = check_all, quick = Q, mixed = opts.tess_mixed }
+  end
   print_table(machine, now() - t0, load0, lib.loadavg())
 end
 

@@ -2,9 +2,10 @@
 # baseline, then runs bench/run.lua, which starts its servers on 127.0.0.1, runs every benchmark,
 # stops the servers and prints a markdown table (machine and date included).
 # Included by the Makefile once OUT, LUA, CC, WARN, CURL_CFLAGS and CURL_LIBS are set.
-#   make bench                 everything (about two minutes)
+#   make bench                 everything (about four minutes; benchmark 5, local OCR, needs
+#                              ocr.tesseract and the tesseract command, else prints "skipped")
 #   make bench BENCH_ARGS=--quick     fewer runs and jobs: a smoke test, not numbers to publish
-#   make bench BENCH_ARGS="--only 4"  one benchmark (1-4)
+#   make bench BENCH_ARGS="--only 4"  one benchmark (1-5)
 
 # Rules below must not become the default goal, wherever the Makefile includes this file.
 bench_saved_goal := $(.DEFAULT_GOAL)
@@ -26,7 +27,7 @@ $(BENCH_OUT)/curl_loop: bench/curl_loop.c | $(BENCH_OUT)
 $(BENCH_OUT):
 	mkdir -p $@
 
-bench: all bench-tools
+bench: deps all bench-tools
 	$(LUA) bench/run.lua --cpath $(OUT) --tools $(BENCH_OUT) $(BENCH_ARGS)
 
 .DEFAULT_GOAL := $(bench_saved_goal)
