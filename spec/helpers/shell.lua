@@ -6,14 +6,21 @@ local M = {}
 M.CLEAN_ENV = os.getenv("OCR_SANITIZED")
   and "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS -u LSAN_OPTIONS " or ""
 
---- io.popen for a non-Lua child: `cmd` runs without the sanitizer environment.
-function M.popen(cmd, mode)
-  return io.popen(M.CLEAN_ENV .. cmd, mode or "r")
+-- The whole command line runs in a shell started without the sanitizer environment, so every
+-- command of a pipeline or list is clean, not only the first.
+local function clean(cmd)
+  if M.CLEAN_ENV == "" then return cmd end
+  return M.CLEAN_ENV .. "sh -c '" .. cmd:gsub("'", "'\\''") .. "'"
 end
 
---- os.execute for a non-Lua child, likewise.
+--- io.popen for non-Lua children: `cmd` runs without the sanitizer environment.
+function M.popen(cmd, mode)
+  return io.popen(clean(cmd), mode or "r")
+end
+
+--- os.execute for non-Lua children, likewise.
 function M.execute(cmd)
-  return os.execute(M.CLEAN_ENV .. cmd)
+  return os.execute(clean(cmd))
 end
 
 return M
