@@ -63,6 +63,15 @@ describe("picwish provider", function()
       assert.equal("image/jpeg", form.image_file[1].content_type)
     end)
 
+    it("names unnamed in-memory data by its format", function()
+      local res, err = client():recognize{ data = F.image("unnamed") }
+      assert.is_nil(err)
+      assert.equal("unnamed", res.text)
+      local form = emu:requests("/api/tasks/document/ocr", "POST")[1].form
+      assert.equal("image.png", form.image_file[1].filename)
+      assert.equal("image/png", form.image_file[1].content_type)
+    end)
+
     it("sends a URL as image_url", function()
       emu:config{ url_text = "text behind a URL" }
       local res, err = client():recognize{ url = "https://example.com/a%20b.png" }

@@ -78,6 +78,31 @@ function M.mime_type(name)
   return ext and MIME[ext:lower()] or "application/octet-stream"
 end
 
+-- Magic numbers of the formats vendors accept, to name in-memory data that has no filename
+-- (vendors go by the extension).
+local MAGIC = {
+  { "\137PNG\r\n\26\n", "png" }, { "\255\216\255", "jpg" }, { "GIF87a", "gif" }, { "GIF89a", "gif" },
+  { "BM", "bmp" }, { "II*\0", "tif" }, { "MM\0*", "tif" }, { "%PDF", "pdf" },
+}
+
+--- The file extension for bytes, by magic number (nil when unknown).
+function M.sniff_extension(data)
+  for _, m in ipairs(MAGIC) do
+    if data:sub(1, #m[1]) == m[1] then return m[2] end
+  end
+  if data:sub(1, 4) == "RIFF" and data:sub(9, 12) == "WEBP" then return "webp" end
+  return nil
+end
+
+--- The name to upload an input under: the caller's `filename`, the file's own name, or
+-- `stem` plus the extension sniffed from in-memory `data` ("image.png"; just `stem` if unknown).
+function M.name_for(input, stem)
+  if input.filename then return input.filename end
+  if input.file then return M.basename(input.file) end
+  local ext = input.data and M.sniff_extension(input.data)
+  return ext and (stem .. "." .. ext) or stem
+end
+
 --- Reads a whole file (inputs that a vendor wants inline, e.g. base64).
 function M.read(path)
   local f, err = io.open(path, "rb")

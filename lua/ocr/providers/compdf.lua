@@ -172,20 +172,10 @@ local function mode_of(input, options)
   return input.mode or options.mode or "sync"
 end
 
-local MAGIC = { { "%PDF", "pdf" }, { "\137PNG", "png" }, { "\255\216\255", "jpg" },
-                { "GIF8", "gif" }, { "BM", "bmp" }, { "II*\0", "tif" }, { "MM\0*", "tif" } }
-
 -- The upload's name: the caller's, the file's, or "document.<ext>" sniffed from in-memory bytes
 -- (the vendor goes by the extension).
 local function upload_name(input)
-  if input.filename then return input.filename end
-  if input.file then return files.basename(input.file) end
-  local data = input.data
-  if data:sub(1, 4) == "RIFF" and data:sub(9, 12) == "WEBP" then return "document.webp" end
-  for _, m in ipairs(MAGIC) do
-    if data:sub(1, #m[1]) == m[1] then return "document." .. m[2] end
-  end
-  return "document"
+  return files.name_for(input, "document")
 end
 
 local function option_fields(input)

@@ -113,7 +113,7 @@ local function source_part(input)
     local name = input.filename or files.basename(input.file)
     return { name = "image_file", file = input.file, filename = name, content_type = files.mime_type(name) }
   end
-  local name = input.filename or "image"
+  local name = files.name_for(input, "image")
   return { name = "image_file", data = input.data, filename = name, content_type = files.mime_type(name) }
 end
 

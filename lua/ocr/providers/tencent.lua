@@ -158,7 +158,7 @@ local function recognize_object(ctx, path, raw_path, input)
 end
 
 local function upload_key(ctx, input)
-  local name = input.filename or (input.file and files.basename(input.file)) or "upload"
+  local name = files.name_for(input, "upload")
   local ext = name:match("(%.[%w]+)$") or ""
   local nonce = core.hex(core.sha1(table.concat({ tostring(os.time()), tostring(math.random()),
                                                   tostring(ctx.now()), name }, "|"))):sub(1, 24)

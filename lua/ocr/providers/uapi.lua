@@ -23,18 +23,8 @@ local STATUS_KINDS = {
 -- 429 is an exhausted quota, not a "try again in a second".
 local CODE_KINDS = { VISITOR_MONTHLY_QUOTA_EXHAUSTED = "quota", INSUFFICIENT_CREDITS = "quota" }
 
--- Magic numbers of the formats the document lists, to name in-memory data that has no filename.
-local MAGIC = {
-  { "\137PNG\r\n\26\n", "png" }, { "\255\216\255", "jpg" }, { "GIF87a", "gif" },
-  { "GIF89a", "gif" }, { "BM", "bmp" }, { "II*\0", "tif" }, { "MM\0*", "tif" },
-}
-
 local function sniff_name(data)
-  for _, m in ipairs(MAGIC) do
-    if data:sub(1, #m[1]) == m[1] then return "image." .. m[2] end
-  end
-  if data:sub(1, 4) == "RIFF" and data:sub(9, 12) == "WEBP" then return "image.webp" end
-  return "image"
+  return files.name_for({ data = data }, "image")
 end
 
 local function bool(v)
