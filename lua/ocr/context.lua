@@ -261,8 +261,23 @@ function Context:await(source, id)
   return source:wait(id)
 end
 
+-- Result files sit on object storage behind pre-signed URLs: 403/404/410 there means the link
+-- expired or the file was removed (`not_found`, the storage's S3/OSS-style <Code> in err.code).
+local function result_file_check(validity)
+  return function(ctx, res)
+    if res.status >= 200 and res.status < 300 then return nil end
+    local gone = res.status == 403 or res.status == 404 or res.status == 410
+    local why = ""
+    if gone then why = validity and ("; result URLs expire after " .. validity) or "; it expired or was removed" end
+    return ctx:error{ kind = gone and "not_found" or errors.kind_for_status(res.status), status = res.status,
+                      code = res.body and res.body:match("<Code>([^<]*)</Code>"),
+                      message = ("result file unavailable (HTTP %d)%s"):format(res.status, why) }
+  end
+end
+
 --- Downloads a result file. opts: save_to (a path) or output (a directory, with `filename`);
--- without either the body comes back in memory (bounded by max_response_size).
+-- without either the body comes back in memory (bounded by max_response_size). `validity`
+-- ("1 hour") explains an expired link; `check` replaces the result-file check entirely.
 -- Returns the response (with `path` when saved) or nil, err.
 function Context:download(url, opts)
   opts = opts or {}
@@ -274,7 +289,8 @@ function Context:download(url, opts)
   end
   self:progress("download", nil, { url = nil })
   local res, err = self:request{ method = "GET", url = url, save_to = save_to, stage = "download",
-                                 check = opts.check, max_response_size = opts.max_response_size }
+                                 check = opts.check or result_file_check(opts.validity),
+                                 max_response_size = opts.max_response_size }
   if not res then return nil, err end
   res.path = save_to
   return res

@@ -110,9 +110,7 @@ local function resume(job, n, v1, v2)
   if n == 0 then ok, tag, a, b, c = coroutine.resume(job.co)
   else ok, tag, a, b, c = coroutine.resume(job.co, v1, v2) end
   if not ok then
-    local err = job.client.provider_failed and job.client:provider_failed(job.ctx, tag)
-      or errors.new{ provider = job.client.provider, kind = "protocol", message = "job failed: " .. tostring(tag) }
-    return M._finish(job, nil, err)
+    return M._finish(job, nil, job.client:provider_failed(job.ctx, tag))
   end
   if coroutine.status(job.co) == "dead" then return M._finish(job, tag, a) end
   if tag == SLEEP then

@@ -139,16 +139,8 @@ local function check_upload(ctx, res)
                               :format(why, res.status, msg and (" " .. msg) or "") }
 end
 
--- Result URLs are valid 24 hours: 403/404/410 there means expired or gone.
-local function check_download(ctx, res)
-  if res.status >= 200 and res.status < 300 then return nil end
-  local code = storage_detail(res)
-  local gone = res.status == 403 or res.status == 404 or res.status == 410
-  return ctx:error{ kind = gone and "not_found" or errors.kind_for_status(res.status),
-                    status = res.status, code = code,
-                    message = ("result file unavailable (HTTP %d)%s"):format(res.status,
-                      gone and "; ComPDF result URLs expire after 24 hours" or "") }
-end
+-- Result URLs are valid this long (ctx:download explains an expired link with it).
+local VALIDITY = "24 hours"
 
 local function is_loopback(url)
   local authority = (url:match("^%a[%w+.-]*://([^/?#]*)") or ""):gsub("^.*@", "")
@@ -286,7 +278,7 @@ local function deliver(ctx, entries, input, raw)
   local texts, lines, several = {}, {}, #list > 1
   for i, entry in ipairs(list) do
     if download and TEXT_TYPES[entry.format] then
-      local res, err = ctx:download(entry.url, { check = check_download })
+      local res, err = ctx:download(entry.url, { validity = VALIDITY })
       if not res then return nil, err end
       local body = (res.body or ""):gsub("^\239\187\191", "") -- a UTF-8 BOM is not text
       if input.output then
@@ -308,7 +300,7 @@ local function deliver(ctx, entries, input, raw)
       end
     elseif download then
       local res, err = ctx:download(entry.url, { output = input.output, filename = entry.name,
-                                                 check = check_download })
+                                                 validity = VALIDITY })
       if not res then return nil, err end
       entry.path = res.path
     end

@@ -99,13 +99,6 @@ local function check_poll(ctx, res)
   end
 end
 
-local function check_download(ctx, res)
-  if res.status >= 200 and res.status < 300 then return nil end
-  local gone = res.status == 403 or res.status == 404 or res.status == 410
-  return ctx:error{ kind = gone and "not_found" or errors.kind_for_status(res.status), status = res.status,
-                    message = ("result file unavailable (HTTP %d)%s"):format(res.status,
-                              gone and ": it has expired or was removed" or "") }
-end
 
 -- JSON with // comments (the document's count example has them): strip them outside strings.
 local function strip_comments(s)
@@ -234,8 +227,7 @@ end
 local function download_files(ctx, list, output)
   for i, f in ipairs(list) do
     local fallback = ("%s-%d.%s"):format(ctx.task_id or "result", i, f.format or "bin")
-    local res, err = ctx:download(f.url, { output = output, filename = url_name(f.url, fallback, f.format),
-                                           check = check_download })
+    local res, err = ctx:download(f.url, { output = output, filename = url_name(f.url, fallback, f.format) })
     if not res then return nil, err end
     f.path = res.path
   end

@@ -5,6 +5,7 @@
 local core = require "ocr.core"
 local result = require "ocr.result"
 local files = require "ocr.files"
+local errors = require "ocr.errors"
 
 local FORMATS = { "txt", "pdf", "docx", "xlsx", "pptx" }
 local CREATE = "/api/tasks/document/ocr"
@@ -46,7 +47,7 @@ local function check(ctx, res)
   if body and tonumber(body.status) and tonumber(body.status) ~= 200 then status = tonumber(body.status) end
   local message = body and type(body.message) == "string" and body.message or nil
   if status ~= 200 then
-    local kind = STATUS_KINDS[status] or require("ocr.errors").kind_for_status(status)
+    local kind = STATUS_KINDS[status] or errors.kind_for_status(status)
     return ctx:error{ kind = kind, status = res.status, code = status,
                       message = message or ("HTTP " .. res.status) }
   end
@@ -59,15 +60,8 @@ local function check(ctx, res)
   end
 end
 
--- Result files are pre-signed URLs valid for one hour: 403/404 there means expired or gone.
-local function check_download(ctx, res)
-  if res.status >= 200 and res.status < 300 then return nil end
-  local kind = (res.status == 403 or res.status == 404 or res.status == 410) and "not_found"
-               or require("ocr.errors").kind_for_status(res.status)
-  return ctx:error{ kind = kind, status = res.status,
-                    message = ("result file unavailable (HTTP %d); PicWish result URLs expire after 1 hour")
-                              :format(res.status) }
-end
+-- The result file's URL is valid for this long (ctx:download explains an expired link with it).
+local VALIDITY = "1 hour"
 
 local function port_of(url)
   local authority = url:match("^[%a][%w+.-]*://([^/?#]*)") or ""
@@ -148,12 +142,12 @@ local function fetch(ctx, task_id, input)
   local file = { url = data.file, format = format }
   local fields = { raw = data, task_id = task_id, files = { file }, language = input.language }
   if format == "txt" then
-    local res, derr = ctx:download(data.file, { check = check_download })
+    local res, derr = ctx:download(data.file, { validity = VALIDITY })
     if not res then return nil, derr end
     fields.text = res.body:gsub("^\239\187\191", "") -- a UTF-8 BOM is not text
   elseif input.download ~= false then
     local res, derr = ctx:download(data.file, { output = input.output, filename = task_id .. "." .. format,
-                                                check = check_download })
+                                                validity = VALIDITY })
     if not res then return nil, derr end
     file.path = res.path
     fields.text = ""

@@ -68,9 +68,7 @@ local function cos_request(ctx, req)
   if ctx.credentials.security_token then
     req.headers["x-cos-security-token"] = ctx.credentials.security_token
   end
-  req.url = ctx.endpoint:gsub("/+$", "") .. req.path
-  local q = require("ocr.context").encode_query(req.query)
-  if q ~= "" then req.url = req.url .. "?" .. q end
+  req.url = ctx:url(req.path, req.query)
   req.sign = sign
   req.check = req.check or check
   return ctx:request(req)
