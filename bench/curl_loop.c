@@ -134,6 +134,21 @@ static int finished_ok(xfer *x, CURLcode code) {
     return 1;
 }
 
+/* The next finished transfer, taken off the multi handle (NULL when none finished). */
+static xfer *take_done(CURLM *multi, CURLcode *code) {
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(multi, &left)) != NULL) {
+        xfer *x;
+        if (msg->msg != CURLMSG_DONE) continue;
+        *code = msg->data.result;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+        curl_multi_remove_handle(multi, x->easy);
+        return x;
+    }
+    return NULL;
+}
+
 static xfer *xfer_new(void) {
     xfer *x = calloc(1, sizeof *x);
     if (x == NULL || (x->easy = curl_easy_init()) == NULL) {
@@ -181,15 +196,11 @@ static long run_multi(long n, long concurrency) {
         curl_multi_add_handle(multi, xs[i]->easy);
     }
     while (done < n) {
-        int running, left;
-        CURLMsg *msg;
+        int running;
+        CURLcode code;
+        xfer *x;
         curl_multi_perform(multi, &running);
-        while ((msg = curl_multi_info_read(multi, &left)) != NULL) {
-            xfer *x;
-            CURLcode code = msg->data.result;
-            if (msg->msg != CURLMSG_DONE) continue;
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-            curl_multi_remove_handle(multi, x->easy);
+        while ((x = take_done(multi, &code)) != NULL) {
             if (!finished_ok(x, code)) failed++;
             done++;
             if (launched < n) {
@@ -261,8 +272,9 @@ static long run_frames(long inflight, long hz, double seconds) {
     t_start = next = now_s();
     for (f = 0; f < frames; f++) {
         double t0 = now_s(), rest;
-        int running, left;
-        CURLMsg *msg;
+        int running;
+        CURLcode code;
+        xfer *x;
         if (f == 0) {
             for (i = 0; i < inflight; i++) {
                 slots[i].x = xfer_new();
@@ -270,12 +282,7 @@ static long run_frames(long inflight, long hz, double seconds) {
             }
         }
         curl_multi_perform(multi, &running);
-        while ((msg = curl_multi_info_read(multi, &left)) != NULL) {
-            xfer *x;
-            CURLcode code = msg->data.result;
-            if (msg->msg != CURLMSG_DONE) continue;
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-            curl_multi_remove_handle(multi, x->easy);
+        while ((x = take_done(multi, &code)) != NULL) {
             if (!finished_ok(x, code)) failed++;
             for (i = 0; i < inflight && slots[i].x != x; i++) {}
             if (slots[i].state == 0) {
