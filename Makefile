@@ -32,7 +32,7 @@ LDFLAGS_SO = -shared $(SAN_FLAGS)
 OUT  = build/lua$(LUA_VERSION)$(BUILD_TAG)
 OBJ  = build/obj$(LUA_VERSION)$(BUILD_TAG)
 
-COMMON_SRC = csrc/compat.c csrc/buffer.c
+COMMON_SRC = csrc/compat.c csrc/buffer.c csrc/form.c
 CORE_SRC   = csrc/core.c csrc/crypto.c csrc/codec.c csrc/cos_sign.c csrc/multipart.c csrc/xml.c csrc/sys.c
 CURL_SRC   = csrc/curl.c csrc/curl_session.c csrc/curl_multi.c
 

@@ -29,9 +29,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include "curl_xfer.h"
 #include "ocr.h"
+#include "form.h"
 
 #define MIB (1024.0 * 1024.0)
 #define HEAD_LIMIT (1024 * 1024)         /* all header lines of one response */
@@ -59,6 +61,8 @@ static char default_user_agent[128];
 /* ---------------------------------------------------------------------------------------- */
 /* small helpers                                                                            */
 
+static void seed_boundaries(void);
+
 void ocr_curl_global_init(lua_State *L) {
     static int done = 0;
     CURLcode rc;
@@ -66,6 +70,7 @@ void ocr_curl_global_init(lua_State *L) {
     rc = curl_global_init(CURL_GLOBAL_DEFAULT);
     if (rc != CURLE_OK)
         luaL_error(L, "ocr.curl: curl_global_init failed: %s", curl_easy_strerror(rc));
+    seed_boundaries();
     done = 1;
 }
 
@@ -271,6 +276,8 @@ void ocr_xfer_release(lua_State *L, int idx, int keep) {
 static void xfer_free_request(ocr_xfer *x) {
     if (x->mime) curl_mime_free(x->mime);
     x->mime = NULL;
+    free(x->form_body);
+    x->form_body = NULL;
     if (x->upload_fp) fclose(x->upload_fp);
     x->upload_fp = NULL;
 }
@@ -659,15 +666,17 @@ static const char *part_string(lua_State *L, int t, int i, const char *k, size_t
     return NULL;  /* the nil stays pushed, like a string would: callers pop a fixed count */
 }
 
-static void mime_check(lua_State *L, CURLcode rc, int i) {
-    if (rc != CURLE_OK)
-        luaL_error(L, "ocr.curl: building form part %d failed: %s", i, curl_easy_strerror(rc));
-}
+/* One form part as read from Lua: what the encoder needs, plus a file to stream (or NULL). */
+typedef struct {
+    ocr_form_part f;
+    const char *file;
+} form_item;
 
-static int prep_part(lua_State *L, ocr_xfer *x, prep *p, int i) {
+/* Reads and checks request.form[i] (the table on top of the stack) into *it. The strings stay
+ * referenced by the part table, itself anchored by the request, so only pointers are kept. */
+static int read_part(lua_State *L, prep *p, int i, form_item *it) {
     size_t nn = 0, vn = 0, dn = 0, fn = 0, filen = 0, ctn = 0;
     const char *name, *value, *data, *file, *filename, *ctype, *why;
-    curl_mimepart *part;
     int t = lua_gettop(L), sources;
     FILE *f;
     luaL_checkstack(L, 12, "ocr.curl: form part");
@@ -694,29 +703,125 @@ static int prep_part(lua_State *L, ocr_xfer *x, prep *p, int i) {
             return invalid(L, p->base, "form[%d]: cannot read file '%s': %s", i, file, why);
         fclose(f);
     }
-    if (x->mime == NULL && (x->mime = curl_mime_init(x->easy)) == NULL)
-        luaL_error(L, "ocr.curl: out of memory");
-    if ((part = curl_mime_addpart(x->mime)) == NULL) luaL_error(L, "ocr.curl: out of memory");
-    mime_check(L, curl_mime_name(part, name), i);
-    if (value) mime_check(L, curl_mime_data(part, value, vn), i);
-    if (data) mime_check(L, curl_mime_data(part, data, dn), i);
-    if (file) mime_check(L, curl_mime_filedata(part, file), i);
-    if (filename) mime_check(L, curl_mime_filename(part, filename), i);
-    if (ctype) mime_check(L, curl_mime_type(part, ctype), i);
+    it->f.name = name;          it->f.namel = nn;
+    it->f.filename = filename;  it->f.filenamel = filen;
+    it->f.ctype = ctype;        it->f.ctypel = ctn;
+    it->f.body = value ? value : data;
+    it->f.bodyl = value ? vn : dn;
+    it->file = file;
     lua_settop(L, t);
     return 1;
 }
 
+static void mime_check(lua_State *L, CURLcode rc, int i) {
+    if (rc != CURLE_OK)
+        luaL_error(L, "ocr.curl: building form part %d failed: %s", i, curl_easy_strerror(rc));
+}
+
+/* A form with files goes through curl_mime, which streams them from disk. */
+static void form_mime(lua_State *L, ocr_xfer *x, const form_item *items, int n) {
+    int i;
+    if ((x->mime = curl_mime_init(x->easy)) == NULL) luaL_error(L, "ocr.curl: out of memory");
+    for (i = 0; i < n; i++) {
+        const form_item *it = &items[i];
+        curl_mimepart *part = curl_mime_addpart(x->mime);
+        if (part == NULL) luaL_error(L, "ocr.curl: out of memory");
+        mime_check(L, curl_mime_name(part, it->f.name), i + 1);
+        if (it->file) mime_check(L, curl_mime_filedata(part, it->file), i + 1);
+        else mime_check(L, curl_mime_data(part, it->f.body, it->f.bodyl), i + 1);
+        if (it->f.filename) mime_check(L, curl_mime_filename(part, it->f.filename), i + 1);
+        if (it->f.ctype) mime_check(L, curl_mime_type(part, it->f.ctype), i + 1);
+    }
+    XSET(L, x, CURLOPT_MIMEPOST, x->mime);
+}
+
+/* Boundaries: 24 dashes and 16 hex digits, libcurl's shape. They need not be secret, only
+ * absent from the parts (checked before use), so they come from a seed read once and mixed
+ * with the transfer's address and the clock: no CSPRNG call and no shared state per request. */
+static uint64_t boundary_seed;
+
+static uint64_t splitmix64(uint64_t z) {
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static void seed_boundaries(void) {
+    FILE *f = fopen("/dev/urandom", "rb");
+    uint64_t s = 0;
+    if (f == NULL || fread(&s, sizeof s, 1, f) != 1)
+        s = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)&s;
+    if (f) fclose(f);
+    boundary_seed = s;
+}
+
+#define FORM_BOUNDARY_LEN 40
+
+static void make_boundary(char *out, const ocr_xfer *x, unsigned attempt) {
+    static const char hex[] = "0123456789abcdef";
+    struct timespec ts;
+    uint64_t r;
+    int i;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    r = splitmix64(boundary_seed ^ (uint64_t)(uintptr_t)x ^ ((uint64_t)ts.tv_nsec << 20) ^
+                   (uint64_t)ts.tv_sec ^ ((uint64_t)attempt << 56));
+    memset(out, '-', 24);
+    for (i = 0; i < 16; i++) out[24 + i] = hex[(r >> (4 * i)) & 15];
+}
+
+/* An in-memory form is encoded into one buffer and sent like a raw body: the bytes are those
+ * curl_mime would send (boundary aside), without its per-request cost. Returns 0 when the form
+ * should go through curl_mime after all (a boundary kept colliding: adversarial data). */
+static int form_in_memory(lua_State *L, ocr_xfer *x, const ocr_form_part *parts, int n) {
+    static const char prefix[] = "Content-Type: multipart/form-data; boundary=";
+    char bnd[FORM_BOUNDARY_LEN], line[sizeof prefix + FORM_BOUNDARY_LEN];
+    size_t len;
+    unsigned attempt = 0;
+    do {
+        if (attempt == 8) return 0;
+        make_boundary(bnd, x, attempt++);
+    } while (ocr_form_collision(parts, n, bnd, sizeof bnd));
+    len = ocr_form_encode(NULL, 0, parts, n, bnd, sizeof bnd);
+    if (len == (size_t)-1 || (x->form_body = malloc(len)) == NULL)
+        luaL_error(L, "ocr.curl: out of memory for a %d-part form", n);
+    if (ocr_form_encode(x->form_body, len, parts, n, bnd, sizeof bnd) != len)
+        luaL_error(L, "ocr.curl: internal error: form size changed while encoding");
+    XSET(L, x, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    XSET(L, x, CURLOPT_POSTFIELDS, x->form_body);
+    memcpy(line, prefix, sizeof prefix - 1);
+    memcpy(line + sizeof prefix - 1, bnd, sizeof bnd);
+    line[sizeof line - 1] = '\0';
+    slist_add(L, x, line);
+    XSET(L, x, CURLOPT_HTTPHEADER, x->headers);
+    return 1;
+}
+
+#define FORM_MAX_PARTS 10000
+
+/* Parts with a file, or a filename without a content type (libcurl guesses one from the
+ * extension), or a caller's own Content-Type header keep libcurl's mime path; everything else
+ * is encoded here. */
 static int prep_form(lua_State *L, ocr_xfer *x, prep *p) {
-    int i, n = (int)lua_rawlen(L, p->form_idx);
+    size_t len = lua_rawlen(L, p->form_idx);
+    int i, n, use_mime = p->has_ctype;
+    form_item *items;
+    ocr_form_part *parts;
+    if (len > FORM_MAX_PARTS) return invalid(L, p->base, "form: more than %d parts", FORM_MAX_PARTS);
+    n = (int)len;
+    use_mime |= n == 0;
+    items = lua_newuserdata(L, (size_t)(n + 1) * (sizeof *items + sizeof *parts));
+    parts = (ocr_form_part *)(items + n + 1);
     for (i = 1; i <= n; i++) {
         lua_rawgeti(L, p->form_idx, i);
-        if (!prep_part(L, x, p, i)) return 0;
+        if (!read_part(L, p, i, &items[i - 1])) return 0;
         lua_pop(L, 1);
+        parts[i - 1] = items[i - 1].f;
+        use_mime |= items[i - 1].file != NULL;
+        use_mime |= items[i - 1].f.filename != NULL && items[i - 1].f.ctype == NULL;
     }
-    if (x->mime == NULL && (x->mime = curl_mime_init(x->easy)) == NULL)
-        luaL_error(L, "ocr.curl: out of memory");
-    XSET(L, x, CURLOPT_MIMEPOST, x->mime);
+    if (use_mime || !form_in_memory(L, x, parts, n)) form_mime(L, x, items, n);
+    lua_pop(L, 1);
     return 1;
 }
 

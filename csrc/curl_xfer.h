@@ -52,6 +52,7 @@ struct ocr_xfer {
     int   owns_easy;                /* multi: the handle is cleaned up with the transfer */
     struct curl_slist *headers;
     curl_mime *mime;
+    char *form_body;                /* an in-memory form, encoded (see prep_form) */
     FILE *upload_fp;
 
     /* response being received (reset at every status line: redirects, 1xx) */

@@ -7,80 +7,14 @@
 #include <string.h>
 #include <openssl/rand.h>
 #include "ocr.h"
+#include "form.h"
 
 #define MP_MAX_BODY     ((size_t)1 << 30)   /* in-memory bodies only */
 #define MP_MAX_PARTS    10000
-#define MP_MAX_BOUNDARY 70                  /* RFC 2046 §5.1.1 */
+#define MP_MAX_BOUNDARY OCR_FORM_MAX_BOUNDARY
 #define MP_DEFAULT_TYPE "application/octet-stream"
 
-typedef struct {
-    const char *name;     size_t namel;
-    const char *filename; size_t filenamel;   /* NULL for a plain field */
-    const char *ctype;    size_t ctypel;      /* NULL for a plain field */
-    const char *body;     size_t bodyl;       /* value or data */
-} mp_part;
-
-/* A writer that only counts when dst is NULL; counting saturates instead of wrapping. */
-typedef struct {
-    char  *dst;
-    size_t len;
-    size_t cap;
-} mp_writer;
-
-static void put(mp_writer *w, const char *p, size_t n) {
-    if (w->dst == NULL) {
-        w->len = (n > (size_t)-1 - w->len) ? (size_t)-1 : w->len + n;
-        return;
-    }
-    if (n > w->cap - w->len) return;   /* unreachable: the measuring pass sized dst */
-    memcpy(w->dst + w->len, p, n);
-    w->len += n;
-}
-
-#define PUT_LIT(w, s) put((w), (s), sizeof(s) - 1)
-
-/* Quoted-string contents of name= and filename=. RFC 7578 §4.2 leaves the escaping of these to
- * the HTML form-submission algorithm, and WHATWG (like every current browser) percent-escapes
- * exactly '"' as %22, CR as %0D and LF as %0A, leaving other bytes -- UTF-8 included -- raw.
- * Backslash-escaping is not used: servers do not agree on undoing it. */
-static void put_escaped(mp_writer *w, const char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        size_t run = i;
-        while (run < n && s[run] != '"' && s[run] != '\r' && s[run] != '\n') run++;
-        put(w, s + i, run - i);
-        if (run < n) {
-            if (s[run] == '"') PUT_LIT(w, "%22");
-            else if (s[run] == '\r') PUT_LIT(w, "%0D");
-            else PUT_LIT(w, "%0A");
-            run++;
-        }
-        i = run;
-    }
-}
-
-static void write_body(mp_writer *w, const mp_part *p, int n, const char *bnd, size_t bl) {
-    int i;
-    for (i = 0; i < n; i++) {
-        PUT_LIT(w, "--");
-        put(w, bnd, bl);
-        PUT_LIT(w, "\r\nContent-Disposition: form-data; name=\"");
-        put_escaped(w, p[i].name, p[i].namel);
-        PUT_LIT(w, "\"");
-        if (p[i].filename != NULL) {
-            PUT_LIT(w, "; filename=\"");
-            put_escaped(w, p[i].filename, p[i].filenamel);
-            PUT_LIT(w, "\"\r\nContent-Type: ");
-            put(w, p[i].ctype, p[i].ctypel);
-        }
-        PUT_LIT(w, "\r\n\r\n");
-        put(w, p[i].body, p[i].bodyl);
-        PUT_LIT(w, "\r\n");
-    }
-    PUT_LIT(w, "--");
-    put(w, bnd, bl);
-    PUT_LIT(w, "--\r\n");
-}
+typedef ocr_form_part mp_part;   /* a plain field has neither filename nor ctype */
 
 /* ---- part validation ---------------------------------------------------------------------- */
 
@@ -205,32 +139,6 @@ static void check_boundary(lua_State *L, const char *b, size_t n) {
     luaL_argcheck(L, b[n - 1] != ' ', 2, "boundary must not end with a space");
 }
 
-/* KMP, so the scan stays linear in the data whatever the data holds. */
-static int contains(const char *hay, size_t hn, const char *nd, size_t nn) {
-    size_t fail[MP_MAX_BOUNDARY], i, k = 0;
-    if (nn == 0 || nn > MP_MAX_BOUNDARY) return nn == 0;
-    fail[0] = 0;
-    for (i = 1; i < nn; i++) {
-        while (k > 0 && nd[i] != nd[k]) k = fail[k - 1];
-        if (nd[i] == nd[k]) k++;
-        fail[i] = k;
-    }
-    k = 0;
-    for (i = 0; i < hn; i++) {
-        while (k > 0 && hay[i] != nd[k]) k = fail[k - 1];
-        if (hay[i] == nd[k]) k++;
-        if (k == nn) return 1;
-    }
-    return 0;
-}
-
-static int find_collision(const mp_part *p, int n, const char *b, size_t bl) {
-    int i;
-    for (i = 0; i < n; i++)
-        if (contains(p[i].body, p[i].bodyl, b, bl)) return i + 1;
-    return 0;
-}
-
 /* "----ocr" + 32 hex digits from OpenSSL's CSPRNG: 39 characters, all bcharsnospace. */
 static int random_boundary(char *out, size_t *len) {
     unsigned char rnd[16];
@@ -288,8 +196,7 @@ static int l_multipart(lua_State *L) {
     mp_part *parts;
     char genb[MP_MAX_BOUNDARY];
     const char *bnd;
-    size_t bl = 0;
-    mp_writer w;
+    size_t bl = 0, len;
     char *body;
 
     if (!lua_isnoneornil(L, 2) && lua_type(L, 2) != LUA_TSTRING)
@@ -307,15 +214,13 @@ static int l_multipart(lua_State *L) {
 
     /* Measure first: the size does not depend on which random boundary is finally used (they
      * all have the same length), and refusing early avoids scanning a huge body for nothing. */
-    w.dst = NULL;
-    w.len = w.cap = 0;
-    write_body(&w, parts, n, bnd, bl);
-    if (w.len > MP_MAX_BODY) return push_error(L, "multipart: body would be larger than 1 GiB");
+    len = ocr_form_encode(NULL, 0, parts, n, bnd, bl);
+    if (len > MP_MAX_BODY) return push_error(L, "multipart: body would be larger than 1 GiB");
 
-    hit = find_collision(parts, n, bnd, bl);
+    hit = ocr_form_collision(parts, n, bnd, bl);
     for (tries = 0; hit && bnd == genb && tries < 4; tries++) {
         if (!random_boundary(genb, &bl)) return push_error(L, "multipart: RAND_bytes failed");
-        hit = find_collision(parts, n, bnd, bl);
+        hit = ocr_form_collision(parts, n, bnd, bl);
     }
     if (hit) {
         lua_pushnil(L);
@@ -323,13 +228,10 @@ static int l_multipart(lua_State *L) {
         return 2;
     }
 
-    body = (char *)lua_newuserdata(L, w.len);
-    w.dst = body;
-    w.cap = w.len;
-    w.len = 0;
-    write_body(&w, parts, n, bnd, bl);
-    if (w.len != w.cap) return luaL_error(L, "multipart: internal size mismatch");
-    lua_pushlstring(L, body, w.len);
+    body = (char *)lua_newuserdata(L, len);
+    if (ocr_form_encode(body, len, parts, n, bnd, bl) != len)
+        return luaL_error(L, "multipart: internal size mismatch");
+    lua_pushlstring(L, body, len);
 
     quote = needs_quotes(bnd, bl);
     lua_pushstring(L, quote ? "multipart/form-data; boundary=\"" : "multipart/form-data; boundary=");

@@ -24,6 +24,7 @@ M.COMMON_OPTIONS = {
 
 --- Keys of `recognize`'s input that are not vendor options.
 M.SOURCES = { "file", "data", "url", "key" }
+local SOURCES = M.SOURCES
 M.INPUT_OPTIONS = { file = "string", data = "string", url = "string", key = "string",
                     filename = "string", output = "string", on_progress = "function" }
 
@@ -31,19 +32,27 @@ local DEFAULTS = { timeout = 60, connect_timeout = 10, retries = 3, poll_interva
                    poll_timeout = 120 }
 
 local Client = {}
+Client.__index = Client
 M.Client = Client
 
-Client.__index = function(self, k)
-  local v = Client[k]
-  if v ~= nil then return v end
-  -- Provider extras (e.g. oldfish's client:quota()) run in a context like recognize does.
-  local methods = rawget(self, "def").methods
-  local fn = methods and methods[k]
-  if fn then
-    return function(client, ...)
-      return client:_run(function(ctx, ...) return fn(ctx, ...) end, nil, ...)
+-- A provider with extras (e.g. oldfish's client:quota()) gets its own class on top of Client,
+-- made once per definition; each extra runs in a context like recognize does.
+local classes = setmetatable({}, { __mode = "k" })
+local function class_for(def)
+  if not def.methods then return Client end
+  local class = classes[def]
+  if class then return class end
+  class = setmetatable({}, { __index = Client })
+  class.__index = class
+  for name, fn in pairs(def.methods) do
+    if Client[name] == nil then
+      class[name] = function(client, ...)
+        return client:_run(function(ctx, ...) return fn(ctx, ...) end, nil, ...)
+      end
     end
   end
+  classes[def] = class
+  return class
 end
 
 local function env_name(provider, key)
@@ -99,8 +108,9 @@ function M.new(name, def, opts)
     user_agent = options.user_agent or ("lua-ocr/" .. core._VERSION),
     retry_budget = retry.budget(options.retry_budget or 20, 1),
     input_specs = { M.INPUT_OPTIONS, def.options or {} },
+    input_what = "provider " .. name,
     accepted_sources = {},
-  }, Client)
+  }, class_for(def))
   for _, src in ipairs(def.sources or {}) do self.accepted_sources[src] = true end
   if options.endpoint == nil and (os.getenv(env_name(name, "endpoint")) or "") ~= "" then
     options.endpoint = os.getenv(env_name(name, "endpoint"))
@@ -136,20 +146,22 @@ end
 function Client:check_input(input)
   local def = self.def
   if type(input) ~= "table" then return "input must be a table" end
-  local ok, err = schema.check_table(input, self.input_specs, "provider " .. self.provider)
+  local ok, err = schema.check_table(input, self.input_specs, self.input_what)
   if not ok then return err end
-  local given = {}
-  for _, src in ipairs(M.SOURCES) do
-    if input[src] ~= nil then given[#given + 1] = src end
+  local src, count = nil, 0
+  for i = 1, #SOURCES do
+    if input[SOURCES[i]] ~= nil then src, count = src or SOURCES[i], count + 1 end
   end
-  local accepted = self.accepted_sources
-  if #given ~= 1 then
+  if count ~= 1 then
+    local given = {}
+    for _, s in ipairs(SOURCES) do
+      if input[s] ~= nil then given[#given + 1] = s end
+    end
     local list = table.concat(def.sources or {}, ", ")
-    return #given == 0 and ("one source is required: " .. list)
+    return count == 0 and ("one source is required: " .. list)
         or ("exactly one source is allowed, got " .. table.concat(given, " and "))
   end
-  local src = given[1]
-  if not accepted[src] then
+  if not self.accepted_sources[src] then
     return ("provider %s does not accept the source '%s' (it takes %s)")
            :format(self.provider, src, table.concat(def.sources or {}, ", "))
   end

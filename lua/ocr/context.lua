@@ -16,6 +16,13 @@ Context.__index = Context
 
 local M = {}
 
+-- ocr.scheduler requires this module: it is looked up on first use.
+local scheduler
+local function current_job()
+  scheduler = scheduler or require "ocr.scheduler"
+  return scheduler.current()
+end
+
 function M.new(client, input)
   local ctx = setmetatable({
     client = client,
@@ -26,7 +33,7 @@ function M.new(client, input)
     input = input or {},
     task_id = nil,
     request_id = nil,
-    job = require("ocr.scheduler").current(),
+    job = current_job(),
   }, Context)
   -- The job shows the vendor's task id as soon as the workflow learns it (job.task_id).
   if ctx.job then ctx.job.ctx = ctx end
@@ -46,7 +53,11 @@ end
 --- The endpoint joined with `path`, plus `query` (a table; keys sorted, values RFC 3986-encoded).
 function Context:url(path, query, base)
   base = base or self.endpoint
-  local url = base:gsub("/+$", "") .. "/" .. (path or ""):gsub("^/+", "")
+  if base:byte(-1) == 47 then base = base:gsub("/+$", "") end      -- "/"
+  path = path or ""
+  if path:byte(1) == 47 then path = path:gsub("^/+", "") end
+  local url = base .. "/" .. path
+  if query == nil then return url end
   local q = M.encode_query(query)
   if q ~= "" then url = url .. (url:find("?", 1, true) and "&" or "?") .. q end
   return url
@@ -109,24 +120,28 @@ function Context:progress(stage, percent, extra)
   cb(ev)
 end
 
-local TRANSPORT_FIELDS = { "method", "url", "headers", "body", "form", "upload_file", "save_to",
-                           "max_response_size" }
-
--- A billed request goes on a new connection: on a reused one, libcurl silently re-sends a request
--- whose connection died before any answer, and the vendor could bill it twice.
-local CLIENT_TRANSPORT_OPTS = { "timeout", "connect_timeout", "ca_file", "insecure", "proxy" }
-
+-- The request a transport sees: the request's own fields, the client's transport options
+-- unless the request overrides them, and the User-Agent.
 local function transport_request(self, req)
-  local t = {}
-  for _, k in ipairs(TRANSPORT_FIELDS) do t[k] = req[k] end
-  for _, k in ipairs(CLIENT_TRANSPORT_OPTS) do
-    if req[k] ~= nil then t[k] = req[k] else t[k] = self.client.options[k] end
+  local client = self.client
+  local opts = client.options
+  local insecure = req.insecure
+  if insecure == nil then insecure = opts.insecure end
+  local headers = { ["User-Agent"] = client.user_agent }
+  if req.headers then
+    for k, v in pairs(req.headers) do headers[k] = v end
   end
-  if req.billed then t.fresh_connect = true end
-  local headers = {}
-  for k, v in pairs(req.headers or {}) do headers[k] = v end
-  headers["User-Agent"] = headers["User-Agent"] or self.client.user_agent
-  t.headers = headers
+  local t = { method = req.method, url = req.url, headers = headers, body = req.body,
+              form = req.form, upload_file = req.upload_file, save_to = req.save_to,
+              max_response_size = req.max_response_size,
+              timeout = req.timeout or opts.timeout,
+              connect_timeout = req.connect_timeout or opts.connect_timeout,
+              ca_file = req.ca_file or opts.ca_file, insecure = insecure,
+              proxy = req.proxy or opts.proxy,
+              -- A billed request goes on a new connection: on a reused one, libcurl silently
+              -- re-sends a request whose connection died before any answer, and the vendor
+              -- could bill it twice.
+              fresh_connect = req.billed and true or nil }
   if req.json ~= nil then
     t.body = cjson.encode(req.json)
     headers["Content-Type"] = headers["Content-Type"] or "application/json"
@@ -187,8 +202,9 @@ function Context:request(req)
         runtime.sleep(wait)
       end
     end
-    local started = runtime.now()
+    local started
     if logging then
+      started = runtime.now()
       self:log{ event = "request", method = req.method or "GET", url = req.url, attempt = attempt }
     end
     local res, terr = transport_request(self, req)
