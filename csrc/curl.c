@@ -90,7 +90,7 @@ static void check_keys(lua_State *L, int t, const char *const *allowed, const ch
             luaL_error(L, "ocr.curl: %s: keys must be strings, got %s", what,
                        luaL_typename(L, -2));
         key = lua_tostring(L, -2);
-        for (k = allowed; *k && strcmp(*k, key) != 0; k++) {}
+        for (k = allowed; *k && ((*k)[0] != key[0] || strcmp(*k, key) != 0); k++) {}
         if (*k == NULL) luaL_error(L, "ocr.curl: %s: unknown field '%s'", what, key);
         lua_pop(L, 1);
     }
@@ -1086,13 +1086,20 @@ static int push_failure(lua_State *L, ocr_xfer *x) {
 static void push_header(lua_State *L, int t, const char *name, size_t nl, const char *value,
                         size_t vl) {
     luaL_Buffer b;
+    char small[64];
     size_t i;
-    luaL_buffinit(L, &b);
-    for (i = 0; i < nl; i++) {
-        char c = name[i];
-        luaL_addchar(&b, (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c);
+    if (nl <= sizeof small) {   /* the usual case: no buffer machinery */
+        for (i = 0; i < nl; i++)
+            small[i] = (name[i] >= 'A' && name[i] <= 'Z') ? (char)(name[i] - 'A' + 'a') : name[i];
+        lua_pushlstring(L, small, nl);
+    } else {
+        luaL_buffinit(L, &b);
+        for (i = 0; i < nl; i++) {
+            char c = name[i];
+            luaL_addchar(&b, (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c);
+        }
+        luaL_pushresult(&b);
     }
-    luaL_pushresult(&b);
     lua_pushvalue(L, -1);
     lua_rawget(L, t);
     if (lua_isstring(L, -1)) {

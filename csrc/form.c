@@ -1,4 +1,5 @@
 /* multipart/form-data encoding shared by ocr.core and ocr.curl (see form.h). */
+#define _GNU_SOURCE   /* memmem: glibc, musl, the BSDs and macOS have it; linear time in glibc */
 #include <string.h>
 #include "form.h"
 
@@ -73,28 +74,9 @@ size_t ocr_form_encode(char *dst, size_t cap, const ocr_form_part *p, int n,
     return w.len;
 }
 
-/* KMP, so the scan stays linear in the data whatever the data holds. */
-static int contains(const char *hay, size_t hn, const char *nd, size_t nn) {
-    size_t fail[OCR_FORM_MAX_BOUNDARY], i, k = 0;
-    if (nn == 0 || nn > OCR_FORM_MAX_BOUNDARY) return nn == 0;
-    fail[0] = 0;
-    for (i = 1; i < nn; i++) {
-        while (k > 0 && nd[i] != nd[k]) k = fail[k - 1];
-        if (nd[i] == nd[k]) k++;
-        fail[i] = k;
-    }
-    k = 0;
-    for (i = 0; i < hn; i++) {
-        while (k > 0 && hay[i] != nd[k]) k = fail[k - 1];
-        if (hay[i] == nd[k]) k++;
-        if (k == nn) return 1;
-    }
-    return 0;
-}
-
 int ocr_form_collision(const ocr_form_part *p, int n, const char *bnd, size_t bl) {
     int i;
     for (i = 0; i < n; i++)
-        if (contains(p[i].body, p[i].bodyl, bnd, bl)) return i + 1;
+        if (bl == 0 || memmem(p[i].body, p[i].bodyl, bnd, bl) != NULL) return i + 1;
     return 0;
 }

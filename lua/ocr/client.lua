@@ -225,7 +225,7 @@ function Client:_run(fn, input, ...)
     res.provider = res.provider or self.provider
     res.task_id = res.task_id or ctx.task_id
     res.request_id = res.request_id or ctx.request_id
-    ctx:progress("done", 100)
+    if ctx:progress_wanted() then ctx:progress("done", 100) end
   elseif type(err) == "table" and errors.is_error(err) then
     err.task_id = err.task_id or ctx.task_id
   end

@@ -120,6 +120,8 @@ function Context:progress(stage, percent, extra)
   cb(ev)
 end
 
+local OPTIONAL_FIELDS = { "body", "form", "upload_file", "save_to", "max_response_size" }
+
 -- The request a transport sees: the request's own fields, the client's transport options
 -- unless the request overrides them, and the User-Agent.
 local function transport_request(self, req)
@@ -131,17 +133,22 @@ local function transport_request(self, req)
   if req.headers then
     for k, v in pairs(req.headers) do headers[k] = v end
   end
-  local t = { method = req.method, url = req.url, headers = headers, body = req.body,
-              form = req.form, upload_file = req.upload_file, save_to = req.save_to,
-              max_response_size = req.max_response_size,
+  -- Built from what is set (a table constructor sizes itself for every key it names).
+  local t = { method = req.method, url = req.url, headers = headers,
               timeout = req.timeout or opts.timeout,
-              connect_timeout = req.connect_timeout or opts.connect_timeout,
-              ca_file = req.ca_file or opts.ca_file, insecure = insecure,
-              proxy = req.proxy or opts.proxy,
-              -- A billed request goes on a new connection: on a reused one, libcurl silently
-              -- re-sends a request whose connection died before any answer, and the vendor
-              -- could bill it twice.
-              fresh_connect = req.billed and true or nil }
+              connect_timeout = req.connect_timeout or opts.connect_timeout }
+  for i = 1, #OPTIONAL_FIELDS do
+    local k = OPTIONAL_FIELDS[i]
+    local v = req[k]
+    if v ~= nil then t[k] = v end
+  end
+  local ca_file, proxy = req.ca_file or opts.ca_file, req.proxy or opts.proxy
+  if ca_file ~= nil then t.ca_file = ca_file end
+  if proxy ~= nil then t.proxy = proxy end
+  if insecure ~= nil then t.insecure = insecure end
+  -- A billed request goes on a new connection: on a reused one, libcurl silently re-sends a
+  -- request whose connection died before any answer, and the vendor could bill it twice.
+  if req.billed then t.fresh_connect = true end
   if req.json ~= nil then
     t.body = cjson.encode(req.json)
     headers["Content-Type"] = headers["Content-Type"] or "application/json"

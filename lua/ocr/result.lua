@@ -14,9 +14,9 @@ function Result:__tostring()
 end
 
 --- Builds a result: `text` defaults to the lines joined by newlines, `lines` to the text's lines.
+-- The `fields` table itself becomes the result (pass a fresh table, as `result.new{...}` does).
 function M.new(fields)
-  local r = setmetatable({}, Result)
-  for k, v in pairs(fields) do r[k] = v end
+  local r = setmetatable(fields, Result)
   r.lines = r.lines or (r.text and M.lines_from_text(r.text)) or {}
   r.files = r.files or {}
   if r.text == nil then
@@ -29,11 +29,18 @@ end
 
 --- Splits plain text into lines (no geometry), dropping a trailing empty line and CRs.
 function M.lines_from_text(text, page)
-  local lines = {}
-  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
-    lines[#lines + 1] = { text = (line:gsub("\r$", "")), page = page }
+  local lines, n, pos = {}, 0, 1
+  local find, sub, byte = string.find, string.sub, string.byte
+  while true do
+    local nl = find(text, "\n", pos, true)
+    local line = sub(text, pos, (nl or #text + 1) - 1)
+    if byte(line, -1) == 13 then line = sub(line, 1, -2) end   -- CR
+    n = n + 1
+    lines[n] = { text = line, page = page }
+    if not nl then break end
+    pos = nl + 1
   end
-  if #lines > 0 and lines[#lines].text == "" then lines[#lines] = nil end
+  if lines[n].text == "" then lines[n] = nil end
   return lines
 end
 

@@ -42,14 +42,17 @@ end
 function M.check_table(tbl, specs, what)
   for k, v in pairs(tbl) do
     local spec
-    for _, s in ipairs(specs) do
-      if s[k] ~= nil then spec = s[k] break end
+    for i = 1, #specs do
+      spec = specs[i][k]
+      if spec ~= nil then break end
     end
     if spec == nil then
       return nil, ("unknown option '%s' for %s"):format(tostring(k), what)
     end
-    local ok, err = M.check(k, v, spec)
-    if not ok then return nil, err end
+    if type(v) ~= spec then   -- a plain type name that matches needs no further look
+      local ok, err = M.check(k, v, spec)
+      if not ok then return nil, err end
+    end
   end
   return true
 end
