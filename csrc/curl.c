@@ -46,13 +46,19 @@ static const char *const option_keys[] = {
     "insecure", "proxy", "user_agent", "follow_redirects", "max_redirects", NULL
 };
 
+/* The request's own keys, then the option keys in option_keys' order (luaopen checks it). */
 static const char *const request_keys[] = {
     "method", "url", "headers", "body", "form", "upload_file", "save_to", "on_progress",
     "fresh_connect", "timeout", "connect_timeout", "max_response_size", "max_download_size", "ca_file",
     "insecure", "proxy", "user_agent", "follow_redirects", "max_redirects", NULL
 };
+enum { RK_METHOD, RK_URL, RK_HEADERS, RK_BODY, RK_FORM, RK_UPLOAD_FILE, RK_SAVE_TO,
+       RK_ON_PROGRESS, RK_FRESH_CONNECT, RK_OPTIONS };
+enum { OK_TIMEOUT, OK_CONNECT_TIMEOUT, OK_MAX_RESPONSE, OK_MAX_DOWNLOAD, OK_CA_FILE, OK_INSECURE,
+       OK_PROXY, OK_USER_AGENT, OK_FOLLOW, OK_MAX_REDIRECTS, OK_COUNT };
+#define BIT(i) (1u << (i))
 
-static const char *const part_keys[] = {
+static const char *const part_keys[] = {   /* read_part indexes them by position */
     "name", "value", "data", "file", "filename", "content_type", NULL
 };
 
@@ -81,7 +87,10 @@ static int rawfield(lua_State *L, int t, const char *k) {
     return lua_type(L, -1);
 }
 
-static void check_keys(lua_State *L, int t, const char *const *allowed, const char *what) {
+/* Refuses any key not in allowed (at most 32 entries); returns which ones are present (bit i for
+ * allowed[i]) so that absent fields are not looked up one by one afterwards. */
+static unsigned check_keys(lua_State *L, int t, const char *const *allowed, const char *what) {
+    unsigned present = 0;
     lua_pushnil(L);
     while (lua_next(L, t)) {
         const char *const *k;
@@ -92,8 +101,10 @@ static void check_keys(lua_State *L, int t, const char *const *allowed, const ch
         key = lua_tostring(L, -2);
         for (k = allowed; *k && ((*k)[0] != key[0] || strcmp(*k, key) != 0); k++) {}
         if (*k == NULL) luaL_error(L, "ocr.curl: %s: unknown field '%s'", what, key);
+        present |= BIT(k - allowed);
         lua_pop(L, 1);
     }
+    return present;
 }
 
 static int has_nul(const char *s, size_t n) {
@@ -224,20 +235,28 @@ static void read_string(lua_State *L, int t, const char *k, ocr_curl_opts *o, co
     }
 }
 
-void ocr_curl_opts_read(lua_State *L, int idx, ocr_curl_opts *o) {
+/* Reads the options whose bit (OK_*) is set in present. */
+static void opts_read(lua_State *L, int t, ocr_curl_opts *o, unsigned present) {
     double v;
-    int t = lua_absindex(L, idx);
-    read_number(L, t, "timeout", 0.001, MAX_SECONDS, 0, &o->timeout);
-    read_number(L, t, "connect_timeout", 0.001, MAX_SECONDS, 0, &o->connect_timeout);
-    if (read_number(L, t, "max_response_size", 0, MAX_BYTES, 1, &o->max_response_size))
+    if (present & BIT(OK_TIMEOUT)) read_number(L, t, "timeout", 0.001, MAX_SECONDS, 0, &o->timeout);
+    if (present & BIT(OK_CONNECT_TIMEOUT))
+        read_number(L, t, "connect_timeout", 0.001, MAX_SECONDS, 0, &o->connect_timeout);
+    if ((present & BIT(OK_MAX_RESPONSE)) &&
+        read_number(L, t, "max_response_size", 0, MAX_BYTES, 1, &o->max_response_size))
         o->max_response_set = 1;
-    read_number(L, t, "max_download_size", 0, MAX_BYTES, 1, &o->max_download_size);
-    if (read_number(L, t, "max_redirects", 0, 100, 1, &v)) o->max_redirects = (long)v;
-    read_bool(L, t, "insecure", &o->insecure);
-    read_bool(L, t, "follow_redirects", &o->follow_redirects);
-    read_string(L, t, "ca_file", o, &o->ca_file);
-    read_string(L, t, "proxy", o, &o->proxy);
-    read_string(L, t, "user_agent", o, &o->user_agent);
+    if (present & BIT(OK_MAX_DOWNLOAD))
+        read_number(L, t, "max_download_size", 0, MAX_BYTES, 1, &o->max_download_size);
+    if ((present & BIT(OK_MAX_REDIRECTS)) && read_number(L, t, "max_redirects", 0, 100, 1, &v))
+        o->max_redirects = (long)v;
+    if (present & BIT(OK_INSECURE)) read_bool(L, t, "insecure", &o->insecure);
+    if (present & BIT(OK_FOLLOW)) read_bool(L, t, "follow_redirects", &o->follow_redirects);
+    if (present & BIT(OK_CA_FILE)) read_string(L, t, "ca_file", o, &o->ca_file);
+    if (present & BIT(OK_PROXY)) read_string(L, t, "proxy", o, &o->proxy);
+    if (present & BIT(OK_USER_AGENT)) read_string(L, t, "user_agent", o, &o->user_agent);
+}
+
+void ocr_curl_opts_read(lua_State *L, int idx, ocr_curl_opts *o) {
+    opts_read(L, lua_absindex(L, idx), o, ~0u);
 }
 
 void ocr_curl_opts_check(lua_State *L, int idx) {
@@ -482,6 +501,7 @@ typedef struct {
     int req;
     int kind;           /* BODY_* */
     int form_idx;       /* stack index of the form table */
+    unsigned present;   /* which request_keys the request holds (BIT(RK_*)) */
     int has_expect, has_ctype;
 } prep;
 
@@ -522,7 +542,9 @@ static void prep_body_kind(lua_State *L, prep *p) {
     } else if (type != LUA_TNIL) {
         luaL_error(L, "ocr.curl: request.body must be a string, got %s", lua_typename(L, type));
     }
-    type = rawfield(L, p->req, "form");
+#define PRESENT(p, k) ((p)->present & BIT(k))
+#define FIELD(p, k, name) (PRESENT(p, k) ? rawfield(L, (p)->req, name) : (lua_pushnil(L), LUA_TNIL))
+    type = FIELD(p, RK_FORM, "form");
     if (type == LUA_TTABLE) {
         p->kind = BODY_FORM;
         p->form_idx = lua_gettop(L);
@@ -530,7 +552,7 @@ static void prep_body_kind(lua_State *L, prep *p) {
     } else if (type != LUA_TNIL) {
         luaL_error(L, "ocr.curl: request.form must be a table, got %s", lua_typename(L, type));
     }
-    type = rawfield(L, p->req, "upload_file");
+    type = FIELD(p, RK_UPLOAD_FILE, "upload_file");
     lua_pop(L, 1);
     if (type == LUA_TSTRING) {
         p->kind = BODY_FILE;
@@ -548,7 +570,7 @@ static int prep_method(lua_State *L, ocr_xfer *x, prep *p) {
     static const char *const defaults[] = { "GET", "POST", "POST", "PUT" };
     const char *plain = defaults[p->kind];   /* what libcurl sends without CUSTOMREQUEST */
     size_t n;
-    const char *m = string_field(L, p, "method", &n, 0);
+    const char *m = PRESENT(p, RK_METHOD) ? string_field(L, p, "method", &n, 0) : NULL;
     int pushed = m != NULL;
     if (m == NULL) m = plain;
     else if (n > 64 || !is_token(m, n))
@@ -601,7 +623,7 @@ static void add_header(lua_State *L, ocr_xfer *x, const char *name, size_t nl, c
 }
 
 static int prep_headers(lua_State *L, ocr_xfer *x, prep *p) {
-    int t, type = rawfield(L, p->req, "headers");
+    int t, type = FIELD(p, RK_HEADERS, "headers");
     if (type == LUA_TNIL) {
         lua_pop(L, 1);
     } else if (type != LUA_TTABLE) {
@@ -678,17 +700,20 @@ static int read_part(lua_State *L, prep *p, int i, form_item *it) {
     size_t nn = 0, vn = 0, dn = 0, fn = 0, filen = 0, ctn = 0;
     const char *name, *value, *data, *file, *filename, *ctype, *why;
     int t = lua_gettop(L), sources;
+    unsigned present;
     FILE *f;
     luaL_checkstack(L, 12, "ocr.curl: form part");
     if (lua_type(L, t) != LUA_TTABLE)
         luaL_error(L, "ocr.curl: request.form[%d] must be a table, got %s", i, luaL_typename(L, t));
-    check_keys(L, t, part_keys, "request.form part");
-    name = part_string(L, t, i, "name", &nn);
-    value = part_string(L, t, i, "value", &vn);
-    data = part_string(L, t, i, "data", &dn);
-    file = part_string(L, t, i, "file", &fn);
-    filename = part_string(L, t, i, "filename", &filen);
-    ctype = part_string(L, t, i, "content_type", &ctn);
+    present = check_keys(L, t, part_keys, "request.form part");
+#define PART_STRING(bit, key, len) ((present & BIT(bit)) ? part_string(L, t, i, key, len) : NULL)
+    name = PART_STRING(0, "name", &nn);
+    value = PART_STRING(1, "value", &vn);
+    data = PART_STRING(2, "data", &dn);
+    file = PART_STRING(3, "file", &fn);
+    filename = PART_STRING(4, "filename", &filen);
+    ctype = PART_STRING(5, "content_type", &ctn);
+#undef PART_STRING
     if (name == NULL) luaL_error(L, "ocr.curl: request.form[%d].name is required", i);
     sources = (value != NULL) + (data != NULL) + (file != NULL);
     if (sources != 1)
@@ -805,13 +830,17 @@ static int form_in_memory(lua_State *L, ocr_xfer *x, const ocr_form_part *parts,
 static int prep_form(lua_State *L, ocr_xfer *x, prep *p) {
     size_t len = lua_rawlen(L, p->form_idx);
     int i, n, use_mime = p->has_ctype;
-    form_item *items;
-    ocr_form_part *parts;
+    form_item small_items[8], *items = small_items;
+    ocr_form_part small_parts[8], *parts = small_parts;
     if (len > FORM_MAX_PARTS) return invalid(L, p->base, "form: more than %d parts", FORM_MAX_PARTS);
     n = (int)len;
     use_mime |= n == 0;
-    items = lua_newuserdata(L, (size_t)(n + 1) * (sizeof *items + sizeof *parts));
-    parts = (ocr_form_part *)(items + n + 1);
+    if (n > 8) {   /* a userdata: freed by the GC even when a part raises an error */
+        items = lua_newuserdata(L, (size_t)n * (sizeof *items + sizeof *parts));
+        parts = (ocr_form_part *)(items + n);
+    } else {
+        lua_pushnil(L);   /* the same stack shape either way */
+    }
     for (i = 1; i <= n; i++) {
         lua_rawgeti(L, p->form_idx, i);
         if (!read_part(L, p, i, &items[i - 1])) return 0;
@@ -865,7 +894,7 @@ static int prep_save_to(lua_State *L, ocr_xfer *x, prep *p) {
     static const char suffix[] = ".part-XXXXXX";
     size_t n;
     int fd;
-    const char *path = string_field(L, p, "save_to", &n, 0);
+    const char *path = PRESENT(p, RK_SAVE_TO) ? string_field(L, p, "save_to", &n, 0) : NULL;
     if (path == NULL) return 1;
     if (n == 0 || n > MAX_PATH_LEN || has_nul(path, n))
         return invalid(L, p->base, "save_to: must be a non-empty path without NUL bytes");
@@ -899,7 +928,7 @@ static void prep_options(lua_State *L, ocr_xfer *x, const ocr_curl_opts *default
     ocr_curl_opts o = *defaults;
     int top = lua_gettop(L);
     o.owns_strings = 0;
-    ocr_curl_opts_read(L, p->req, &o);   /* borrowed strings stay on the stack until settop */
+    opts_read(L, p->req, &o, p->present >> RK_OPTIONS);   /* borrowed strings stay on the stack */
     XSET(L, x, CURLOPT_TIMEOUT_MS, to_ms(o.timeout));
     XSET(L, x, CURLOPT_CONNECTTIMEOUT_MS, to_ms(o.connect_timeout));
     XSET(L, x, CURLOPT_SSL_VERIFYPEER, o.insecure ? 0L : 1L);
@@ -929,7 +958,7 @@ static void prep_size_cap(lua_State *L, ocr_xfer *x) {
  * libcurl never re-sends on one, so a lost answer surfaces as an error with sent = true. */
 static void prep_fresh_connect(lua_State *L, ocr_xfer *x, prep *p) {
     int fresh = 0;
-    read_bool(L, p->req, "fresh_connect", &fresh);
+    if (PRESENT(p, RK_FRESH_CONNECT)) read_bool(L, p->req, "fresh_connect", &fresh);
     XSET(L, x, CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L);
 }
 
@@ -960,9 +989,9 @@ int ocr_xfer_prepare(lua_State *L, ocr_xfer *x, const ocr_curl_opts *defaults, i
     memset(&p, 0, sizeof p);
     p.req = lua_absindex(L, req);
     luaL_checkstack(L, 24, "ocr.curl: request too deep");
-    check_keys(L, p.req, request_keys, "request");
+    p.present = check_keys(L, p.req, request_keys, "request");
     p.base = lua_gettop(L);
-    rawfield(L, p.req, "body");   /* base+1: read once, so what is checked is what is sent */
+    FIELD(&p, RK_BODY, "body");   /* base+1: read once, so what is checked is what is sent */
     prep_body_kind(L, &p);
     prep_fixed(L, x);
     prep_options(L, x, defaults, &p);
@@ -1208,6 +1237,26 @@ static void ignore_sigpipe(void) {
     }
 }
 
+/* The RK_ and OK_ indices above must name the entries they index: a mismatch is a build bug. */
+static void check_key_tables(lua_State *L) {
+    static const char *const own[RK_OPTIONS] = { "method", "url", "headers", "body", "form",
+        "upload_file", "save_to", "on_progress", "fresh_connect" };
+    static const char *const opts[OK_COUNT] = { "timeout", "connect_timeout", "max_response_size",
+        "max_download_size", "ca_file", "insecure", "proxy", "user_agent", "follow_redirects",
+        "max_redirects" };
+    int i;
+    for (i = 0; i < RK_OPTIONS; i++)
+        if (strcmp(request_keys[i], own[i]) != 0) luaL_error(L, "ocr.curl: request_keys out of order");
+    for (i = 0; i < OK_COUNT; i++)
+        if (option_keys[i] == NULL || request_keys[RK_OPTIONS + i] == NULL ||
+            strcmp(request_keys[RK_OPTIONS + i], option_keys[i]) != 0)
+            luaL_error(L, "ocr.curl: option_keys and request_keys disagree");
+    if (option_keys[OK_COUNT] != NULL || request_keys[RK_OPTIONS + OK_COUNT] != NULL)
+        luaL_error(L, "ocr.curl: option_keys and request_keys disagree");
+    for (i = 0; i < OK_COUNT; i++)
+        if (strcmp(option_keys[i], opts[i]) != 0) luaL_error(L, "ocr.curl: option_keys out of order");
+}
+
 int luaopen_ocr_curl(lua_State *L) {
     static const luaL_Reg funcs[] = {
         { "session", ocr_curl_session_new },
@@ -1215,6 +1264,7 @@ int luaopen_ocr_curl(lua_State *L) {
         { NULL, NULL }
     };
     const curl_version_info_data *vi = curl_version_info(CURLVERSION_NOW);
+    check_key_tables(L);
     pin_module();
     ignore_sigpipe();
     snprintf(default_user_agent, sizeof default_user_agent, "lua-ocr/%s libcurl/%s",

@@ -359,6 +359,13 @@ describe("ocr.curl", function()
       assert.truthy(mem.body:find("\r\nContent-Type: application/json\r\n\r\n{}\r\n", 1, true))
     end)
 
+    it("sends forms of many parts", function()
+      local form = {}
+      for i = 1, 40 do form[i] = { name = "p" .. i, value = ("v"):rep(i) } end
+      local e = json(s:request{ url = url("/echo"), form = form })
+      for i = 1, 40 do assert.equal(("v"):rep(i), e.form["p" .. i][1].value) end
+    end)
+
     it("never reuses a boundary between forms", function()
       local seen = {}
       for _ = 1, 50 do
