@@ -9,8 +9,7 @@ void ocr_buffer_init(ocr_buffer *b, size_t limit) {
     b->limit = limit;
 }
 
-int ocr_buffer_append(ocr_buffer *b, const void *p, size_t n) {
-    if (n == 0) return OCR_BUF_OK;
+int ocr_buffer_reserve(ocr_buffer *b, size_t n) {
     if (n > SIZE_MAX - b->len) return OCR_BUF_LIMIT;
     size_t need = b->len + n;
     if (b->limit && need > b->limit) return OCR_BUF_LIMIT;
@@ -23,8 +22,15 @@ int ocr_buffer_append(ocr_buffer *b, const void *p, size_t n) {
         b->data = d;
         b->cap = cap;
     }
+    return OCR_BUF_OK;
+}
+
+int ocr_buffer_append(ocr_buffer *b, const void *p, size_t n) {
+    int rc;
+    if (n == 0) return OCR_BUF_OK;
+    if ((rc = ocr_buffer_reserve(b, n)) != OCR_BUF_OK) return rc;
     memcpy(b->data + b->len, p, n);
-    b->len = need;
+    b->len += n;
     return OCR_BUF_OK;
 }
 

@@ -19,6 +19,8 @@ enum { OCR_BUF_OK = 0, OCR_BUF_NOMEM = 1, OCR_BUF_LIMIT = 2 };
 
 OCR_HIDDEN void ocr_buffer_init(ocr_buffer *b, size_t limit);
 OCR_HIDDEN int  ocr_buffer_append(ocr_buffer *b, const void *p, size_t n);
+/* Makes room for n more bytes (len unchanged); the same results as append. */
+OCR_HIDDEN int  ocr_buffer_reserve(ocr_buffer *b, size_t n);
 OCR_HIDDEN int  ocr_buffer_appendstr(ocr_buffer *b, const char *s);
 OCR_HIDDEN void ocr_buffer_free(ocr_buffer *b);
 

@@ -273,14 +273,20 @@ static int holder_gc(lua_State *L) {
     return 0;
 }
 
+static ocr_xfer *xfer_alloc(void) {
+    ocr_xfer *x = calloc(1, sizeof *x);
+    if (x == NULL) return NULL;
+    ocr_buffer_init(&x->head, HEAD_LIMIT);
+    ocr_buffer_init(&x->body, 0);
+    ocr_buffer_init(&x->form, 0);
+    return x;
+}
+
 ocr_xfer *ocr_xfer_new(lua_State *L) {
     ocr_xfer **h = lua_newuserdata(L, sizeof *h);
     *h = NULL;
     luaL_setmetatable(L, OCR_CURL_HOLDER_MT);
-    *h = calloc(1, sizeof **h);
-    if (*h == NULL) luaL_error(L, "ocr.curl: out of memory");
-    ocr_buffer_init(&(*h)->head, HEAD_LIMIT);
-    ocr_buffer_init(&(*h)->body, 0);
+    if ((*h = xfer_alloc()) == NULL) luaL_error(L, "ocr.curl: out of memory");
     return *h;
 }
 
@@ -295,25 +301,58 @@ void ocr_xfer_release(lua_State *L, int idx, int keep) {
 static void xfer_free_request(ocr_xfer *x) {
     if (x->mime) curl_mime_free(x->mime);
     x->mime = NULL;
-    free(x->form_body);
-    x->form_body = NULL;
+    x->form.len = 0;
     if (x->upload_fp) fclose(x->upload_fp);
     x->upload_fp = NULL;
 }
 
-void ocr_xfer_destroy(ocr_xfer *x) {
-    if (x == NULL) return;
+/* Everything one request used, but the handle and the response buffers. */
+static void xfer_free_parts(ocr_xfer *x) {
     xfer_free_request(x);
-    if (x->owns_easy && x->easy) curl_easy_cleanup(x->easy);
-    x->easy = NULL;
     curl_slist_free_all(x->headers);
+    x->headers = NULL;
     if (x->save_fp) fclose(x->save_fp);
+    x->save_fp = NULL;
     if (x->tmp_path && !x->saved) unlink(x->tmp_path);
     free(x->tmp_path);
     free(x->save_path);
+    x->tmp_path = x->save_path = NULL;
+}
+
+void ocr_xfer_destroy(ocr_xfer *x) {
+    if (x == NULL) return;
+    xfer_free_parts(x);
+    if (x->owns_easy && x->easy) curl_easy_cleanup(x->easy);
+    x->easy = NULL;
     ocr_buffer_free(&x->head);
     ocr_buffer_free(&x->body);
+    ocr_buffer_free(&x->form);
     free(x);
+}
+
+/* Response buffers up to this size are kept for the session's next request. */
+#define KEEP_BUFFER (256 * 1024)
+
+static void keep_buffer(ocr_buffer *b) {
+    if (b->cap > KEEP_BUFFER) ocr_buffer_free(b);
+    b->len = 0;
+}
+
+ocr_xfer *ocr_xfer_recycle(ocr_xfer *x) {
+    ocr_buffer head, body, form;
+    if (x == NULL) return xfer_alloc();
+    xfer_free_parts(x);
+    head = x->head;
+    body = x->body;
+    form = x->form;
+    keep_buffer(&head);
+    keep_buffer(&body);
+    keep_buffer(&form);
+    memset(x, 0, sizeof *x);
+    x->head = head;
+    x->body = body;
+    x->form = form;
+    return x;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -808,12 +847,14 @@ static int form_in_memory(lua_State *L, ocr_xfer *x, const ocr_form_part *parts,
         make_boundary(bnd, x, attempt++);
     } while (ocr_form_collision(parts, n, bnd, sizeof bnd));
     len = ocr_form_encode(NULL, 0, parts, n, bnd, sizeof bnd);
-    if (len == (size_t)-1 || (x->form_body = malloc(len)) == NULL)
+    x->form.len = 0;
+    if (len == (size_t)-1 || ocr_buffer_reserve(&x->form, len) != OCR_BUF_OK)
         luaL_error(L, "ocr.curl: out of memory for a %d-part form", n);
-    if (ocr_form_encode(x->form_body, len, parts, n, bnd, sizeof bnd) != len)
+    if (ocr_form_encode(x->form.data, len, parts, n, bnd, sizeof bnd) != len)
         luaL_error(L, "ocr.curl: internal error: form size changed while encoding");
+    x->form.len = len;
     XSET(L, x, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    XSET(L, x, CURLOPT_POSTFIELDS, x->form_body);
+    XSET(L, x, CURLOPT_POSTFIELDS, x->form.data ? x->form.data : "");
     memcpy(line, prefix, sizeof prefix - 1);
     memcpy(line + sizeof prefix - 1, bnd, sizeof bnd);
     line[sizeof line - 1] = '\0';
@@ -1148,9 +1189,10 @@ static int is_ows(char c) {
 
 /* Header lines of the final response -> {lowercase name = value, repeats joined by ", "}. */
 static void push_headers(lua_State *L, const ocr_xfer *x) {
-    const char *p = x->head.data, *end = p + x->head.len;
-    int t;
-    lua_newtable(L);
+    const char *p = x->head.data, *end = p + x->head.len, *q;
+    int t, lines = 0;
+    for (q = p; q < end && (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++) lines++;
+    lua_createtable(L, 0, lines > 1 ? lines - 1 : 0);   /* sized once: no rehash per header */
     t = lua_gettop(L);
     while (p < end) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));

@@ -11,6 +11,7 @@ typedef struct {
     CURL *easy;
     ocr_curl_opts opts;
     int busy;
+    ocr_xfer *x;   /* reused by every request: no allocation per request */
 } ocr_session;
 
 static ocr_session *check_session(lua_State *L, int idx) {
@@ -24,6 +25,8 @@ static ocr_session *check_session(lua_State *L, int idx) {
 static void session_free(ocr_session *s) {
     if (s->easy) {
         curl_easy_reset(s->easy);
+        ocr_xfer_destroy(s->x);   /* never owns the handle */
+        s->x = NULL;
         curl_easy_cleanup(s->easy);
         s->easy = NULL;
     }
@@ -67,11 +70,12 @@ static int session_request(lua_State *L) {
                           lua_typename(L, type));
     has_progress = type == LUA_TFUNCTION;
     lua_pushcfunction(L, ocr_xfer_progress_trampoline);  /* 4 */
-    x = ocr_xfer_new(L);                                   /* 5: holder */
-    x->easy = s->easy;
+    lua_pushnil(L);                                        /* 5 */
     curl_easy_reset(s->easy);
+    if ((x = s->x = ocr_xfer_recycle(s->x)) == NULL) return luaL_error(L, "ocr.curl: out of memory");
+    x->easy = s->easy;
     if (!ocr_xfer_prepare(L, x, &s->opts, 2)) {           /* 6: message */
-        ocr_xfer_release(L, 5, 0);
+        ocr_xfer_recycle(x);
         return ocr_curl_push_error(L, "invalid_input", lua_tostring(L, 6), -1, 0);
     }                                                      /* 6: body anchor */
     if (has_progress) {
@@ -86,9 +90,7 @@ static int session_request(lua_State *L) {
     x->L = NULL;
     ocr_xfer_finalize(x, code);
     n = ocr_xfer_push_result(L, x);
-    lua_pushvalue(L, 5);
-    ocr_xfer_release(L, -1, 0);
-    lua_pop(L, 1);
+    ocr_xfer_recycle(x);   /* frees the request's form and headers now, not at the next one */
     return n;
 }
 

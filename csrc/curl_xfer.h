@@ -52,7 +52,7 @@ struct ocr_xfer {
     int   owns_easy;                /* multi: the handle is cleaned up with the transfer */
     struct curl_slist *headers;
     curl_mime *mime;
-    char *form_body;                /* an in-memory form, encoded (see prep_form) */
+    ocr_buffer form;                /* an in-memory form, encoded (see prep_form) */
     FILE *upload_fp;
 
     /* response being received (reset at every status line: redirects, 1xx) */
@@ -110,6 +110,10 @@ OCR_HIDDEN ocr_xfer *ocr_xfer_new(lua_State *L);
 OCR_HIDDEN void ocr_xfer_release(lua_State *L, int idx, int keep);
 /* Frees everything a transfer owns and the transfer itself. */
 OCR_HIDDEN void ocr_xfer_destroy(ocr_xfer *x);
+/* A session's one transfer, made ready for the next request: what the last request left (even
+ * one that a raised error cut short: headers, form, temp file) is freed, the response buffers
+ * are kept unless large. Allocates one when x is NULL; returns NULL when out of memory. */
+OCR_HIDDEN ocr_xfer *ocr_xfer_recycle(ocr_xfer *x);
 
 /* Sets up x->easy (already reset) from the request table at req. Raises on wrong types.
  * Returns 1 and pushes the body string (or nil) that must stay referenced until the transfer

@@ -109,6 +109,7 @@ function M.new(name, def, opts)
     retry_budget = retry.budget(options.retry_budget or 20, 1),
     input_specs = { M.INPUT_OPTIONS, def.options or {} },
     input_what = "provider " .. name,
+    url_memo = {}, url_memo_size = 0,   -- ctx:url's memo (see context.lua)
     accepted_sources = {},
   }, class_for(def))
   for _, src in ipairs(def.sources or {}) do self.accepted_sources[src] = true end
@@ -148,10 +149,11 @@ function Client:check_input(input)
   if type(input) ~= "table" then return "input must be a table" end
   local ok, err = schema.check_table(input, self.input_specs, self.input_what)
   if not ok then return err end
-  local src, count = nil, 0
-  for i = 1, #SOURCES do
-    if input[SOURCES[i]] ~= nil then src, count = src or SOURCES[i], count + 1 end
-  end
+  local src, count = nil, 0   -- M.SOURCES, spelled out: this runs for every input
+  if input.file ~= nil then src, count = "file", 1 end
+  if input.data ~= nil then src, count = src or "data", count + 1 end
+  if input.url ~= nil then src, count = src or "url", count + 1 end
+  if input.key ~= nil then src, count = src or "key", count + 1 end
   if count ~= 1 then
     local given = {}
     for _, s in ipairs(SOURCES) do

@@ -53,10 +53,20 @@ end
 --- The endpoint joined with `path`, plus `query` (a table; keys sorted, values RFC 3986-encoded).
 function Context:url(path, query, base)
   base = base or self.endpoint
-  if base:byte(-1) == 47 then base = base:gsub("/+$", "") end      -- "/"
   path = path or ""
-  if path:byte(1) == 47 then path = path:gsub("^/+", "") end
-  local url = base .. "/" .. path
+  -- The endpoint's own URLs without a query are remembered per client: a provider asks for
+  -- the same few paths again and again.
+  local memo = base == self.endpoint and query == nil and self.client.url_memo
+  local url = memo and memo[path]
+  if url then return url end
+  if base:byte(-1) == 47 then base = base:gsub("/+$", "") end      -- "/"
+  local rel = path
+  if rel:byte(1) == 47 then rel = rel:gsub("^/+", "") end
+  url = base .. "/" .. rel
+  if memo and self.client.url_memo_size < 64 then
+    memo[path] = url
+    self.client.url_memo_size = self.client.url_memo_size + 1
+  end
   if query == nil then return url end
   local q = M.encode_query(query)
   if q ~= "" then url = url .. (url:find("?", 1, true) and "&" or "?") .. q end
@@ -120,28 +130,28 @@ function Context:progress(stage, percent, extra)
   cb(ev)
 end
 
-local OPTIONAL_FIELDS = { "body", "form", "upload_file", "save_to", "max_response_size" }
+-- What a transport is told besides the request, when nobody wants byte counts (read-only).
+local PLAIN = { upload = { stage = "upload" }, download = { stage = "download" }, none = {} }
 
 -- The request a transport sees: the request's own fields, the client's transport options
--- unless the request overrides them, and the User-Agent.
+-- unless the request overrides them, and the client's User-Agent (ocr.curl's user_agent
+-- option; a User-Agent in the request's headers wins). The request's headers table is passed
+-- as is, never modified.
 local function transport_request(self, req)
   local client = self.client
   local opts = client.options
   local insecure = req.insecure
   if insecure == nil then insecure = opts.insecure end
-  local headers = { ["User-Agent"] = client.user_agent }
-  if req.headers then
-    for k, v in pairs(req.headers) do headers[k] = v end
-  end
   -- Built from what is set (a table constructor sizes itself for every key it names).
-  local t = { method = req.method, url = req.url, headers = headers,
+  local t = { method = req.method, url = req.url, headers = req.headers,
+              user_agent = client.user_agent,
               timeout = req.timeout or opts.timeout,
               connect_timeout = req.connect_timeout or opts.connect_timeout }
-  for i = 1, #OPTIONAL_FIELDS do
-    local k = OPTIONAL_FIELDS[i]
-    local v = req[k]
-    if v ~= nil then t[k] = v end
-  end
+  if req.body ~= nil then t.body = req.body end
+  if req.form ~= nil then t.form = req.form end
+  if req.upload_file ~= nil then t.upload_file = req.upload_file end
+  if req.save_to ~= nil then t.save_to = req.save_to end
+  if req.max_response_size ~= nil then t.max_response_size = req.max_response_size end
   local ca_file, proxy = req.ca_file or opts.ca_file, req.proxy or opts.proxy
   if ca_file ~= nil then t.ca_file = ca_file end
   if proxy ~= nil then t.proxy = proxy end
@@ -151,17 +161,20 @@ local function transport_request(self, req)
   if req.billed then t.fresh_connect = true end
   if req.json ~= nil then
     t.body = cjson.encode(req.json)
+    local headers = {}
+    for k, v in pairs(req.headers or {}) do headers[k] = v end
     headers["Content-Type"] = headers["Content-Type"] or "application/json"
+    t.headers = headers
   end
   local stage = req.stage or (req.form or req.upload_file or req.body) and "upload" or req.save_to and "download" or nil
-  local on_bytes
-  if stage and self:progress_wanted() then
-    on_bytes = function(now, total)
-      self:progress(stage, total > 0 and math.floor(now * 100 / total) or nil,
-                    { bytes = now, total = total > 0 and total or nil })
-    end
+  if not (stage and self:progress_wanted()) then
+    return client.transport:request(t, PLAIN[stage or "none"])
   end
-  return self.client.transport:request(t, { stage = stage, on_bytes = on_bytes })
+  local function on_bytes(now, total)
+    self:progress(stage, total > 0 and math.floor(now * 100 / total) or nil,
+                  { bytes = now, total = total > 0 and total or nil })
+  end
+  return client.transport:request(t, { stage = stage, on_bytes = on_bytes })
 end
 
 -- Decodes the body as the request asked; a body that does not decode stays undecoded

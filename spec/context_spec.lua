@@ -1,0 +1,41 @@
+-- ctx:url, the URL builder every provider uses (lua/ocr/context.lua), including its per-client
+-- memo of query-less endpoint URLs.
+local ocr = require "ocr"
+local context = require "ocr.context"
+
+describe("ctx:url", function()
+  local function ctx_for(endpoint)
+    ocr.register("url_spec", { credentials = {}, sources = { "data" },
+                               recognize = function() return nil end })
+    return context.new(ocr.new("url_spec", { endpoint = endpoint }))
+  end
+
+  it("joins the endpoint and the path with exactly one slash", function()
+    for _, endpoint in ipairs{ "http://h.test/api", "http://h.test/api/", "http://h.test/api//" } do
+      local ctx = ctx_for(endpoint)
+      assert.equal("http://h.test/api/v1/x", ctx:url("/v1/x"))
+      assert.equal("http://h.test/api/v1/x", ctx:url("v1/x"))
+      assert.equal("http://h.test/api/v1/x", ctx:url("//v1/x"))
+      assert.equal("http://h.test/api/", ctx:url())
+    end
+  end)
+
+  it("encodes queries with sorted keys and keeps them out of the memo", function()
+    local ctx = ctx_for("http://h.test")
+    assert.equal("http://h.test/s?a=1&b=x%20y", ctx:url("/s", { b = "x y", a = 1 }))
+    assert.equal("http://h.test/s?a=2", ctx:url("/s", { a = 2 }))
+    assert.equal("http://h.test/s", ctx:url("/s"))
+    assert.equal("http://h.test/s?t=1&a=3", ctx:url("/s?t=1", { a = 3 }))
+  end)
+
+  it("answers the same URL from the memo, for any path (even 'n'), and not for another base", function()
+    local ctx = ctx_for("http://h.test/")
+    for _ = 1, 3 do
+      assert.equal("http://h.test/n", ctx:url("n"))
+      assert.equal("http://h.test/", ctx:url(""))
+      assert.equal("http://other.test/n", ctx:url("n", nil, "http://other.test/"))
+    end
+    for i = 1, 200 do assert.equal("http://h.test/p" .. i, ctx:url("/p" .. i)) end
+    assert.equal(64, ctx.client.url_memo_size)
+  end)
+end)
