@@ -2,12 +2,21 @@
  * perform/poll and collects results with info_read. No Lua function is ever called from C
  * here: progress is polled with m:progress(id).
  *
+ * The transfers run on libcurl's socket interface (curl_multi_socket_action): libcurl tells us
+ * which sockets to watch and when its next timeout is, perform() polls those sockets once and
+ * hands libcurl only the ones with activity. curl_multi_perform would instead visit every
+ * transfer and poll its socket on each call, a cost that grows with the transfers in flight
+ * and that a game's per-frame step cannot afford.
+ *
  * The multi handle owns the connection cache shared by its transfers. Each transfer is a
  * malloc'd ocr_xfer on one of two lists (running, then done in completion order); its body
  * string is kept referenced in an anchor table (registry) until the transfer is freed.
  * Finished easy handles are reset and pooled for the next add. */
 #include <limits.h>
+#include <poll.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "curl_xfer.h"
 
 #define POOL_MAX 16
@@ -23,12 +32,77 @@ typedef struct {
     CURL *pool[POOL_MAX];
     int npool;
     int anchors;                /* registry ref: id -> body string */
+    struct pollfd *fds;         /* the sockets libcurl asked us to watch (on_socket) */
+    struct pollfd *scratch;     /* perform's copy of the ones with activity */
+    int nfds, capfds;
+    int oom;                    /* on_socket could not grow fds */
+    long timer_ms;              /* libcurl's timeout (on_timer): -1 none, else due at timer_due */
+    double timer_due;
 } ocr_multi;
 
 static ocr_multi *check_multi(lua_State *L, int idx) {
     ocr_multi *m = luaL_checkudata(L, idx, OCR_CURL_MULTI_MT);
     if (m->multi == NULL) luaL_error(L, "ocr.curl: attempt to use a closed multi");
     return m;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* libcurl's socket interface (C only)                                                      */
+
+static double monotonic(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* CURLMOPT_SOCKETFUNCTION: watch s for what libcurl wants (or stop watching it). */
+static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp) {
+    ocr_multi *m = userp;
+    int i;
+    (void)e;
+    (void)socketp;
+    for (i = 0; i < m->nfds && m->fds[i].fd != s; i++) {}
+    if (what == CURL_POLL_REMOVE) {
+        if (i < m->nfds) m->fds[i] = m->fds[--m->nfds];
+        return 0;
+    }
+    if (i == m->nfds) {
+        if (m->nfds == m->capfds) {
+            int cap = m->capfds ? m->capfds * 2 : 16;
+            struct pollfd *fds = realloc(m->fds, (size_t)cap * sizeof *fds);
+            struct pollfd *scratch = fds ? realloc(m->scratch, (size_t)cap * sizeof *scratch) : NULL;
+            if (fds) m->fds = fds;
+            if (scratch) m->scratch = scratch;
+            if (fds == NULL || scratch == NULL) {
+                m->oom = 1;
+                return -1;
+            }
+            m->capfds = cap;
+        }
+        m->fds[i].fd = s;
+        m->nfds++;
+    }
+    m->fds[i].events = (short)(((what & CURL_POLL_IN) ? POLLIN : 0) |
+                               ((what & CURL_POLL_OUT) ? POLLOUT : 0));
+    m->fds[i].revents = 0;
+    return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: when libcurl next wants socket_action(CURL_SOCKET_TIMEOUT). */
+static int on_timer(CURLM *multi, long timeout_ms, void *userp) {
+    ocr_multi *m = userp;
+    (void)multi;
+    m->timer_ms = timeout_ms;
+    if (timeout_ms >= 0) m->timer_due = monotonic() + (double)timeout_ms / 1000.0;
+    return 0;
+}
+
+/* Milliseconds until libcurl's timeout (0 when due), or -1 when it set none. */
+static long timer_wait(const ocr_multi *m) {
+    double left;
+    if (m->timer_ms < 0) return -1;
+    left = m->timer_due - monotonic();
+    return left <= 0 ? 0 : (long)(left * 1000.0) + 1;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -132,6 +206,10 @@ static void multi_free(lua_State *L, ocr_multi *m) {
     m->npool = 0;
     curl_multi_cleanup(m->multi);
     m->multi = NULL;
+    free(m->fds);
+    free(m->scratch);
+    m->fds = m->scratch = NULL;
+    m->nfds = m->capfds = 0;
     ocr_curl_opts_free(&m->opts);
     if (m->anchors != LUA_NOREF && m->anchors != LUA_REFNIL)
         luaL_unref(L, LUA_REGISTRYINDEX, m->anchors);
@@ -159,8 +237,14 @@ int ocr_curl_multi_new(lua_State *L) {
     }
     lua_newtable(L);
     m->anchors = luaL_ref(L, LUA_REGISTRYINDEX);
+    m->timer_ms = -1;
     m->multi = curl_multi_init();
     if (m->multi == NULL) return luaL_error(L, "ocr.curl: curl_multi_init failed");
+    if (curl_multi_setopt(m->multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
+        curl_multi_setopt(m->multi, CURLMOPT_SOCKETDATA, (void *)m) != CURLM_OK ||
+        curl_multi_setopt(m->multi, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK ||
+        curl_multi_setopt(m->multi, CURLMOPT_TIMERDATA, (void *)m) != CURLM_OK)
+        return luaL_error(L, "ocr.curl: libcurl refused the socket interface callbacks");
     return 1;
 }
 
@@ -215,53 +299,82 @@ static int multi_add(lua_State *L) {
     return 1;
 }
 
-/* m:perform() -> number of transfers still running; never blocks */
+static int socket_action(lua_State *L, ocr_multi *m, curl_socket_t s, int mask) {
+    int running = 0;
+    CURLMcode mc = curl_multi_socket_action(m->multi, s, mask, &running);
+    if (m->oom) {
+        m->oom = 0;
+        return luaL_error(L, "ocr.curl: out of memory watching sockets");
+    }
+    if (mc != CURLM_OK)
+        return luaL_error(L, "ocr.curl: curl_multi_socket_action failed: %s", curl_multi_strerror(mc));
+    return running;
+}
+
+/* m:perform() -> number of transfers still running; never blocks. One poll() over the watched
+ * sockets, then libcurl acts on those with activity and on its timeout if due. */
 static int multi_perform(lua_State *L) {
     ocr_multi *m = check_multi(L, 1);
-    int running = 0;
-    CURLMcode mc = curl_multi_perform(m->multi, &running);
-    if (mc != CURLM_OK)
-        return luaL_error(L, "ocr.curl: curl_multi_perform failed: %s", curl_multi_strerror(mc));
+    int i, nready = 0, running = 0;
+    ocr_xfer *x;
+    if (m->nfds > 0 && poll(m->fds, (nfds_t)m->nfds, 0) > 0) {
+        /* A copy: libcurl changes the watched set while it acts. */
+        for (i = 0; i < m->nfds; i++)
+            if (m->fds[i].revents) m->scratch[nready++] = m->fds[i];
+    }
+    for (i = 0; i < nready; i++) {
+        short re = m->scratch[i].revents;
+        int mask = ((re & (POLLIN | POLLHUP)) ? CURL_CSELECT_IN : 0) |
+                   ((re & POLLOUT) ? CURL_CSELECT_OUT : 0) |
+                   ((re & (POLLERR | POLLNVAL)) ? CURL_CSELECT_ERR : 0);
+        socket_action(L, m, m->scratch[i].fd, mask);
+    }
+    if (timer_wait(m) == 0) {
+        m->timer_ms = -1;   /* libcurl may set a new one from inside */
+        socket_action(L, m, CURL_SOCKET_TIMEOUT, 0);
+    }
     drain(m);
+    for (x = m->running; x; x = x->next) running++;
     lua_pushinteger(L, running);
     return 1;
 }
 
-/* m:poll(ms) -> number of sockets with activity; waits at most ms (0: never blocks) */
-/* m:poll(ms[, fds]) -> number of fds with activity. `fds` (an array of up to 16 file
- * descriptors) are waited on too, so a scheduler can sleep on the network and on other event
- * sources (e.g. the OCR worker pool's eventfd) at once. */
+/* m:poll(ms[, fds]) -> number of fds with activity; waits at most ms (0: never blocks), less
+ * when libcurl's own timeout comes first. `fds` (an array of up to 16 file descriptors) are
+ * waited on too, so a scheduler can sleep on the network and on other event sources (e.g. the
+ * OCR worker pool's eventfd) at once. */
 #define OCR_MAX_EXTRA_FDS 16
 static int multi_poll(lua_State *L) {
     ocr_multi *m = check_multi(L, 1);
     lua_Integer ms = luaL_checkinteger(L, 2);
-    struct curl_waitfd extra[OCR_MAX_EXTRA_FDS];
-    unsigned int nextra = 0;
-    int numfds = 0;
-    CURLMcode mc;
+    struct pollfd *all;
+    size_t i, nextra = 0;
+    long wait;
+    int n;
     luaL_argcheck(L, ms >= 0 && ms <= INT_MAX, 2, "milliseconds out of range");
     if (!lua_isnoneornil(L, 3)) {
-        size_t i, n;
         luaL_checktype(L, 3, LUA_TTABLE);
-        n = lua_rawlen(L, 3);
-        luaL_argcheck(L, n <= OCR_MAX_EXTRA_FDS, 3, "at most 16 extra file descriptors");
-        for (i = 1; i <= n; i++) {
-            lua_Integer fd;
-            lua_rawgeti(L, 3, (int)i);
-            if (!lua_isnumber(L, -1)) return luaL_argerror(L, 3, "file descriptors must be integers");
-            fd = lua_tointeger(L, -1);
-            lua_pop(L, 1);
-            luaL_argcheck(L, fd >= 0 && fd <= INT_MAX, 3, "file descriptor out of range");
-            extra[nextra].fd = (curl_socket_t)fd;
-            extra[nextra].events = CURL_WAIT_POLLIN;
-            extra[nextra].revents = 0;
-            nextra++;
-        }
+        nextra = lua_rawlen(L, 3);
+        luaL_argcheck(L, nextra <= OCR_MAX_EXTRA_FDS, 3, "at most 16 extra file descriptors");
     }
-    mc = curl_multi_poll(m->multi, nextra ? extra : NULL, nextra, (int)ms, &numfds);
-    if (mc != CURLM_OK)
-        return luaL_error(L, "ocr.curl: curl_multi_poll failed: %s", curl_multi_strerror(mc));
-    lua_pushinteger(L, numfds);
+    /* A userdata, so nothing leaks if a check below raises. */
+    all = lua_newuserdata(L, ((size_t)m->nfds + nextra + 1) * sizeof *all);
+    for (i = 0; i < nextra; i++) {
+        lua_Integer fd;
+        lua_rawgeti(L, 3, (int)i + 1);
+        if (!lua_isnumber(L, -1)) return luaL_argerror(L, 3, "file descriptors must be integers");
+        fd = lua_tointeger(L, -1);
+        lua_pop(L, 1);
+        luaL_argcheck(L, fd >= 0 && fd <= INT_MAX, 3, "file descriptor out of range");
+        all[i].fd = (int)fd;
+        all[i].events = POLLIN;
+        all[i].revents = 0;
+    }
+    if (m->nfds > 0) memcpy(all + nextra, m->fds, (size_t)m->nfds * sizeof *all);
+    wait = timer_wait(m);
+    if (wait < 0 || wait > (long)ms) wait = (long)ms;
+    n = poll(all, (nfds_t)(nextra + (size_t)m->nfds), (int)wait);
+    lua_pushinteger(L, n > 0 ? n : 0);
     return 1;
 }
 
