@@ -54,7 +54,7 @@ end
 
 --- bench/fast_server: {url, port, pid, stats(), reset(), last()}.
 function M.fast_server()
-  local s = spawn("fast_server", (os.getenv("FS_PIN") or "") .. sh_quote(M.TOOLS .. "/fast_server") .. " --port 0")
+  local s = spawn("fast_server", sh_quote(M.TOOLS .. "/fast_server") .. " --port 0")
   function s.stats() return cjson.decode(control("GET", s.url .. "/_stats")) end
   function s.reset() return control("GET", s.url .. "/_reset") end
   function s.last() return control("GET", s.url .. "/_last") end

@@ -311,12 +311,18 @@ static int socket_action(lua_State *L, ocr_multi *m, curl_socket_t s, int mask) 
     return running;
 }
 
-/* m:perform() -> number of transfers still running; never blocks. One poll() over the watched
- * sockets, then libcurl acts on those with activity and on its timeout if due. */
+/* m:perform([seconds]) -> number of transfers still running; never blocks. One poll() over the
+ * watched sockets, then libcurl acts on those with activity and on its timeout if due. With
+ * `seconds`, it stops acting on sockets once that much time has passed (after at least one):
+ * the others stay readable and are taken up by the next call, so a burst of answers is spread
+ * over several calls instead of making one long. */
 static int multi_perform(lua_State *L) {
     ocr_multi *m = check_multi(L, 1);
     int i, nready = 0, running = 0;
+    double limit = luaL_optnumber(L, 2, -1), until = 0;
     ocr_xfer *x;
+    luaL_argcheck(L, limit == -1 || limit >= 0, 2, "seconds must be >= 0");
+    if (limit >= 0) until = monotonic() + limit;
     if (m->nfds > 0 && poll(m->fds, (nfds_t)m->nfds, 0) > 0) {
         /* A copy: libcurl changes the watched set while it acts. */
         for (i = 0; i < m->nfds; i++)
@@ -328,6 +334,7 @@ static int multi_perform(lua_State *L) {
                    ((re & POLLOUT) ? CURL_CSELECT_OUT : 0) |
                    ((re & (POLLERR | POLLNVAL)) ? CURL_CSELECT_ERR : 0);
         socket_action(L, m, m->scratch[i].fd, mask);
+        if (limit >= 0 && i + 1 < nready && monotonic() > until) break;
     }
     if (timer_wait(m) == 0) {
         m->timer_ms = -1;   /* libcurl may set a new one from inside */

@@ -22,6 +22,9 @@ local timers = {}        -- job -> due time (monotonic)
 -- A job waits on one thing at a time, so it is queued at most once.
 local ready, ready_head, ready_tail = {}, 1, 0
 local awaiting = {}      -- event source -> {[id] = job}: work done outside curl (OCR threads)
+-- Requests waiting to be started, first in first out: job, request, stage, on_bytes. Starting
+-- one sends it at once (see start_requests), so how many start per step is budgeted.
+local to_start, start_head, start_tail = {}, 1, 0
 local multi              -- created on first use
 local next_id = 0
 
@@ -120,15 +123,8 @@ local function resume(job, n, v1, v2)
     awaiting[a][b] = job
     job.awaiting = { a, b }
   elseif tag == HTTP then
-    local m = get_multi()
-    local id, err = m:add(a)
-    if not id then
-      make_ready(job, 2, nil, err)
-    else
-      job.xfer, job.xfer_stage, job.on_bytes, job.last_bytes = id, b, c, nil
-      transfers[id] = job
-      if b and c then watched[id] = job end
-    end
+    to_start[start_tail + 1], to_start[start_tail + 2], to_start[start_tail + 3], to_start[start_tail + 4] = job, a, b, c
+    start_tail = start_tail + 4
   else
     M._finish(job, nil, errors.new{ provider = job.client.provider, kind = "protocol",
                                     message = "job yielded outside the scheduler" })
@@ -148,10 +144,37 @@ local function report_progress()
   end
 end
 
+-- Starts queued requests until `deadline`: each is added to the multi handle and sent by a
+-- perform right away, so that its cost (on loopback the kernel delivers the bytes in our time)
+-- counts against the step's budget. Each step begins here with its whole budget, so requests
+-- always make progress.
+local function start_requests(deadline)
+  local m
+  while start_head <= start_tail and core.monotime() < deadline do
+    local job, req, stage, on_bytes = to_start[start_head], to_start[start_head + 1], to_start[start_head + 2], to_start[start_head + 3]
+    to_start[start_head], to_start[start_head + 1], to_start[start_head + 2], to_start[start_head + 3] = nil, nil, nil, nil
+    start_head = start_head + 4
+    if job.status ~= "done" then   -- (a job cancelled while queued is skipped)
+      m = m or get_multi()
+      local id, err = m:add(req)
+      if not id then
+        make_ready(job, 2, nil, err)
+      else
+        job.xfer, job.xfer_stage, job.on_bytes, job.last_bytes = id, stage, on_bytes, nil
+        transfers[id] = job
+        if stage and on_bytes then watched[id] = job end
+        m:perform(0)   -- sends it; answers that arrived meanwhile wait for collect
+      end
+    end
+  end
+  if start_head > start_tail then start_head, start_tail = 1, 0 end
+end
+
 -- Moves finished transfers, finished external work and due timers onto the ready queue.
-local function collect()
+local function collect(deadline)
+  start_requests(deadline)
   if multi and next(transfers) then
-    multi:perform()
+    multi:perform(math.max(0, deadline - core.monotime()))
     while true do
       local id, res, err = multi:info_read()
       if not id then break end
@@ -217,7 +240,7 @@ local function advance()
   local before = #jobs
   local deadline = core.monotime() + M.budget
   repeat
-    collect()
+    collect(deadline)
   until not resume_ready(deadline) or core.monotime() > deadline
   return before - #jobs
 end
@@ -243,7 +266,7 @@ function M.step(timeout)
     if wait <= 0 then return #jobs end
     local t = next_timer()
     if t then wait = math.min(wait, math.max(0, t - now)) end
-    if ready_head > ready_tail and wait > 0 then
+    if ready_head > ready_tail and start_head > start_tail and wait > 0 then
       local fds = {}
       for source in pairs(awaiting) do
         if source.fd then fds[#fds + 1] = source:fd() end
