@@ -319,9 +319,12 @@ static int socket_action(lua_State *L, ocr_multi *m, curl_socket_t s, int mask) 
 static int multi_perform(lua_State *L) {
     ocr_multi *m = check_multi(L, 1);
     int i, nready = 0, running = 0;
-    double limit = luaL_optnumber(L, 2, -1), until = 0;
+    double limit = -1, until = 0;   /* -1: no limit */
     ocr_xfer *x;
-    luaL_argcheck(L, limit == -1 || limit >= 0, 2, "seconds must be >= 0");
+    if (!lua_isnoneornil(L, 2)) {
+        limit = luaL_checknumber(L, 2);
+        luaL_argcheck(L, limit >= 0, 2, "seconds must be >= 0");
+    }
     if (limit >= 0) until = monotonic() + limit;
     if (m->nfds > 0 && poll(m->fds, (nfds_t)m->nfds, 0) > 0) {
         /* A copy: libcurl changes the watched set while it acts. */

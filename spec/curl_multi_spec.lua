@@ -107,12 +107,30 @@ describe("ocr.curl multi", function()
     assert.equal(201, results[1].res.status)
   end)
 
+  it("perform(0) still acts on one socket per call: a loop of them finishes everything", function()
+    local ids = {}
+    for i = 1, 20 do ids[i] = assert(m:add{ url = url("/echo?i=" .. i) }) end
+    local got, deadline = {}, socket.gettime() + 10
+    while m:count() > 0 and socket.gettime() < deadline do
+      m:perform(0)
+      while true do
+        local id, res = m:info_read()
+        if not id then break end
+        got[id] = cjson.decode(res.body).query.i
+      end
+      m:poll(20)
+    end
+    for i = 1, 20 do assert.equal(tostring(i), got[ids[i]]) end
+  end)
+
   it("raises on on_progress and wrong arguments", function()
     assert.has_error(function() m:add{ url = url("/"), on_progress = function() end } end)
     assert.has_error(function() m:add("x") end)
     assert.has_error(function() m:add{ url = url("/"), bogus = 1 } end)
     assert.has_error(function() m:poll(-1) end)
     assert.has_error(function() m:poll("x") end)
+    assert.has_error(function() m:perform(-1) end)
+    assert.has_error(function() m:perform("x") end)
     assert.has_error(function() m:progress("x") end)
     assert.has_error(function() curl.multi(1) end)
     assert.has_error(function() curl.multi{ timeout = "x" } end)

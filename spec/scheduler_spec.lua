@@ -170,6 +170,17 @@ describe("scheduler", function()
     assert.has_error(function() ocr.step_budget(0) end)
   end)
 
+  it("with the smallest budget, step(0) alone still starts every request and finishes every job", function()
+    local c = ocr.new("spec_slow", { endpoint = http.url })
+    local old = ocr.step_budget(1e-9)
+    finally(function() ocr.step_budget(old) end)
+    local jobs = {}
+    for i = 1, 12 do jobs[i] = c:submit{ data = tostring(i), ms = 0 } end
+    local deadline = core.monotime() + 10
+    while ocr.step(0) > 0 and core.monotime() < deadline do core.sleep(0.002) end
+    for i = 1, 12 do assert.equal(tostring(i), (jobs[i]:result()).text) end
+  end)
+
   it("step(0) returns at once while jobs wait on the network", function()
     local c = ocr.new("spec_slow", { endpoint = http.url })
     local job = c:submit{ data = "x", ms = 500 }

@@ -144,13 +144,14 @@ local function report_progress()
   end
 end
 
--- Starts queued requests until `deadline`: each is added to the multi handle and sent by a
--- perform right away, so that its cost (on loopback the kernel delivers the bytes in our time)
--- counts against the step's budget. Each step begins here with its whole budget, so requests
--- always make progress.
+-- Starts queued requests until `deadline` (at least one, so requests always make progress):
+-- each is added to the multi handle and sent by a perform right away, so that its cost (on
+-- loopback the kernel delivers the bytes in our time) counts against the step's budget.
 local function start_requests(deadline)
   local m
-  while start_head <= start_tail and core.monotime() < deadline do
+  local first = true
+  while start_head <= start_tail and (first or core.monotime() < deadline) do
+    first = false
     local job, req, stage, on_bytes = to_start[start_head], to_start[start_head + 1], to_start[start_head + 2], to_start[start_head + 3]
     to_start[start_head], to_start[start_head + 1], to_start[start_head + 2], to_start[start_head + 3] = nil, nil, nil, nil
     start_head = start_head + 4
