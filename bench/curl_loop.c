@@ -10,6 +10,8 @@
  * --form FILE: each request is a multipart POST of image_file = FILE's bytes (filename
  *   "page.png", type image/png) and format = "txt", rebuilt per request as a program posting a
  *   new image each time must; without it each request is a GET.
+ * --prebuilt (with --form): the same body encoded once into one buffer and sent with
+ *   CURLOPT_POSTFIELDS, as lua-ocr sends in-memory forms: the floor for that approach.
  * The request carries the same headers lua-ocr sends (User-Agent, Accept-Encoding from
  * CURLOPT_ACCEPT_ENCODING "", "Expect:" so no 100-continue round trip), so the bytes on the wire
  * are the same but for the multipart boundary. Answers are kept in memory and must be 200.
@@ -46,6 +48,24 @@ static const char *user_agent = "lua-ocr/bench";
 static char ua_header[512];
 static char *form_data;
 static size_t form_len;
+/* --prebuilt: the same form encoded once into one buffer and sent with CURLOPT_POSTFIELDS, as
+ * lua-ocr sends in-memory forms (no curl_mime per request): the floor for that approach. */
+static int prebuilt;
+static char *pre_body;
+static size_t pre_len;
+#define PRE_BOUNDARY "------------------------0123456789abcdef"
+
+static void build_prebuilt(void) {
+    static const char head[] = "--" PRE_BOUNDARY "\r\nContent-Disposition: form-data; "
+        "name=\"image_file\"; filename=\"page.png\"\r\nContent-Type: image/png\r\n\r\n";
+    static const char tail[] = "\r\n--" PRE_BOUNDARY "\r\nContent-Disposition: form-data; "
+        "name=\"format\"\r\n\r\ntxt\r\n--" PRE_BOUNDARY "--\r\n";
+    pre_len = sizeof head - 1 + form_len + sizeof tail - 1;
+    if ((pre_body = malloc(pre_len)) == NULL) exit(2);
+    memcpy(pre_body, head, sizeof head - 1);
+    memcpy(pre_body + sizeof head - 1, form_data, form_len);
+    memcpy(pre_body + sizeof head - 1 + form_len, tail, sizeof tail - 1);
+}
 
 static double now_s(void) {
     struct timespec ts;
@@ -98,7 +118,10 @@ static void prepare_to(xfer *x, const char *u, int form) {
     curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, (void *)x);
     curl_easy_setopt(x->easy, CURLOPT_PRIVATE, (void *)x);
-    if (form) {
+    if (form && prebuilt) {
+        curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)pre_len);
+        curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, pre_body);
+    } else if (form) {
         curl_mimepart *part;
         if (x->mime) curl_mime_free(x->mime);
         x->mime = curl_mime_init(x->easy);
@@ -157,6 +180,9 @@ static xfer *xfer_new(void) {
     }
     x->headers = curl_slist_append(NULL, ua_header);
     x->headers = curl_slist_append(x->headers, "Expect:");
+    if (prebuilt)
+        x->headers = curl_slist_append(x->headers,
+                                       "Content-Type: multipart/form-data; boundary=" PRE_BOUNDARY);
     if (x->headers == NULL) {
         fprintf(stderr, "curl_loop: out of memory\n");
         exit(2);
@@ -348,13 +374,14 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--concurrency") == 0 && i + 1 < argc) concurrency = atol(argv[++i]);
         else if (strcmp(argv[i], "--form") == 0 && i + 1 < argc) form_data = read_file(argv[++i], &form_len);
         else if (strcmp(argv[i], "--user-agent") == 0 && i + 1 < argc) user_agent = argv[++i];
+        else if (strcmp(argv[i], "--prebuilt") == 0) prebuilt = 1;
         else if (strcmp(argv[i], "--frames") == 0 && i + 1 < argc) hz = atol(argv[++i]);
         else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) seconds = atof(argv[++i]);
         else if (strcmp(argv[i], "--ms") == 0 && i + 1 < argc) lat_ms = parse_range(argv[++i]);
         else if (strcmp(argv[i], "--interval-ms") == 0 && i + 1 < argc) gap_ms = parse_range(argv[++i]);
         else {
             fprintf(stderr, "usage: curl_loop --url URL [--requests N] [--concurrency C] "
-                            "[--form FILE] [--user-agent UA]\n"
+                            "[--form FILE [--prebuilt]] [--user-agent UA]\n"
                             "       curl_loop --url BASE --frames HZ --concurrency JOBS --form FILE "
                             "[--seconds S] [--ms LO-HI] [--interval-ms LO-HI]\n");
             return 2;
@@ -364,8 +391,14 @@ int main(int argc, char **argv) {
         fprintf(stderr, "curl_loop: --url is required; N and C must be >= 1\n");
         return 2;
     }
-    /* A header line, as lua-ocr sends it (not CURLOPT_USERAGENT): same bytes, same order. */
+    /* A header line (lua-ocr sets CURLOPT_USERAGENT: the same header; benchmark 4 compares the
+     * request heads regardless of header order). */
     snprintf(ua_header, sizeof ua_header, "User-Agent: %s", user_agent);
+    if (prebuilt && form_data == NULL) {
+        fprintf(stderr, "curl_loop: --prebuilt needs --form\n");
+        return 2;
+    }
+    if (prebuilt) build_prebuilt();
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if (hz > 0) {
         if (form_data == NULL) {
@@ -384,6 +417,7 @@ int main(int argc, char **argv) {
     dc = cpu_s() - c0;
     printf("requests=%ld failed=%ld seconds=%.6f rps=%.1f cpu=%.6f\n", n, failed, dt, (double)n / dt, dc);
     free(form_data);
+    free(pre_body);
     curl_global_cleanup();
     return failed ? 1 : 0;
 }

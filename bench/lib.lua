@@ -105,6 +105,7 @@ function M.curl_loop(args)
                 "--requests", tostring(args.requests), "--concurrency", tostring(args.concurrency or 1) }
   if args.form then cmd[#cmd + 1] = "--form " .. sh_quote(args.form) end
   if args.user_agent then cmd[#cmd + 1] = "--user-agent " .. sh_quote(args.user_agent) end
+  if args.prebuilt then cmd[#cmd + 1] = "--prebuilt" end
   local p = assert(io.popen(table.concat(cmd, " "), "r"))
   local out = p:read("*a")
   p:close()
