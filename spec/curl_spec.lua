@@ -359,6 +359,26 @@ describe("ocr.curl", function()
       assert.truthy(mem.body:find("\r\nContent-Type: application/json\r\n\r\n{}\r\n", 1, true))
     end)
 
+    it("sends a large in-memory form whole, with Content-Length and no 100-continue wait", function()
+      local chunk = {}
+      for i = 0, 255 do chunk[#chunk + 1] = string.char(i) end
+      local big = (table.concat(chunk) .. "\r\n--------------------------\r\n"):rep(30000)   -- ~8.5 MB
+      local e = json(s:request{ url = url("/upload"), form = {
+        { name = "meta", value = "v" },
+        { name = "blob", filename = "b.bin", content_type = "application/octet-stream", data = big },
+      } })
+      assert.is_true(e.multipart_complete)
+      assert.equal(cjson.null, e.transfer_encoding)   -- sent with a Content-Length
+      assert.equal(cjson.null, e.expect)
+      assert.equal(2, #e.parts)
+      assert.equal(#big, e.parts[2].size)
+      assert.equal(F.sha1sum_string(big), e.parts[2].sha1)
+      -- the session keeps working, and a later small form is not padded with the big one
+      local e2 = json(s:request{ url = url("/upload"), form = { { name = "meta", value = "w" } } })
+      assert.is_true(e2.multipart_complete)
+      assert.is_true(e2.size < 1024)
+    end)
+
     it("sends forms of many parts", function()
       local form = {}
       for i = 1, 40 do form[i] = { name = "p" .. i, value = ("v"):rep(i) } end
