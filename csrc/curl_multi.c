@@ -16,7 +16,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include "clock.h"
 #include "curl_xfer.h"
 
 #define POOL_MAX 16
@@ -36,8 +36,7 @@ typedef struct {
     struct pollfd *scratch;     /* perform's copy of the ones with activity */
     int nfds, capfds;
     int oom;                    /* on_socket could not grow fds */
-    long timer_ms;              /* libcurl's timeout (on_timer): -1 none, else due at timer_due */
-    double timer_due;
+    double timer_due;           /* when libcurl's timeout (on_timer) is due; < 0: none */
 } ocr_multi;
 
 static ocr_multi *check_multi(lua_State *L, int idx) {
@@ -48,12 +47,6 @@ static ocr_multi *check_multi(lua_State *L, int idx) {
 
 /* ---------------------------------------------------------------------------------------- */
 /* libcurl's socket interface (C only)                                                      */
-
-static double monotonic(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* CURLMOPT_SOCKETFUNCTION: watch s for what libcurl wants (or stop watching it). */
 static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp) {
@@ -92,16 +85,15 @@ static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *sock
 static int on_timer(CURLM *multi, long timeout_ms, void *userp) {
     ocr_multi *m = userp;
     (void)multi;
-    m->timer_ms = timeout_ms;
-    if (timeout_ms >= 0) m->timer_due = monotonic() + (double)timeout_ms / 1000.0;
+    m->timer_due = timeout_ms < 0 ? -1 : ocr_monotime() + (double)timeout_ms / 1000.0;
     return 0;
 }
 
 /* Milliseconds until libcurl's timeout (0 when due), or -1 when it set none. */
 static long timer_wait(const ocr_multi *m) {
     double left;
-    if (m->timer_ms < 0) return -1;
-    left = m->timer_due - monotonic();
+    if (m->timer_due < 0) return -1;
+    left = m->timer_due - ocr_monotime();
     return left <= 0 ? 0 : (long)(left * 1000.0) + 1;
 }
 
@@ -237,7 +229,7 @@ int ocr_curl_multi_new(lua_State *L) {
     }
     lua_newtable(L);
     m->anchors = luaL_ref(L, LUA_REGISTRYINDEX);
-    m->timer_ms = -1;
+    m->timer_due = -1;
     m->multi = curl_multi_init();
     if (m->multi == NULL) return luaL_error(L, "ocr.curl: curl_multi_init failed");
     if (curl_multi_setopt(m->multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
@@ -299,16 +291,15 @@ static int multi_add(lua_State *L) {
     return 1;
 }
 
-static int socket_action(lua_State *L, ocr_multi *m, curl_socket_t s, int mask) {
-    int running = 0;
+static void socket_action(lua_State *L, ocr_multi *m, curl_socket_t s, int mask) {
+    int running;   /* counted from our own list instead: this covers one call's view only */
     CURLMcode mc = curl_multi_socket_action(m->multi, s, mask, &running);
     if (m->oom) {
         m->oom = 0;
-        return luaL_error(L, "ocr.curl: out of memory watching sockets");
+        luaL_error(L, "ocr.curl: out of memory watching sockets");
     }
     if (mc != CURLM_OK)
-        return luaL_error(L, "ocr.curl: curl_multi_socket_action failed: %s", curl_multi_strerror(mc));
-    return running;
+        luaL_error(L, "ocr.curl: curl_multi_socket_action failed: %s", curl_multi_strerror(mc));
 }
 
 /* m:perform([seconds]) -> number of transfers still running; never blocks. One poll() over the
@@ -325,7 +316,7 @@ static int multi_perform(lua_State *L) {
         limit = luaL_checknumber(L, 2);
         luaL_argcheck(L, limit >= 0, 2, "seconds must be >= 0");
     }
-    if (limit >= 0) until = monotonic() + limit;
+    if (limit >= 0) until = ocr_monotime() + limit;
     if (m->nfds > 0 && poll(m->fds, (nfds_t)m->nfds, 0) > 0) {
         /* A copy: libcurl changes the watched set while it acts. */
         for (i = 0; i < m->nfds; i++)
@@ -337,10 +328,10 @@ static int multi_perform(lua_State *L) {
                    ((re & POLLOUT) ? CURL_CSELECT_OUT : 0) |
                    ((re & (POLLERR | POLLNVAL)) ? CURL_CSELECT_ERR : 0);
         socket_action(L, m, m->scratch[i].fd, mask);
-        if (limit >= 0 && i + 1 < nready && monotonic() > until) break;
+        if (limit >= 0 && i + 1 < nready && ocr_monotime() > until) break;
     }
     if (timer_wait(m) == 0) {
-        m->timer_ms = -1;   /* libcurl may set a new one from inside */
+        m->timer_due = -1;   /* libcurl may set a new one from inside */
         socket_action(L, m, CURL_SOCKET_TIMEOUT, 0);
     }
     drain(m);

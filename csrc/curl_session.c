@@ -70,14 +70,13 @@ static int session_request(lua_State *L) {
                           lua_typename(L, type));
     has_progress = type == LUA_TFUNCTION;
     lua_pushcfunction(L, ocr_xfer_progress_trampoline);  /* 4 */
-    lua_pushnil(L);                                        /* 5 */
     curl_easy_reset(s->easy);
     if ((x = s->x = ocr_xfer_recycle(s->x)) == NULL) return luaL_error(L, "ocr.curl: out of memory");
     x->easy = s->easy;
-    if (!ocr_xfer_prepare(L, x, &s->opts, 2)) {           /* 6: message */
+    if (!ocr_xfer_prepare(L, x, &s->opts, 2)) {           /* 5: message */
         ocr_xfer_recycle(x);
-        return ocr_curl_push_error(L, "invalid_input", lua_tostring(L, 6), -1, 0);
-    }                                                      /* 6: body anchor */
+        return ocr_curl_push_error(L, "invalid_input", lua_tostring(L, 5), -1, 0);
+    }                                                      /* 5: body anchor */
     if (has_progress) {
         x->L = L;
         x->progress_idx = 3;

@@ -10,11 +10,10 @@
 #include <math.h>
 #include <time.h>
 #include "ocr.h"
+#include "clock.h"
 
 static int l_monotime(lua_State *L) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    lua_pushnumber(L, (lua_Number)ocr_monotime());
     return 1;
 }
 

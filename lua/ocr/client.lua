@@ -149,11 +149,10 @@ function Client:check_input(input)
   if type(input) ~= "table" then return "input must be a table" end
   local ok, err = schema.check_table(input, self.input_specs, self.input_what)
   if not ok then return err end
-  local src, count = nil, 0   -- M.SOURCES, spelled out: this runs for every input
-  if input.file ~= nil then src, count = "file", 1 end
-  if input.data ~= nil then src, count = src or "data", count + 1 end
-  if input.url ~= nil then src, count = src or "url", count + 1 end
-  if input.key ~= nil then src, count = src or "key", count + 1 end
+  local src, count = nil, 0
+  for i = 1, #SOURCES do
+    if input[SOURCES[i]] ~= nil then src, count = src or SOURCES[i], count + 1 end
+  end
   if count ~= 1 then
     local given = {}
     for _, s in ipairs(SOURCES) do
@@ -227,7 +226,7 @@ function Client:_run(fn, input, ...)
     res.provider = res.provider or self.provider
     res.task_id = res.task_id or ctx.task_id
     res.request_id = res.request_id or ctx.request_id
-    if ctx:progress_wanted() then ctx:progress("done", 100) end
+    ctx:progress("done", 100)
   elseif type(err) == "table" and errors.is_error(err) then
     err.task_id = err.task_id or ctx.task_id
   end

@@ -120,10 +120,10 @@ end
 
 --- Reports progress: stage is "upload"|"queued"|"processing"|"download"|"done".
 function Context:progress(stage, percent, extra)
-  percent = tonumber(percent)
-  if percent then percent = tointeger(percent) or percent end
   local cb = self:progress_wanted()
   if not cb then return end
+  percent = tonumber(percent)
+  if percent then percent = tointeger(percent) or percent end
   local ev = { provider = self.provider, stage = stage, progress = percent, task_id = self.task_id,
                job = self.job }
   for k, v in pairs(extra or {}) do ev[k] = v end

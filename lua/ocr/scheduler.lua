@@ -18,22 +18,38 @@ local by_co = {}         -- coroutine -> job
 local transfers = {}     -- multi transfer id -> job
 local watched = {}       -- transfer id -> job, for transfers whose progress someone wants
 local timers = {}        -- job -> due time (monotonic)
--- Jobs ready to resume, first in first out: a flat array of job, value count, value 1, value 2.
--- A job waits on one thing at a time, so it is queued at most once.
-local ready, ready_head, ready_tail = {}, 1, 0
+-- First-in first-out queues of 4-value records kept in one flat array (no table per record).
+local function fifo() return { head = 1, tail = 0 } end
+
+local function push(q, a, b, c, d)
+  local t = q.tail
+  q[t + 1], q[t + 2], q[t + 3], q[t + 4] = a, b, c, d
+  q.tail = t + 4
+end
+
+local function empty(q) return q.head > q.tail end
+
+local function pop(q)
+  local h = q.head
+  local a, b, c, d = q[h], q[h + 1], q[h + 2], q[h + 3]
+  q[h], q[h + 1], q[h + 2], q[h + 3] = nil, nil, nil, nil
+  if h + 4 > q.tail then q.head, q.tail = 1, 0 else q.head = h + 4 end   -- drained: start over
+  return a, b, c, d
+end
+
+-- Jobs ready to resume: job, value count, value 1, value 2. A job waits on one thing at a time,
+-- so it is queued at most once.
+local ready = fifo()
 local awaiting = {}      -- event source -> {[id] = job}: work done outside curl (OCR threads)
--- Requests waiting to be started, first in first out: job, request, stage, on_bytes. Starting
--- one sends it at once (see start_requests), so how many start per step is budgeted.
-local to_start, start_head, start_tail = {}, 1, 0
+-- Requests waiting to be started: job, request, stage, on_bytes. Starting one sends it at once
+-- (see start_requests), so how many start per step is budgeted.
+local to_start = fifo()
 local multi              -- created on first use
 local next_id = 0
 
 local SLEEP, HTTP, AWAIT = {}, {}, {}  -- yield tags
 
-local function make_ready(job, n, a, b)
-  ready[ready_tail + 1], ready[ready_tail + 2], ready[ready_tail + 3], ready[ready_tail + 4] = job, n, a, b
-  ready_tail = ready_tail + 4
-end
+local function make_ready(job, n, a, b) push(ready, job, n, a, b) end
 
 local Job = {}
 Job.__index = function(self, k)
@@ -123,8 +139,7 @@ local function resume(job, n, v1, v2)
     awaiting[a][b] = job
     job.awaiting = { a, b }
   elseif tag == HTTP then
-    to_start[start_tail + 1], to_start[start_tail + 2], to_start[start_tail + 3], to_start[start_tail + 4] = job, a, b, c
-    start_tail = start_tail + 4
+    push(to_start, job, a, b, c)
   else
     M._finish(job, nil, errors.new{ provider = job.client.provider, kind = "protocol",
                                     message = "job yielded outside the scheduler" })
@@ -150,11 +165,9 @@ end
 local function start_requests(deadline)
   local m
   local first = true
-  while start_head <= start_tail and (first or core.monotime() < deadline) do
+  while not empty(to_start) and (first or core.monotime() < deadline) do
     first = false
-    local job, req, stage, on_bytes = to_start[start_head], to_start[start_head + 1], to_start[start_head + 2], to_start[start_head + 3]
-    to_start[start_head], to_start[start_head + 1], to_start[start_head + 2], to_start[start_head + 3] = nil, nil, nil, nil
-    start_head = start_head + 4
+    local job, req, stage, on_bytes = pop(to_start)
     if job.status ~= "done" then   -- (a job cancelled while queued is skipped)
       m = m or get_multi()
       local id, err = m:add(req)
@@ -168,7 +181,6 @@ local function start_requests(deadline)
       end
     end
   end
-  if start_head > start_tail then start_head, start_tail = 1, 0 end
 end
 
 -- Moves finished transfers, finished external work and due timers onto the ready queue.
@@ -220,17 +232,14 @@ M.budget = 0.0005
 -- passes; returns whether any ran.
 local function resume_ready(deadline)
   local resumed = false
-  while ready_head <= ready_tail do
+  while not empty(ready) do
     if resumed and core.monotime() > deadline then return resumed end
-    local job, n, v1, v2 = ready[ready_head], ready[ready_head + 1], ready[ready_head + 2], ready[ready_head + 3]
-    ready[ready_head], ready[ready_head + 2], ready[ready_head + 3] = nil, nil, nil
-    ready_head = ready_head + 4
+    local job, n, v1, v2 = pop(ready)
     if job.status ~= "done" then
       resume(job, n, v1, v2)
       resumed = true
     end
   end
-  ready_head, ready_tail = 1, 0  -- drained: start the array over
   return resumed
 end
 
@@ -267,7 +276,7 @@ function M.step(timeout)
     if wait <= 0 then return #jobs end
     local t = next_timer()
     if t then wait = math.min(wait, math.max(0, t - now)) end
-    if ready_head > ready_tail and start_head > start_tail and wait > 0 then
+    if empty(ready) and empty(to_start) and wait > 0 then
       local fds = {}
       for source in pairs(awaiting) do
         if source.fd then fds[#fds + 1] = source:fd() end

@@ -352,11 +352,16 @@ local function task_id_of(ctx, data, what)
   return id
 end
 
-local function run_sync(ctx, input)
+-- The billed multipart create of the sync and async modes: the file and the options in one form.
+local function create(ctx, input, path)
   ctx:progress("upload", 0)
-  local res, err = ctx:request{ method = "POST", path = PATHS.sync, headers = auth(ctx),
-                                form = form_for(ctx, input, file_part(input)), decode = "json",
-                                check = check, billed = true }
+  return ctx:request{ method = "POST", path = path, headers = auth(ctx),
+                      form = form_for(ctx, input, file_part(input)), decode = "json",
+                      check = check, billed = true }
+end
+
+local function run_sync(ctx, input)
+  local res, err = create(ctx, input, PATHS.sync)
   if not res then return nil, err end
   local d = res.json.data
   if type(d.taskId) == "string" and d.taskId ~= "" then ctx.task_id = d.taskId end
@@ -371,10 +376,7 @@ local function run_sync(ctx, input)
 end
 
 local function run_async(ctx, input)
-  ctx:progress("upload", 0)
-  local res, err = ctx:request{ method = "POST", path = PATHS.async, headers = auth(ctx),
-                                form = form_for(ctx, input, file_part(input)), decode = "json",
-                                check = check, billed = true }
+  local res, err = create(ctx, input, PATHS.async)
   if not res then return nil, err end
   local id, ierr = task_id_of(ctx, res.json.data, "processAsync")
   if not id then return nil, ierr end
