@@ -226,6 +226,31 @@ describe("scheduler", function()
     end
   end)
 
+  it("asks a plugged-in store for every billed create (how nginx or Redis would share buckets)", function()
+    local ratelimit = require "ocr.ratelimit"
+    local calls = {}
+    local store = { take = function(_, key, per_second, burst)
+      calls[#calls + 1] = { key = key, per_second = per_second, burst = burst }
+      return 0
+    end }
+    local old = ratelimit.get_store()
+    ratelimit.set_store(store)
+    finally(function() ratelimit.set_store(old) end)
+    pic:config{ qps = 100 }
+    local c = picwish{ rate = { per_second = 7, burst = 3 }, retries = 0 }
+    local out = c:recognize_all({ { data = F.image("s1"), filename = "s.png" },
+                                  { data = F.image("s2"), filename = "s.png" } })
+    assert.equal("s1", out[1].res.text)
+    assert.equal("s2", out[2].res.text)
+    assert.equal(#pic:requests("/api/tasks/document/ocr", "POST"), #calls)
+    assert.equal(2, #calls)
+    for _, call in ipairs(calls) do
+      assert.is_nil(call.key:find(KEY, 1, true))   -- keyed by a hash, never the credential
+      assert.equal(3, call.burst)
+      assert.is_true(call.per_second > 6 and call.per_second <= 7)
+    end
+  end)
+
   it("shares one bucket between clients of the same key", function()
     pic:config{ qps = 2 }
     local a = picwish{ rate = { per_second = 2, burst = 1, margin = 0.05 }, retries = 0, api_key = KEY }
