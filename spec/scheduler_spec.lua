@@ -209,6 +209,109 @@ describe("scheduler", function()
     assert.equal(0, ocr.in_flight())
   end)
 
+  describe("worker coroutines", function()
+    -- A vendor that notes which coroutine ran each job and what the job looked like from inside.
+    local seen, after_request
+    ocr.register("spec_worker", {
+      credentials = {},
+      sources = { "data" },
+      options = { ms = "integer" },
+      recognize = function(ctx, input)
+        seen[#seen + 1] = { co = coroutine.running(), job = ctx.job, current = require("ocr.scheduler").current() }
+        if input.data == "boom" then error("vendor answer broke the workflow") end
+        local res, err = ctx:request{ method = "GET", path = "/slow", query = { ms = input.ms or 10 } }
+        after_request[input.data] = true
+        if not res then return nil, err end
+        return ocr.result.new{ text = input.data }
+      end,
+    })
+    before_each(function() seen, after_request = {}, {} end)
+
+    it("are reused from job to job, each job seeing itself as the current one", function()
+      local c = ocr.new("spec_worker", { endpoint = http.url })
+      local out = c:recognize_all({ { data = "a" }, { data = "b" }, { data = "c" } }, { concurrency = 1 })
+      for i, name in ipairs{ "a", "b", "c" } do assert.equal(name, out[i].res.text) end
+      assert.equal(3, #seen)
+      assert.equal(seen[1].co, seen[2].co)        -- one after the other: the same worker
+      assert.equal(seen[2].co, seen[3].co)
+      for i = 1, 3 do
+        assert.equal(seen[i].job, seen[i].current)
+        assert.equal("done", seen[i].job.status)
+      end
+      assert.are_not.equal(seen[1].job, seen[2].job)
+      assert.is_nil(require("ocr.scheduler").current())   -- outside any job again
+    end)
+
+    it("a job that raises gets a protocol error and the next job runs normally", function()
+      local c = ocr.new("spec_worker", { endpoint = http.url })
+      local out = c:recognize_all({ { data = "ok" }, { data = "boom" }, { data = "after" } }, { concurrency = 1 })
+      assert.equal("ok", out[1].res.text)
+      assert.equal("protocol", out[2].err.kind)
+      assert.matches("vendor answer broke the workflow", out[2].err.message, 1, true)
+      assert.equal("after", out[3].res.text)
+      assert.equal(seen[1].co, seen[2].co)
+      -- Where pcall can be yielded through (5.2+, LuaJIT) the raise is caught inside the worker,
+      -- which lives on; on PUC 5.1 it kills the worker, and a dead one is never handed out.
+      if coroutine.status(seen[2].co) == "dead" then
+        assert.are_not.equal(seen[2].co, seen[3].co)
+      else
+        assert.equal(seen[2].co, seen[3].co)
+      end
+    end)
+
+    it("an idle worker holds on to nothing of its last job", function()
+      local c = ocr.new("spec_worker", { endpoint = http.url })
+      local probe = setmetatable({}, { __mode = "k" })
+      local job = c:submit{ data = "big" }
+      probe[job], probe[job.input] = "job", "input"
+      ocr.run()
+      assert.equal("big", (job:result()).text)
+      job, seen = nil, {}
+      collectgarbage()
+      collectgarbage()
+      assert.is_nil(next(probe))
+      -- and the worker still serves the next job
+      local again = c:submit{ data = "again" }
+      ocr.run()
+      assert.equal("again", (again:result()).text)
+    end)
+
+    it("a job cancelled mid-request is never resumed, and its worker is not handed to the next job", function()
+      local c = ocr.new("spec_worker", { endpoint = http.url })
+      local job = c:submit{ data = "slow", ms = 2000 }
+      for _ = 1, 20 do
+        ocr.step(0.01)
+        if #http:requests("/slow") > 0 then break end
+      end
+      assert.equal(1, #http:requests("/slow"))
+      assert.is_true(job:cancel())
+      local next_job = c:submit{ data = "next" }
+      ocr.run()
+      assert.equal("next", (next_job:result()).text)
+      assert.is_nil(after_request.slow)            -- the cancelled workflow never went on
+      assert.equal("cancelled", select(2, job:result()).kind)
+      assert.are_not.equal(seen[1].co, seen[2].co)
+    end)
+
+    it("a job cancelled by its own progress callback keeps the cancelled result", function()
+      local c = ocr.new("spec_worker", { endpoint = http.url })
+      local job
+      job = c:submit{ data = "self", on_progress = function(ev)
+        if ev.stage == "done" then job:cancel() end
+      end }
+      ocr.run()
+      local res, err = job:result()
+      assert.is_nil(res)
+      assert.equal("cancelled", err.kind)
+      assert.is_true(after_request.self)
+      -- its worker finished cleanly and serves the next job
+      local again = c:submit{ data = "again" }
+      ocr.run()
+      assert.equal("again", (again:result()).text)
+      assert.equal(seen[1].co, seen[2].co)
+    end)
+  end)
+
   it("waits for rate-limit tokens instead of collecting 429s", function()
     pic:config{ qps = 2 }
     local c = picwish{ rate = { per_second = 2, burst = 1 }, retries = 0 }

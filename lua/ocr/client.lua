@@ -243,9 +243,11 @@ function Client:_recognize_now(input)
   return self:_run(self.def.recognize, input, input)
 end
 
+local function recognize_job(job, input) return job.client:_recognize_now(input) end
+
 --- Starts recognizing `input` as a job and returns the job at once; `ocr.step()` advances it.
 function Client:submit(input)
-  local job = scheduler.submit(self, function(_, inp) return self:_recognize_now(inp) end, input)
+  local job = scheduler.submit(self, recognize_job, input)
   job.input = input
   job.on_progress = type(input) == "table" and input.on_progress or self.options.on_progress
   return job

@@ -23,18 +23,27 @@ local function current_job()
   return scheduler.current()
 end
 
+-- What every context of a client shares (provider, options, credentials, endpoint) sits in a
+-- class made once per client and endpoint, between the context and Context: a context then
+-- holds only its own five fields (one small table per call instead of one twice its size).
+local function class_of(client)
+  local class = client.ctx_class
+  if class and class.endpoint == client.endpoint then return class end
+  class = setmetatable({ provider = client.provider, options = client.options,
+                         credentials = client.credentials, endpoint = client.endpoint }, Context)
+  class.__index = class
+  client.ctx_class = class
+  return class
+end
+
 function M.new(client, input)
   local ctx = setmetatable({
     client = client,
-    provider = client.provider,
-    options = client.options,
-    credentials = client.credentials,
-    endpoint = client.endpoint,
     input = input or {},
     task_id = nil,
     request_id = nil,
     job = current_job(),
-  }, Context)
+  }, class_of(client))
   -- The job shows the vendor's task id as soon as the workflow learns it (job.task_id).
   if ctx.job then ctx.job.ctx = ctx end
   return ctx

@@ -9,14 +9,12 @@ local core = require "ocr.core"
 local runtime = require "ocr.runtime"
 local errors = require "ocr.errors"
 
-local unpack = table.unpack or unpack
-
 local M = {}
 
 local jobs = {}          -- in flight, in submission order
 local by_co = {}         -- coroutine -> job
 local transfers = {}     -- multi transfer id -> job
-local watched = {}       -- transfer id -> job, for transfers whose progress someone wants
+local watched = {}       -- transfer id -> {stage, on_bytes, last bytes}: progress someone wants
 local timers = {}        -- job -> due time (monotonic)
 -- First-in first-out queues of 4-value records kept in one flat array (no table per record).
 local function fifo() return { head = 1, tail = 0 } end
@@ -104,34 +102,79 @@ end
 function M._finish(job, res, err)
   job.status = "done"
   job.res, job.err = res, err
-  by_co[job.co] = nil
+  if job.co then by_co[job.co] = nil end
+  job.co = nil
   for i, j in ipairs(jobs) do
     if j == job then table.remove(jobs, i) break end
   end
   if job.on_done then job.on_done(job, res, err) end
 end
 
---- Creates a job that runs `fn(...)` in a coroutine; it starts at the next step.
-function M.submit(client, fn, ...)
+--- Creates a job that runs `fn(job, arg)` in a coroutine; it starts at the next step.
+function M.submit(client, fn, arg)
   next_id = next_id + 1
-  local args = { n = select("#", ...), ... }
-  local job = setmetatable({ id = next_id, client = client, status = "pending" }, Job)
-  job.co = coroutine.create(function() return fn(job, unpack(args, 1, args.n)) end)
-  by_co[job.co] = job
+  -- The fields every job gets are named here, so its table is sized once (the rarer on_done,
+  -- on_progress, err and awaiting may grow it).
+  local job = setmetatable({ id = next_id, client = client, status = "pending", co = nil,
+                             ctx = nil, xfer = nil, res = nil, input = nil }, Job)
   jobs[#jobs + 1] = job
-  make_ready(job, 0)
+  make_ready(job, 0, fn, arg)   -- (its first resume starts fn(job, arg) on a worker)
   return job
+end
+
+-- Jobs run on worker coroutines that are reused: a coroutine, its stack and its call frames
+-- cost about 2 KB to build, which a game would otherwise hand to the collector with every job.
+-- A worker's box carries a job in ([1] = fn, [2] = job, [3] = arg) and its results out ([4],
+-- [5]); the worker keeps nothing in locals, so an idle one holds on to nothing of its last job
+-- (whose input may be megabytes). One whose job raised is dead, and one whose job was cancelled
+-- mid-way is dropped (resuming it would continue the cancelled workflow): only workers that
+-- finished cleanly come back.
+local DONE = {}
+local idle = {}          -- boxes of idle workers (a stack)
+local MAX_IDLE = 64
+
+local function worker(box)
+  while true do
+    box[4], box[5] = box[1](box[2], box[3])
+    box[1], box[2], box[3] = nil, nil, nil
+    coroutine.yield(DONE, box)
+  end
+end
+
+-- Puts `job` on a worker (an idle one, or a new one) and returns what its first resume returns.
+local function start(job, fn, arg)
+  local n = #idle
+  local box = idle[n]
+  if box then idle[n] = nil else box = { co = coroutine.create(worker) } end
+  box[1], box[2], box[3] = fn, job, arg
+  job.co = box.co
+  by_co[box.co] = job
+  return coroutine.resume(box.co, box)   -- (a new worker's argument; an idle one ignores it)
+end
+
+local function retire(box)
+  if #idle < MAX_IDLE then idle[#idle + 1] = box end
 end
 
 local function resume(job, n, v1, v2)
   job.status = "running"
+  local co = job.co
   local ok, tag, a, b, c
-  if n == 0 then ok, tag, a, b, c = coroutine.resume(job.co)
-  else ok, tag, a, b, c = coroutine.resume(job.co, v1, v2) end
+  if not co then ok, tag, a, b, c = start(job, v1, v2)   -- v1, v2: the function and its argument
+  elseif n == 0 then ok, tag, a, b, c = coroutine.resume(co)
+  else ok, tag, a, b, c = coroutine.resume(co, v1, v2) end
+  if ok and tag == DONE then
+    local res, err = a[4], a[5]
+    a[4], a[5] = nil, nil
+    retire(a)
+    -- (a job cancelled from inside its own run, say by a progress callback, keeps that result)
+    if job.status ~= "done" then M._finish(job, res, err) end
+    return
+  end
+  if job.status == "done" then return end   -- cancelled from inside: the rest is dropped
   if not ok then
     return M._finish(job, nil, job.client:provider_failed(job.ctx, tag))
   end
-  if coroutine.status(job.co) == "dead" then return M._finish(job, tag, a) end
   if tag == SLEEP then
     timers[job] = a
   elseif tag == AWAIT then
@@ -148,13 +191,13 @@ end
 
 -- Reports curl's transfer progress for the transfers someone watches.
 local function report_progress()
-  for id, job in pairs(watched) do
+  for id, w in pairs(watched) do
     local p = multi:progress(id)
     local now, total
-    if job.xfer_stage == "upload" then now, total = p.ulnow, p.ultotal else now, total = p.dlnow, p.dltotal end
-    if now ~= job.last_bytes then
-      job.last_bytes = now
-      job.on_bytes(now, total)
+    if w[1] == "upload" then now, total = p.ulnow, p.ultotal else now, total = p.dlnow, p.dltotal end
+    if now ~= w[3] then
+      w[3] = now
+      w[2](now, total)
     end
   end
 end
@@ -174,9 +217,9 @@ local function start_requests(deadline)
       if not id then
         make_ready(job, 2, nil, err)
       else
-        job.xfer, job.xfer_stage, job.on_bytes, job.last_bytes = id, stage, on_bytes, nil
+        job.xfer = id
         transfers[id] = job
-        if stage and on_bytes then watched[id] = job end
+        if stage and on_bytes then watched[id] = { stage, on_bytes, nil } end
         m:perform(0)   -- sends it; answers that arrived meanwhile wait for collect
       end
     end
