@@ -1,5 +1,5 @@
 -- ctx:url, the URL builder every provider uses (lua/ocr/context.lua), including its per-client
--- memo of query-less endpoint URLs.
+-- memo of endpoint URLs (kept without their query).
 local ocr = require "ocr"
 local context = require "ocr.context"
 
@@ -25,7 +25,17 @@ describe("ctx:url", function()
     assert.equal("http://h.test/s?a=1&b=x%20y", ctx:url("/s", { b = "x y", a = 1 }))
     assert.equal("http://h.test/s?a=2", ctx:url("/s", { a = 2 }))
     assert.equal("http://h.test/s", ctx:url("/s"))
+    assert.equal("http://h.test/s?a=2", ctx:url("/s", { a = 2 }))
     assert.equal("http://h.test/s?t=1&a=3", ctx:url("/s?t=1", { a = 3 }))
+    assert.equal("http://h.test/s", ctx:url("/s", {}))
+    assert.equal("http://h.test/s?k=true", ctx:url("/s", { k = true }))
+  end)
+
+  it("encode_query: one key or many, sorted, RFC 3986", function()
+    assert.equal("", context.encode_query(nil))
+    assert.equal("", context.encode_query({}))
+    assert.equal("a%2Fb=c%26d", context.encode_query({ ["a/b"] = "c&d" }))
+    assert.equal("a=1&b=false&c=~%20~", context.encode_query({ c = "~ ~", b = false, a = 1 }))
   end)
 
   it("answers the same URL from the memo, for any path (even 'n'), and not for another base", function()

@@ -63,18 +63,19 @@ end
 function Context:url(path, query, base)
   base = base or self.endpoint
   path = path or ""
-  -- The endpoint's own URLs without a query are remembered per client: a provider asks for
-  -- the same few paths again and again.
-  local memo = base == self.endpoint and query == nil and self.client.url_memo
+  -- The endpoint's own URLs are remembered per client (without their query): a provider asks
+  -- for the same few paths again and again.
+  local memo = base == self.endpoint and self.client.url_memo
   local url = memo and memo[path]
-  if url then return url end
-  if base:byte(-1) == 47 then base = base:gsub("/+$", "") end      -- "/"
-  local rel = path
-  if rel:byte(1) == 47 then rel = rel:gsub("^/+", "") end
-  url = base .. "/" .. rel
-  if memo and self.client.url_memo_size < 64 then
-    memo[path] = url
-    self.client.url_memo_size = self.client.url_memo_size + 1
+  if not url then
+    if base:byte(-1) == 47 then base = base:gsub("/+$", "") end      -- "/"
+    local rel = path
+    if rel:byte(1) == 47 then rel = rel:gsub("^/+", "") end
+    url = base .. "/" .. rel
+    if memo and self.client.url_memo_size < 64 then
+      memo[path] = url
+      self.client.url_memo_size = self.client.url_memo_size + 1
+    end
   end
   if query == nil then return url end
   local q = M.encode_query(query)
@@ -82,18 +83,21 @@ function Context:url(path, query, base)
   return url
 end
 
+local function pair(k, v) return core.url_encode(k) .. "=" .. core.url_encode(tostring(v)) end
+
 --- Encodes a query table: keys sorted for stable URLs; `true`/`false` become "true"/"false".
 function M.encode_query(query)
   if not query then return "" end
+  local k1, v1 = next(query)
+  if k1 == nil then return "" end
+  if next(query, k1) == nil then return pair(k1, v1) end   -- one key: nothing to sort
   local keys = {}
   for k in pairs(query) do keys[#keys + 1] = k end
   table.sort(keys)
   local out = {}
   for _, k in ipairs(keys) do
     local v = query[k]
-    if v ~= nil then
-      out[#out + 1] = core.url_encode(k) .. "=" .. core.url_encode(tostring(v))
-    end
+    if v ~= nil then out[#out + 1] = pair(k, v) end
   end
   return table.concat(out, "&")
 end
