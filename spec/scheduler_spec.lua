@@ -276,6 +276,27 @@ describe("scheduler", function()
       assert.equal("again", (again:result()).text)
     end)
 
+    it("keeps at most 64 idle workers after a burst", function()
+      local c = ocr.new("spec_worker", { endpoint = http.url })
+      local inputs = {}
+      for i = 1, 100 do inputs[i] = { data = "w" .. i, ms = 100 } end
+      local out = c:recognize_all(inputs, { concurrency = 100 })
+      for i = 1, 100 do assert.equal("w" .. i, out[i].res.text) end
+      local workers = setmetatable({}, { __mode = "k" })
+      local distinct = 0
+      for _, s in ipairs(seen) do
+        if not workers[s.co] then distinct = distinct + 1 end
+        workers[s.co] = true
+      end
+      assert.equal(100, distinct)           -- all 100 were in flight at once, each on its own worker
+      seen = {}
+      collectgarbage()
+      collectgarbage()
+      local alive = 0
+      for _ in pairs(workers) do alive = alive + 1 end
+      assert.is_true(alive >= 1 and alive <= 64, ("%d workers alive"):format(alive))
+    end)
+
     it("a job cancelled mid-request is never resumed, and its worker is not handed to the next job", function()
       local c = ocr.new("spec_worker", { endpoint = http.url })
       local job = c:submit{ data = "slow", ms = 2000 }
