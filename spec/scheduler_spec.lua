@@ -386,21 +386,29 @@ describe("scheduler", function()
     for _, j in ipairs{ ja, jb, jc } do assert.is_nil(select(2, j:result())) end
   end)
 
-  it("reports curl's upload progress with bytes for file uploads", function()
+  it("reports curl's upload progress with bytes for file uploads, alone and as a job", function()
     local dir = F.tmpdir()
     local big = F.write(dir .. "/big.png", F.image(string.rep("x", 2 * 1024 * 1024)))
-    local events = {}
-    local res, err = picwish():recognize{ file = big, on_progress = function(ev)
-      events[#events + 1] = ev
-    end }
-    F.rmdir(dir)
+    local function upload_bytes(events)
+      local most = 0
+      for _, ev in ipairs(events) do
+        if ev.stage == "upload" and ev.bytes then most = math.max(most, ev.bytes) end
+      end
+      return most
+    end
+    -- alone: the client's keep-alive session reports the counters
+    local alone = {}
+    local res, err = picwish():recognize{ file = big, on_progress = function(ev) alone[#alone + 1] = ev end }
     assert.is_nil(err)
     assert.truthy(res)
-    local upload_bytes = 0
-    for _, ev in ipairs(events) do
-      if ev.stage == "upload" and ev.bytes then upload_bytes = math.max(upload_bytes, ev.bytes) end
-    end
-    assert.is_true(upload_bytes > 2 * 1024 * 1024, "no upload progress with bytes")
+    assert.is_true(upload_bytes(alone) > 2 * 1024 * 1024, "no upload progress with bytes (session)")
+    -- as a job: the multi handle's counters, read by the scheduler
+    local as_job = {}
+    local job = picwish():submit{ file = big, on_progress = function(ev) as_job[#as_job + 1] = ev end }
+    ocr.run()
+    F.rmdir(dir)
+    assert.is_nil(select(2, job:result()))
+    assert.is_true(upload_bytes(as_job) > 2 * 1024 * 1024, "no upload progress with bytes (job)")
   end)
 
   it("bounds retries with the client's retry budget", function()

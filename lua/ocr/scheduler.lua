@@ -14,7 +14,7 @@ local M = {}
 local jobs = {}          -- in flight, in submission order
 local by_co = {}         -- coroutine -> job
 local transfers = {}     -- multi transfer id -> job
-local watched = {}       -- transfer id -> {stage, on_bytes, last bytes}: progress someone wants
+local watched = {}       -- transfer id -> report(progress): transfers whose progress someone wants
 local timers = {}        -- job -> due time (monotonic)
 -- First-in first-out queues of 4-value records kept in one flat array (no table per record).
 local function fifo() return { head = 1, tail = 0 } end
@@ -39,7 +39,7 @@ end
 -- so it is queued at most once.
 local ready = fifo()
 local awaiting = {}      -- event source -> {[id] = job}: work done outside curl (OCR threads)
--- Requests waiting to be started: job, request, stage, on_bytes. Starting one sends it at once
+-- Requests waiting to be started: job, request, report. Starting one sends it at once
 -- (see start_requests), so how many start per step is budgeted.
 local to_start = fifo()
 local multi              -- created on first use
@@ -159,10 +159,10 @@ end
 local function resume(job, n, v1, v2)
   job.status = "running"
   local co = job.co
-  local ok, tag, a, b, c
-  if not co then ok, tag, a, b, c = start(job, v1, v2)   -- v1, v2: the function and its argument
-  elseif n == 0 then ok, tag, a, b, c = coroutine.resume(co)
-  else ok, tag, a, b, c = coroutine.resume(co, v1, v2) end
+  local ok, tag, a, b
+  if not co then ok, tag, a, b = start(job, v1, v2)   -- v1, v2: the function and its argument
+  elseif n == 0 then ok, tag, a, b = coroutine.resume(co)
+  else ok, tag, a, b = coroutine.resume(co, v1, v2) end
   if ok and tag == DONE then
     local res, err = a[4], a[5]
     a[4], a[5] = nil, nil
@@ -182,24 +182,16 @@ local function resume(job, n, v1, v2)
     awaiting[a][b] = job
     job.awaiting = { a, b }
   elseif tag == HTTP then
-    push(to_start, job, a, b, c)
+    push(to_start, job, a, b)
   else
     M._finish(job, nil, errors.new{ provider = job.client.provider, kind = "protocol",
                                     message = "job yielded outside the scheduler" })
   end
 end
 
--- Reports curl's transfer progress for the transfers someone watches.
+-- Reports curl's transfer counters for the transfers someone watches.
 local function report_progress()
-  for id, w in pairs(watched) do
-    local p = multi:progress(id)
-    local now, total
-    if w[1] == "upload" then now, total = p.ulnow, p.ultotal else now, total = p.dlnow, p.dltotal end
-    if now ~= w[3] then
-      w[3] = now
-      w[2](now, total)
-    end
-  end
+  for id, report in pairs(watched) do report(multi:progress(id)) end
 end
 
 -- Starts queued requests until `deadline` (at least one, so requests always make progress):
@@ -210,7 +202,7 @@ local function start_requests(deadline)
   local first = true
   while not empty(to_start) and (first or core.monotime() < deadline) do
     first = false
-    local job, req, stage, on_bytes = pop(to_start)
+    local job, req, report = pop(to_start)
     if job.status ~= "done" then   -- (a job cancelled while queued is skipped)
       m = m or get_multi()
       local id, err = m:add(req)
@@ -219,7 +211,7 @@ local function start_requests(deadline)
       else
         job.xfer = id
         transfers[id] = job
-        if stage and on_bytes then watched[id] = { stage, on_bytes, nil } end
+        watched[id] = report
         m:perform(0)   -- sends it; answers that arrived meanwhile wait for collect
       end
     end
@@ -359,10 +351,10 @@ function M.await(source, id)
   return coroutine.yield(AWAIT, source, id)
 end
 
---- Sends `req` (an ocr.curl request) through the multi handle. With `stage` ("upload" or
--- "download") and `on_bytes(now, total)`, curl's transfer counters for that direction are reported.
-function M.http(req, stage, on_bytes)
-  return coroutine.yield(HTTP, req, stage, on_bytes)
+--- Sends `req` (an ocr.curl request) through the multi handle. With `report`, it is called with
+-- the transfer's counters ({ulnow=, ultotal=, dlnow=, dltotal=}) after every step while it runs.
+function M.http(req, report)
+  return coroutine.yield(HTTP, req, report)
 end
 
 runtime.set_scheduler(M)

@@ -9,24 +9,29 @@ local M = {}
 local Curl = {}
 Curl.__index = Curl
 
+-- Turns curl's transfer counters ({ulnow=, ultotal=, dlnow=, dltotal=}, as ocr.curl reports them
+-- to a session's on_progress and from a multi's progress(id)) into on_bytes(now, total) for one
+-- direction, called only when `now` moved.
+local function byte_reporter(stage, on_bytes)
+  local last
+  return function(p)
+    local now, total = p.dlnow, p.dltotal
+    if stage == "upload" then now, total = p.ulnow, p.ultotal end
+    if now ~= last then
+      last = now
+      on_bytes(now, total)
+    end
+  end
+end
+
 --- Inside a scheduler job the request goes to the shared multi handle and the job yields;
 -- elsewhere it blocks on this transport's keep-alive session. With `opts.stage`
 -- ("upload"|"download") and `opts.on_bytes(now, total)`, transfer progress is reported.
 function Curl:request(req, opts)
-  local stage, on_bytes = opts and opts.stage, opts and opts.on_bytes
+  local report = opts and opts.stage and opts.on_bytes and byte_reporter(opts.stage, opts.on_bytes)
   local scheduler = runtime.job_scheduler()
-  if scheduler then return scheduler.http(req, stage, on_bytes) end
-  if stage and on_bytes then
-    local last
-    req.on_progress = function(ev)
-      local now, total = ev.dlnow, ev.dltotal
-      if stage == "upload" then now, total = ev.ulnow, ev.ultotal end
-      if now ~= last then
-        last = now
-        on_bytes(now, total)
-      end
-    end
-  end
+  if scheduler then return scheduler.http(req, report or nil) end
+  if report then req.on_progress = report end
   return self.session:request(req)
 end
 

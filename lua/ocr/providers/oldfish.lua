@@ -99,7 +99,6 @@ local function check_poll(ctx, res)
   end
 end
 
-
 -- JSON with // comments (the document's count example has them): strip them outside strings.
 local function strip_comments(s)
   local out, i, n, in_str = {}, 1, #s, false

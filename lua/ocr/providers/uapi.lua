@@ -23,10 +23,6 @@ local STATUS_KINDS = {
 -- 429 is an exhausted quota, not a "try again in a second".
 local CODE_KINDS = { VISITOR_MONTHLY_QUOTA_EXHAUSTED = "quota", INSUFFICIENT_CREDITS = "quota" }
 
-local function sniff_name(data)
-  return files.name_for({ data = data }, "image")
-end
-
 local function bool(v)
   if v == nil then return nil end
   return v and "true" or "false"
@@ -148,16 +144,15 @@ local function source_parts(ctx, input)
   local parts = {}
   if input.url then
     parts[1] = { name = "url", value = input.url }
-  elseif input.file then
-    local fname = input.filename or files.basename(input.file)
-    parts[1] = { name = "file", file = input.file, filename = fname, content_type = files.mime_type(fname) }
-  elseif ctx.options.data_as == "base64" then
+  elseif ctx.options.data_as == "base64" and input.data then
     parts[1] = { name = "image_base64", value = core.base64_encode(input.data) }
     -- The document asks for a name with bare base64, "to infer the extension".
-    if not name and sniff_name(input.data) ~= "image" then name = sniff_name(input.data) end
+    local ext = not name and files.sniff_extension(input.data)
+    if ext then name = "image." .. ext end
   else
-    local fname = input.filename or sniff_name(input.data)
-    parts[1] = { name = "file", data = input.data, filename = fname, content_type = files.mime_type(fname) }
+    local fname = files.name_for(input, "image")
+    parts[1] = { name = "file", file = input.file, data = input.data, filename = fname,
+                 content_type = files.mime_type(fname) }
   end
   if name then parts[#parts + 1] = { name = "image_name", value = name } end
   return parts
