@@ -473,6 +473,21 @@ describe("rate limiter", function()
     assert.equal(0, store:take("k", 2, 2, 102))
   end)
 
+  it("keeps a waiting caller 1/rate after one that went late", function()
+    local l = ratelimit.limiter("spacing-spec", { per_second = 10, burst = 1, margin = 0 })
+    assert.equal(0, l:wait(50))
+    l:go(50)
+    local b = l:wait(50)             -- reserved for 50.1
+    local c = l:wait(50)             -- reserved for 50.2
+    assert.near(0.1, b, 1e-9)
+    assert.near(0.2, c, 1e-9)
+    -- b wakes 50 ms late and goes at 50.15; c wakes on time at 50.2
+    assert.equal(0, l:spacing(50.15))
+    l:go(50.15)
+    assert.near(0.05, l:spacing(50.2), 1e-9)   -- c waits until 50.25, not 50 ms after b
+    assert.equal(0, l:spacing(50.25))
+  end)
+
   it("keys buckets by a hash, never by the credential itself", function()
     local key = ratelimit.key("picwish", "sk-very-secret")
     assert.is_nil(key:find("very-secret", 1, true))

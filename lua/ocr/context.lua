@@ -226,14 +226,18 @@ function Context:request(req)
   while true do
     attempt = attempt + 1
     if req.sign then req.sign(self, req) end
-    if req.billed and self.client.limiter then
-      local wait = self.client.limiter:wait()
+    local limiter = req.billed and self.client.limiter
+    if limiter then
+      local wait = limiter:wait()
       if wait > 0 then
         if logging then
           self:log{ event = "rate_limit_wait", method = req.method or "GET", url = req.url, delay = wait }
         end
         runtime.sleep(wait)
+        local late = limiter:spacing()   -- the caller before went late: keep 1/rate after it
+        if late > 0 then runtime.sleep(late) end
       end
+      limiter:go()
     end
     local started
     if logging then

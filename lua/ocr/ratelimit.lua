@@ -3,7 +3,10 @@
 --
 -- The bucket reserves: a caller that finds no token gets the time at which its token will exist,
 -- and the bucket goes into debt, so N waiting callers are spaced exactly 1/rate apart in arrival
--- order. The store is pluggable (`set_store`) so that a deployment can share buckets across
+-- order. Reserved times are only as good as the wake-ups: a caller woken late (a loaded machine)
+-- would be followed at once by the next, on time, and the vendor would see the two closer than
+-- its limit. So a caller that waited also keeps 1/rate after the last caller of its key in this
+-- process that actually went (`spacing`, `go`). The store is pluggable (`set_store`) so that a deployment can share buckets across
 -- processes (an nginx shared dict, Redis): a store is an object with
 -- `take(key, per_second, burst, now) -> seconds to wait`.
 local core = require "ocr.core"
@@ -43,6 +46,8 @@ function M.get_store() return store end
 local Limiter = {}
 Limiter.__index = Limiter
 
+local went = {}   -- key -> when the last caller of that key in this process went ahead
+
 --- A limiter for `key` (already free of secrets). rate = {per_second=, burst=, margin=}:
 -- `margin` (default 0.02) slows the rate slightly so that clock and network jitter never push
 -- two requests into the vendor's same one-second window.
@@ -54,8 +59,21 @@ function M.limiter(key, rate)
 end
 
 --- Takes a token; returns the seconds to wait before using it (0 = now).
-function Limiter:wait()
-  return store:take(self.key, self.per_second, self.burst, core.monotime())
+function Limiter:wait(now)
+  return store:take(self.key, self.per_second, self.burst, now or core.monotime())
+end
+
+--- After waiting for its token: the seconds still to wait so as to go 1/rate after the last
+-- caller that went.
+function Limiter:spacing(now)
+  local last = went[self.key]
+  if not last then return 0 end
+  return math.max(0, last + 1 / self.per_second - (now or core.monotime()))
+end
+
+--- Records that a caller goes ahead (sends) now.
+function Limiter:go(now)
+  went[self.key] = now or core.monotime()
 end
 
 --- A key for a provider and credential that does not contain the credential itself.
