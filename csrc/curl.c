@@ -1129,6 +1129,14 @@ static const char *error_kind(CURLcode code) {
     }
 }
 
+/* Like ocr_curl_push_error, for a message formatted onto the stack: the string is consumed, so
+ * the caller's stack ends in exactly nil, err (info_read returns the id below them). */
+static int push_error_here(lua_State *L, const char *kind, long code, int sent) {
+    ocr_curl_push_error(L, kind, lua_tostring(L, -1), code, sent);   /* message, nil, err */
+    lua_remove(L, -3);
+    return 2;
+}
+
 static int push_failure(lua_State *L, ocr_xfer *x) {
     int sent = xfer_sent(x);
     long code = (long)x->code;
@@ -1144,7 +1152,7 @@ static int push_failure(lua_State *L, ocr_xfer *x) {
     case OCR_FAIL_IO:
         lua_pushfstring(L, "save_to: cannot write '%s': %s", x->save_path ? x->save_path : "?",
                         strerror(x->io_errno ? x->io_errno : EIO));
-        return ocr_curl_push_error(L, "invalid_input", lua_tostring(L, -1), code, sent);
+        return push_error_here(L, "invalid_input", code, sent);
     default:
         break;
     }
@@ -1152,8 +1160,18 @@ static int push_failure(lua_State *L, ocr_xfer *x) {
         return ocr_curl_push_error(L, "too_large", "response exceeds the size limit (declared "
                                                    "Content-Length)", code, sent);
     if (x->code == CURLE_UNSUPPORTED_PROTOCOL && sent) {
-        lua_pushfstring(L, "redirect refused: only http and https URLs are followed (%s)", detail);
-        return ocr_curl_push_error(L, "invalid_input", lua_tostring(L, -1), code, sent);
+        /* After the request left, libcurl says "unsupported protocol" for two things: a redirect
+         * to a scheme we do not follow (the last response was a 3xx), and a status line it cannot
+         * parse (HTTP/0.9, an unknown version or code), which is the server's fault. */
+        long status = 0;
+        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+        if (status >= 300 && status < 400) {
+            lua_pushfstring(L, "redirect refused: only http and https URLs are followed (%s)",
+                            detail);
+            return push_error_here(L, "invalid_input", code, sent);
+        }
+        lua_pushfstring(L, "malformed response from the server (%s)", detail);
+        return push_error_here(L, "network", code, sent);
     }
     return ocr_curl_push_error(L, error_kind(x->code), detail, code, sent);
 }

@@ -87,6 +87,28 @@ describe("ocr.curl multi", function()
     assert.equal(404, by_id[ok].res.status)
   end)
 
+  -- These errors carry a message composed in C: each comes back under its own transfer's id.
+  it("returns composed error messages under the transfer's id", function()
+    local redirect = assert(m:add{ url = url("/redirect?to=file:///etc/passwd"), follow_redirects = true })
+    -- A directory where the file should go: the rename at the end fails (EISDIR).
+    local target = tmp .. "/a-directory"
+    F.mkdir(target)
+    local unwritable = assert(m:add{ url = url("/bytes?n=100"), save_to = target })
+    emu:fault{ action = "raw", path = "/status", body = "HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok" }
+    local garbled = assert(m:add{ url = url("/status/200") })
+    local by_id = {}
+    for _, r in ipairs(run(m, 10)) do
+      assert.is_number(r.id)
+      by_id[r.id] = r
+    end
+    assert.equal("invalid_input", by_id[redirect].err.kind)
+    assert.truthy(by_id[redirect].err.message:find("redirect refused", 1, true))
+    assert.equal("invalid_input", by_id[unwritable].err.kind)
+    assert.truthy(by_id[unwritable].err.message:find("save_to: cannot write", 1, true))
+    assert.equal("network", by_id[garbled].err.kind)
+    assert.truthy(by_id[garbled].err.message:find("malformed response", 1, true))
+  end)
+
   it("refuses invalid input in add, before anything starts", function()
     local id, err = m:add{ url = "file:///etc/passwd" }
     assert.is_nil(id)

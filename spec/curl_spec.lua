@@ -290,6 +290,23 @@ describe("ocr.curl", function()
       assert.equal("network", err.kind)
     end)
 
+    -- libcurl reports these status lines as "unsupported protocol", the code a refused redirect
+    -- has too: they are the server's garbage, not the caller's input.
+    it("reports an unparsable status line as a network error, not a refused redirect", function()
+      for _, raw in ipairs{ "HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok",
+                            "HTTP/7.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                            "hello, not http\r\n\r\n" } do
+        emu:fault{ action = "raw", path = "/status", body = raw }
+        local res, err = s:request{ url = url("/status/200"), follow_redirects = true }
+        assert.is_nil(res, raw)
+        assert.equal("network", err.kind, raw)
+        assert.is_true(err.sent, raw)
+        assert.is_nil(err.message:find("redirect"), err.message)
+      end
+      -- A well-formed answer on the next connection: nothing of the garbage stuck.
+      assert.equal(200, assert(s:request{ url = url("/status/200") }).status)
+    end)
+
     it("recovers after errors on the same session", function()
       s:request{ url = url("/slow?ms=2000"), timeout = 0.2 }
       s:request{ url = url("/big-length") }

@@ -13,6 +13,7 @@ Control API (JSON, under /_emu/, never logged):
   GET  /_emu/state             -> app-specific state (Emulator.state_snapshot)
 """
 import argparse
+import base64
 import email.parser
 import email.policy
 import json
@@ -159,7 +160,9 @@ class Emulator:
     def take_fault(self, req):
         """A fault: {action, path (prefix, optional), method (optional), times (default 1),
         status, body, headers, delay (s), skip (let N matching requests pass first)}.
-        Actions: status, drop, reset, slow, truncate, malformed, slow_body."""
+        Actions: status, drop, reset, slow, truncate, malformed, slow_body, raw (the exact bytes
+        of `body`, or of base64 `body_b64`, written as the whole answer, then the connection
+        closed: a broken status line or headers no well-behaved server library would produce)."""
         with self.lock:
             for f in self.faults:
                 if f.get("method") and f["method"] != req.method:
@@ -283,6 +286,13 @@ class Handler(BaseHTTPRequestHandler):
                                           fault.get("body", ""),
                                           fault.get("headers"),
                                           fault.get("content_type", "application/json")))
+            elif action == "raw":
+                raw = fault.get("body", "").encode("latin-1")
+                if "body_b64" in fault:
+                    raw = base64.b64decode(fault["body_b64"])
+                self.wfile.write(raw)
+                self.wfile.flush()
+                return self.drop()
             elif action == "malformed":
                 return self.send(Response(int(fault.get("status", 200)),
                                           fault.get("body", '{"status": 200, "data": {'),

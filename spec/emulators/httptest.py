@@ -186,7 +186,10 @@ class HTTPTest(Emulator):
         return Response.json(out)
 
     def status(self, req):
-        code = int(req.path.rsplit("/", 1)[1])
+        try:
+            code = int(req.path.rsplit("/", 1)[1])
+        except ValueError:
+            return Response.json({"status": 400, "message": "not a status code"}, status=400)
         if code in (204, 304) or code < 200:
             return Response(code, b"")
         return Response.json({"status": code}, status=code)

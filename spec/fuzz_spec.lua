@@ -1,0 +1,283 @@
+-- Random and mutated input thrown at the C core: every call must end in a documented answer
+-- (a value, `nil, message`, or a Lua error with a message), never a crash. Under `make test-asan`
+-- the same calls run with AddressSanitizer + UBSan, which turn an overread or a leak into a failed
+-- run. Deterministic (a Park-Miller generator, exact on Lua 5.1 and LuaJIT doubles too), so a
+-- failure names its seed and replays.
+local core = require "ocr.core"
+local curl = require "ocr.curl"
+local mime = require "mime"
+local rig = require "helpers.rig"
+
+local unpack = table.unpack or unpack
+
+-- A generator: int(lo, hi), bytes(n).
+local function prng(seed)
+  local x = seed % 2147483646 + 1
+  local g = {}
+  function g.int(lo, hi)
+    x = (x * 16807) % 2147483647
+    return lo + x % (hi - lo + 1)
+  end
+  function g.bytes(n)
+    local t = {}
+    for i = 1, n do t[i] = string.char(g.int(0, 255)) end
+    return table.concat(t)
+  end
+  -- Mostly short, sometimes past the C code's 1 KiB chunks and 64-byte fast paths.
+  function g.len()
+    local c = g.int(1, 40)
+    if c <= 24 then return g.int(0, 16) elseif c <= 39 then return g.int(0, 300) end
+    return g.int(1000, 5000)
+  end
+  return g
+end
+
+-- Up to `n` random edits: flip a byte, cut the tail, insert noise, repeat a slice.
+local function mutate(g, s, n)
+  local b = {}
+  for i = 1, #s do b[i] = s:byte(i) end   -- (not s:byte(1, -1): Lua 5.1's C stack holds ~8000)
+  for _ = 1, g.int(0, n or 5) do
+    local op = g.int(1, 4)
+    if op == 1 and #b > 0 then
+      b[g.int(1, #b)] = g.int(0, 255)
+    elseif op == 2 and #b > 0 then
+      for i = #b, g.int(1, #b), -1 do b[i] = nil end
+    elseif op == 3 then
+      local at = g.int(1, #b + 1)
+      for _ = 1, g.int(1, 12) do table.insert(b, at, g.int(0, 255)) end
+    elseif op == 4 and #b > 2 then
+      local i = g.int(1, #b)
+      local j = math.min(#b, i + g.int(0, 24))
+      for k = j, i, -1 do table.insert(b, j + 1, b[k]) end
+    end
+  end
+  local out = {}
+  for i = 1, #b, 4000 do out[#out + 1] = string.char(unpack(b, i, math.min(#b, i + 3999))) end
+  return table.concat(out)
+end
+
+-- Any Lua value, tables nested a little, including the numbers that break naive C.
+local ODD_NUMBERS = { 0, -1, 1, 0.5, 1 / 0, -1 / 0, 2 ^ 31, 2 ^ 53, -2 ^ 63, 1e308 }
+local function any_value(g, depth)
+  local c = g.int(1, (depth or 0) > 1 and 4 or 6)
+  if c == 1 then return nil
+  elseif c == 2 then return g.int(0, 1) == 1
+  elseif c == 3 then return ODD_NUMBERS[g.int(1, #ODD_NUMBERS)]
+  elseif c == 4 then return g.bytes(g.len())
+  elseif c == 5 then
+    local t = {}
+    for i = 1, g.int(0, 4) do t[i] = any_value(g, (depth or 0) + 1) end
+    t.name, t.value = any_value(g, 2), any_value(g, 2)
+    return t
+  end
+  return print   -- a function where data is expected
+end
+
+-- A failed call must have said why.
+local function assert_message(ok, err, what)
+  if not ok then
+    assert(type(err) == "string" and #err > 0, what .. ": raised without a message: " .. tostring(err))
+  end
+end
+
+describe("fuzz: ocr.core", function()
+  it("answers random arguments to every function with a value or an error message", function()
+    local names = { "sha1", "md5", "hex", "base64_encode", "base64_decode", "url_encode",
+                    "url_decode", "hmac_sha1", "xml_decode", "multipart", "cos_sign", "stat" }
+    local g = prng(1)
+    local calls = 0
+    for i = 1, 3000 do
+      local name = names[g.int(1, #names)]
+      local a, b = any_value(g), any_value(g)
+      local ok, r1, r2 = pcall(core[name], a, b)
+      assert_message(ok, r1, ("%s (call %d)"):format(name, i))
+      if ok and r1 == nil then
+        assert(type(r2) == "string", name .. " returned nil without a message")
+      end
+      calls = calls + 1
+    end
+    assert.equal(3000, calls)
+  end)
+
+  it("decodes mutated XML into a table or refuses it with line:col: message", function()
+    local docs = {
+      '<?xml version="1.0" encoding="UTF-8"?><Response><Code>0</Code><Items><Item a="1">x</Item>'
+        .. '<Item>y&amp;z</Item></Items><Mixed>t<b>u</b>v</Mixed></Response>',
+      '<a><b><c><d>1</d><d>2</d></c></b><e x="&lt;" y=\'q\'/></a>',
+      '<!DOCTYPE a [<!ENTITY x "xx">]><a>&x;</a>',
+      '<r xmlns:p="u"><p:a p:b="1">\228\189\160\229\165\189</p:a><![CDATA[ <x> ]]></r>',
+      ("<a>"):rep(70) .. ("</a>"):rep(70),
+    }
+    local g = prng(2)
+    local decoded, refused = 0, 0
+    for i = 1, 2000 do
+      local doc = mutate(g, docs[g.int(1, #docs)], 6)
+      local opts = g.int(1, 3) == 1 and { max_depth = g.int(1, 80), max_size = g.int(0, 400),
+                                           arrays = { Item = true, d = true } } or nil
+      local t, err = core.xml_decode(doc, opts)
+      if t then
+        assert(type(t) == "table" and next(t) ~= nil, "decode " .. i .. ": an empty table")
+        decoded = decoded + 1
+      else
+        assert(type(err) == "string" and (err:match("^%d+:%d+: .") or err:match("^document larger than max_size")),
+               ("decode %d: %q"):format(i, tostring(err)))
+        refused = refused + 1
+      end
+    end
+    -- Both paths were exercised, or the mutations were too timid (or too wild) to test anything.
+    assert.is_true(decoded > 100, "decoded " .. decoded)
+    assert.is_true(refused > 100, "refused " .. refused)
+  end)
+
+  -- Strict on the alphabet, the length and the padding; bits under the padding may be non-zero
+  -- (codec.c says why), so only the last character before '=' may differ on re-encoding.
+  it("decodes mutated base64 strictly: what it accepts re-encodes to the same text", function()
+    local g = prng(3)
+    local accepted = 0
+    for i = 1, 2000 do
+      local text = mutate(g, core.base64_encode(g.bytes(g.len())), 2)
+      local raw, err = core.base64_decode(text)
+      if raw then
+        local canon = core.base64_encode(raw)
+        assert.equal(#text, #canon, "input " .. i)
+        local pad = text:find("=", 1, true)
+        if pad then
+          assert.equal(text:sub(1, pad - 2), canon:sub(1, pad - 2), "input " .. i)
+          assert.equal(text:sub(pad), canon:sub(pad), "input " .. i)
+        else
+          assert.equal(text, canon, "input " .. i)
+        end
+        accepted = accepted + 1
+      else
+        assert.is_string(err)
+      end
+    end
+    assert.is_true(accepted > 100, "accepted " .. accepted)
+  end)
+
+  it("round-trips mutated percent-encoding it accepts", function()
+    local g = prng(4)
+    for i = 1, 2000 do
+      local text = mutate(g, core.url_encode(g.bytes(g.len())), 3)
+      local raw, err = core.url_decode(text)
+      if raw then
+        assert.equal(raw, core.url_decode(core.url_encode(raw)), "input " .. i)
+      else
+        assert.is_string(err)
+      end
+    end
+  end)
+
+  it("signs or refuses q-sign requests with any field replaced by junk", function()
+    local keys = { "secret_id", "secret_key", "method", "path", "params", "headers", "start", "expire" }
+    local g = prng(5)
+    local signed = 0
+    for i = 1, 2000 do
+      local t = { secret_id = "AKIDexample", secret_key = "key", method = "put", path = "/a b/c.png",
+                  params = { ["x y"] = "1", z = "" }, headers = { Host = "h.example", ["Content-Type"] = "t" },
+                  start = 1700000000, expire = 1700003600 }
+      for _ = 1, g.int(0, 2) do t[keys[g.int(1, #keys)]] = any_value(g) end
+      local ok, auth = pcall(core.cos_sign, t)
+      assert_message(ok, auth, "cos_sign " .. i)
+      if ok and auth then
+        assert(auth:match("^q%-sign%-algorithm=sha1&q%-ak=.-&q%-signature=%x+$"), auth)
+        assert.is_nil(auth:find("key&", 1, true), "the secret key must not appear in the header")
+        signed = signed + 1
+      end
+    end
+    assert.is_true(signed > 100, "signed " .. signed)
+  end)
+
+  it("encodes or refuses forms with junk parts", function()
+    local g = prng(6)
+    for i = 1, 1000 do
+      local parts = {}
+      for k = 1, g.int(0, 4) do
+        local p = g.int(1, 2) == 1 and { name = "f" .. k, value = g.bytes(g.len()) }
+          or { name = "img", filename = 'a"b\r\n.png', content_type = "image/png", data = g.bytes(g.len()) }
+        if g.int(1, 3) == 1 then
+          p[({ "name", "value", "filename", "content_type", "data" })[g.int(1, 5)]] = any_value(g)
+        end
+        parts[k] = p
+      end
+      local ok, body, ctype = pcall(core.multipart, parts, g.int(1, 4) == 1 and any_value(g) or nil)
+      assert_message(ok, body, "multipart " .. i)
+      if ok and body then
+        local boundary = ctype:match("^multipart/form%-data; boundary=\"?([^\"]+)")
+        assert(boundary, ctype)
+        assert.equal("--" .. boundary .. "--\r\n", body:sub(-#boundary - 6))
+      end
+    end
+  end)
+end)
+
+describe("fuzz: ocr.curl against mutated HTTP answers", function()
+  local emu, tmp
+  setup(function() emu, tmp = rig.start("httptest") end)
+  teardown(function() rig.stop(emu, tmp) end)
+
+  local ANSWERS = {
+    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n{\"a\":[1,2,3]}",
+    "HTTP/1.1 302 Found\r\nLocation: /status/201\r\nContent-Length: 0\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    "HTTP/1.1 429 Too Many\r\nRetry-After: 3\r\nX-A: b\r\nX-A: c\r\nContent-Length: 2\r\n\r\nno",
+  }
+  local KINDS = { timeout = true, network = true, tls = true, too_large = true, invalid_input = true }
+
+  local function check(i, res, err)
+    if res then
+      assert(type(res.status) == "number" and type(res.headers) == "table" and type(res.body) == "string",
+             "answer " .. i)
+    else
+      assert(type(err) == "table" and KINDS[err.kind] and type(err.message) == "string"
+             and type(err.sent) == "boolean", "answer " .. i .. ": " .. tostring(err and err.message))
+    end
+  end
+
+  -- Queues one mutated answer for the next request to /status.
+  local function raw_fault(g)
+    local answer = mutate(g, ANSWERS[g.int(1, #ANSWERS)], 4)
+    emu:fault{ action = "raw", path = "/status", body_b64 = (mime.b64(answer)) }
+  end
+
+  it("turns every answer into a response or an error on a session", function()
+    local g = prng(7)
+    local s = curl.session{ timeout = 5 }
+    local answered, failed = 0, 0
+    for i = 1, 120 do
+      raw_fault(g)
+      local res, err = s:request{ url = emu.url .. "/status/200", follow_redirects = g.int(1, 2) == 1,
+                                  max_response_size = g.int(1, 4) == 1 and g.int(0, 20) or nil }
+      check(i, res, err)
+      if res then answered = answered + 1 else failed = failed + 1 end
+    end
+    s:close()
+    assert.is_true(answered > 10 and failed > 10, ("answered %d, failed %d"):format(answered, failed))
+  end)
+
+  it("turns every answer into a response or an error on a multi handle", function()
+    local g = prng(8)
+    local m = curl.multi()
+    for round = 1, 20 do
+      emu:reset()
+      for _ = 1, 6 do raw_fault(g) end
+      local ids = {}
+      for k = 1, 6 do ids[assert(m:add{ url = emu.url .. "/status/200", timeout = 5 })] = k end
+      local done = 0
+      while done < 6 do
+        m:perform()
+        m:poll(50)
+        while true do
+          local id, res, err = m:info_read()
+          if not id then break end
+          assert(ids[id], ("an id it never gave: %s (%s) in round %d"):format(tostring(id), math.type and math.type(id) or type(id), round))
+          ids[id] = nil
+          check(round, res, err)
+          done = done + 1
+        end
+      end
+    end
+    assert.equal(0, m:count())
+    m:close()
+  end)
+end)
