@@ -209,6 +209,33 @@ describe("scheduler", function()
     assert.equal(0, ocr.in_flight())
   end)
 
+  -- The error is composed in C when the transfer ends; it must reach the job that made it (it once
+  -- came back from the multi handle under a wrong id, and the job waited forever).
+  it("finishes a job whose download cannot be saved, with the save error", function()
+    ocr.register("spec_save", {
+      credentials = {},
+      sources = { "data" },
+      recognize = function(ctx, input)
+        local res, err = ctx:download(ctx:url("/bytes", { n = 100 }), { save_to = input.data })
+        if not res then return nil, err end
+        return ocr.result.new{ text = "saved" }
+      end,
+    })
+    local dir = F.tmpdir()
+    local target = dir .. "/a-directory"          -- the final rename fails: EISDIR
+    F.mkdir(target)
+    local c = ocr.new("spec_save", { endpoint = http.url, retries = 0 })
+    local job = c:submit{ data = target }
+    local deadline = core.monotime() + 10
+    while not job:done() and core.monotime() < deadline do ocr.step(0.05) end
+    assert.is_true(job:done(), "the job never finished")
+    local res, err = job:result()
+    assert.is_nil(res)
+    assert.equal("invalid_input", err.kind)
+    assert.truthy(err.message:find("save_to: cannot write", 1, true), err.message)
+    F.rmdir(dir)
+  end)
+
   describe("worker coroutines", function()
     -- A vendor that notes which coroutine ran each job and what the job looked like from inside.
     local seen, after_request
