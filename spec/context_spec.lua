@@ -49,3 +49,19 @@ describe("ctx:url", function()
     assert.equal(64, ctx.client.url_memo_size)
   end)
 end)
+
+describe("ctx:download", function()
+  -- The result file URL comes from the vendor: one that is not http(s) is the vendor's fault,
+  -- refused before any request (found by spec/provider_fuzz_spec.lua: it was `invalid_input`).
+  it("refuses a vendor URL that is not http(s) as a protocol error, sending nothing", function()
+    ocr.register("download_spec", { credentials = {}, sources = { "data" },
+                                    recognize = function() return nil end })
+    local ctx = context.new(ocr.new("download_spec", { endpoint = "http://127.0.0.1:9" }))
+    for _, url in ipairs{ "x", "中\239\191\189", "https://h.test/a b.png", "file:///etc/passwd", "", 5, {} } do
+      local res, err = ctx:download(url)
+      assert.is_nil(res)
+      assert.equal("protocol", err.kind, tostring(url))
+      assert.equal("download_spec", err.provider)
+    end
+  end)
+end)

@@ -1,5 +1,7 @@
--- The result model's helpers (lua/ocr/result.lua): what every provider's text turns into.
+-- The result model's helpers (lua/ocr/result.lua): what every provider's text turns into, and
+-- the error model's guarantees (lua/ocr/errors.lua) for whatever a vendor's answer held.
 local result = require "ocr.result"
+local errors = require "ocr.errors"
 
 local function texts(lines)
   local out = {}
@@ -27,5 +29,64 @@ describe("ocr.result", function()
     assert.equal("one\ntwo", tostring(r))
     r = result.new{ lines = { { text = "x" }, { text = "y" } } }
     assert.equal("x\ny", r.text)
+  end)
+
+  -- What a provider maps from a damaged answer (found by spec/provider_fuzz_spec.lua): the
+  -- result still follows the model, keeping every text and leaving out broken geometry.
+  it("keeps the model whatever a provider mapped: texts are strings, broken geometry is left out", function()
+    local nan = 0 / 0
+    local r = result.new{ lines = {
+      { text = 42, confidence = 1.5, box = { x = 1, y = 2, w = 3 } },                -- h missing
+      "not a line",
+      { text = { "table" }, confidence = -0.2, polygon = { { x = 1, y = 2 }, { x = 3 } } },
+      { text = "ok", confidence = nan, box = { x = 0, y = 0, w = 1 / 0, h = 1 },
+        words = { { text = "ok", polygon = { { x = 0, y = 0 }, { x = 2, y = 1 } },
+                    box = { x = 0, y = 0, w = 2, h = 1 } }, 7 } },
+    }, angle = nan, pages = "2" }
+    assert.equal(3, #r.lines)
+    assert.same({ "42", "", "ok" }, texts(r.lines))
+    assert.equal("42\n\nok", r.text)
+    assert.equal(1, r.lines[1].confidence)                  -- clamped into 0..1
+    assert.equal(0, r.lines[2].confidence)
+    assert.is_nil(r.lines[3].confidence)                    -- NaN: no confidence
+    assert.is_nil(r.lines[1].box)
+    assert.is_nil(r.lines[2].polygon)
+    assert.is_nil(r.lines[3].box)                           -- infinite width
+    assert.equal(1, #r.lines[3].words)                      -- the 7 is no word
+    assert.same({ x = 0, y = 0, w = 2, h = 1 }, r.lines[3].words[1].box)
+    assert.equal(2, #r.lines[3].words[1].polygon)
+    assert.is_nil(r.angle)
+    assert.is_nil(r.pages)
+    assert.equal("7", result.new{ text = 7 }.text)
+    assert.same({}, result.new{ text = "a", files = "x" }.files)
+    local ids = result.new{ text = "a", request_id = { "nested" }, task_id = 12, language = { Odd = "en" } }
+    assert.is_nil(ids.request_id)
+    assert.equal(12, ids.task_id)
+    assert.is_nil(ids.language)
+  end)
+
+  it("derives a box from a polygon only when every point is a pair of finite numbers", function()
+    assert.same({ x = 1, y = 2, w = 4, h = 6 }, result.box_from_polygon{ { x = 1, y = 8 }, { x = 5, y = 2 } })
+    assert.is_nil(result.box_from_polygon{ { x = 1, y = 8 }, { x = 5 } })
+    assert.is_nil(result.box_from_polygon{ { x = 1, y = 0 / 0 } })
+    assert.is_nil(result.box_from_polygon{ "1,2" })
+    assert.is_nil(result.box_from_polygon{})
+    assert.is_nil(result.box_from_polygon(nil))
+  end)
+
+  it("gives every error a message, string or number ids and codes, integral codes without a fraction", function()
+    assert.equal("not found", errors.new{ kind = "not_found", message = "" }.message)
+    assert.equal("rate limited", errors.new{ kind = "rate_limited", message = { "odd" } }.message)
+    assert.equal("404", errors.new{ kind = "not_found", message = 404 }.message)
+    local e = errors.new{ provider = "p", kind = "auth", message = "no", status = 401, code = 401.0 }
+    assert.equal(401, e.code)
+    assert.equal("p: auth: no status=401 code=401", tostring(e))
+    assert.equal(2.5, errors.new{ kind = "server", code = 2.5 }.code)
+    assert.equal("E42", errors.new{ kind = "server", code = "E42" }.code)
+    local odd = errors.new{ kind = "server", code = {}, task_id = { "t" }, request_id = true }
+    assert.is_nil(odd.code)
+    assert.is_nil(odd.task_id)
+    assert.is_nil(odd.request_id)
+    assert.equal("ocr: server: server", tostring(odd))
   end)
 end)

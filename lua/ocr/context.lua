@@ -334,6 +334,12 @@ end
 -- Returns the response (with `path` when saved) or nil, err.
 function Context:download(url, opts)
   opts = opts or {}
+  -- The URL comes from the vendor's answer: one that cannot be fetched is the vendor's fault
+  -- (protocol), not the caller's input.
+  if type(url) ~= "string" or not url:match("^[Hh][Tt][Tt][Pp][Ss]?://[^%s%c]+$") then
+    return nil, self:error{ kind = "protocol",
+                            message = "the vendor's result file URL is not an http(s) URL" }
+  end
   local save_to = opts.save_to
   if not save_to and opts.output then
     local path, err = files.safe_path(opts.output, opts.filename or "result")

@@ -37,6 +37,20 @@ function Error:__tostring()
   return table.concat(parts, " ")
 end
 
+--- `v` when it is a string or a number, else nil: what ids, codes and languages may be.
+function M.scalar(v)
+  local t = type(v)
+  if t == "string" or t == "number" then return v end
+  return nil
+end
+
+--- `v` as an integer when it is a float with an integral value (Lua 5.3+), else `v` itself.
+local tointeger = math.tointeger
+function M.integral(v)
+  if tointeger and type(v) == "number" then return tointeger(v) or v end
+  return v
+end
+
 --- Creates an error. `fields.kind` must be one of `KINDS`; `retryable` defaults by kind.
 function M.new(fields)
   assert(type(fields) == "table", "ocr.error: fields table expected")
@@ -45,7 +59,14 @@ function M.new(fields)
   local e = {}
   for k, v in pairs(fields) do e[k] = v end
   if e.retryable == nil then e.retryable = M.KINDS[kind] end
-  if e.message == nil then e.message = kind:gsub("_", " ") end
+  -- A vendor's empty or odd message field still leaves a message to read.
+  local m = e.message
+  if type(m) == "number" then e.message = tostring(m)
+  elseif type(m) ~= "string" or m == "" then e.message = (kind:gsub("_", " ")) end
+  -- Ids and codes are strings or numbers (a damaged answer's table is dropped); JSON numbers
+  -- decode as floats on Lua 5.3+: code 401, not 401.0.
+  e.code = M.integral(M.scalar(e.code))
+  e.task_id, e.request_id = M.scalar(e.task_id), M.scalar(e.request_id)
   return setmetatable(e, Error)
 end
 

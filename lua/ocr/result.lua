@@ -13,17 +13,80 @@ function Result:__tostring()
   return self.text or ""
 end
 
+local huge = math.huge
+local scalar = require("ocr.errors").scalar
+
+local function finite(v) return type(v) == "number" and v == v and v ~= huge and v ~= -huge end
+
+-- Text as the model promises it: a string (a vendor's number becomes its digits, anything else "").
+local function text_of(v)
+  if type(v) == "string" then return v end
+  if type(v) == "number" then return tostring(v) end
+  return ""
+end
+
+local function valid_box(b)
+  return type(b) == "table" and finite(b.x) and finite(b.y) and finite(b.w) and finite(b.h)
+end
+
+local function valid_polygon(p)
+  if type(p) ~= "table" or p[1] == nil then return false end
+  for i = 1, #p do
+    local q = p[i]
+    if type(q) ~= "table" or not finite(q.x) or not finite(q.y) then return false end
+  end
+  return true
+end
+
+-- One line or word, fixed in place: geometry or a confidence the vendor sent damaged is left
+-- out (nil) rather than passed on half-made; the text stays.
+local function normalize_piece(piece)
+  if type(piece.text) ~= "string" then piece.text = text_of(piece.text) end
+  local c = piece.confidence
+  if c ~= nil and not (finite(c) and c >= 0 and c <= 1) then
+    piece.confidence = finite(c) and (c < 0 and 0 or 1) or nil
+  end
+  if piece.box ~= nil and not valid_box(piece.box) then piece.box = nil end
+  if piece.polygon ~= nil and not valid_polygon(piece.polygon) then piece.polygon = nil end
+end
+
+-- Keeps the pieces that are tables, in order, each normalized.
+local function normalize_list(list)
+  local n = 0
+  for i = 1, #list do
+    local piece = list[i]
+    if type(piece) == "table" then
+      normalize_piece(piece)
+      if piece.words ~= nil then
+        if type(piece.words) == "table" then piece.words = normalize_list(piece.words) else piece.words = nil end
+      end
+      n = n + 1
+      list[n] = piece
+    end
+  end
+  for i = #list, n + 1, -1 do list[i] = nil end
+  return list
+end
+
 --- Builds a result: `text` defaults to the lines joined by newlines, `lines` to the text's lines.
 -- The `fields` table itself becomes the result (pass a fresh table, as `result.new{...}` does).
+-- Whatever a provider mapped from a vendor's answer, the result follows the model: texts are
+-- strings, boxes, polygons and confidences are whole and finite or absent, ids and the language
+-- are strings or numbers or absent.
 function M.new(fields)
   local r = setmetatable(fields, Result)
-  r.lines = r.lines or (r.text and M.lines_from_text(r.text)) or {}
-  r.files = r.files or {}
+  if r.text ~= nil and type(r.text) ~= "string" then r.text = text_of(r.text) end
+  if type(r.lines) ~= "table" then r.lines = nil end
+  r.lines = r.lines and normalize_list(r.lines) or (r.text and M.lines_from_text(r.text)) or {}
+  if type(r.files) ~= "table" then r.files = {} end
   if r.text == nil then
     local texts = {}
     for i, line in ipairs(r.lines) do texts[i] = line.text end
     r.text = table.concat(texts, "\n")
   end
+  r.request_id, r.task_id, r.language = scalar(r.request_id), scalar(r.task_id), scalar(r.language)
+  if r.angle ~= nil and not finite(r.angle) then r.angle = nil end
+  if r.pages ~= nil and not finite(r.pages) then r.pages = nil end
   return r
 end
 
@@ -44,10 +107,11 @@ function M.lines_from_text(text, page)
   return lines
 end
 
---- The axis-aligned box around a polygon of {x=,y=} points.
+--- The axis-aligned box around a polygon of {x=,y=} points; nil when there is none or a point
+-- is not a pair of finite numbers.
 function M.box_from_polygon(poly)
-  if not poly or #poly == 0 then return nil end
-  local x0, y0, x1, y1 = math.huge, math.huge, -math.huge, -math.huge
+  if not valid_polygon(poly) then return nil end
+  local x0, y0, x1, y1 = huge, huge, -huge, -huge
   for _, p in ipairs(poly) do
     x0, y0 = math.min(x0, p.x), math.min(y0, p.y)
     x1, y1 = math.max(x1, p.x), math.max(y1, p.y)

@@ -49,7 +49,8 @@ local function check(ctx, res)
   if status ~= 200 then
     local kind = STATUS_KINDS[status] or errors.kind_for_status(status)
     return ctx:error{ kind = kind, status = res.status, code = status,
-                      message = message or ("HTTP " .. res.status) }
+                      message = message or (status ~= res.status and ("status %s in the answer"):format(errors.integral(status))
+                                            or ("HTTP " .. res.status)) }
   end
   if not body then
     return ctx:error{ kind = "protocol", status = res.status,
