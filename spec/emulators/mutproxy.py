@@ -15,6 +15,7 @@ emulator behind still checks auth and q-sign signatures. Mutations are determini
 answer number).
 """
 import argparse
+import copy
 import http.client
 import json
 import os
@@ -67,10 +68,15 @@ def nodes(value, path=()):
     return out
 
 
+def odd(rng):
+    # A fresh copy: one shared [] put in two places could end up holding itself.
+    return copy.deepcopy(rng.choice(ODD))
+
+
 def mutate_json(rng, doc):
     spots = nodes(doc)
     if not spots:
-        return rng.choice(ODD), "json-root"
+        return odd(rng), "json-root"
     for _ in range(rng.randint(1, 3)):
         spots = nodes(doc)
         if not spots:
@@ -82,7 +88,7 @@ def mutate_json(rng, doc):
         elif op == 2 and isinstance(parent[key], (int, float)) and not isinstance(parent[key], bool):
             parent[key] = rng.choice([-1, 0, 1, 2, 3, 4, 5, 99, 10 ** 12])
         else:
-            parent[key] = rng.choice(ODD)
+            parent[key] = odd(rng)
     return doc, "json"
 
 
