@@ -55,6 +55,9 @@ end
 --- Advances every job (client:submit) without blocking longer than `timeout` seconds (default
 -- 0: never blocks; call it once per frame in a game loop). Returns the number of jobs in flight.
 function ocr.step(timeout)
+  if timeout ~= nil and type(timeout) ~= "number" then
+    error("ocr.step: timeout must be a number of seconds, got " .. type(timeout), 2)
+  end
   return scheduler.step(timeout)
 end
 

@@ -209,6 +209,16 @@ describe("scheduler", function()
     assert.equal(0, ocr.in_flight())
   end)
 
+  it("says what is wrong when called wrongly: a step timeout that is no number, a dot for the colon", function()
+    assert.has_error(function() ocr.step("soon") end, "ocr.step: timeout must be a number of seconds, got string")
+    local c = ocr.new("spec_slow", { endpoint = http.url })
+    for _, method in ipairs{ "recognize", "submit", "recognize_all", "result" } do
+      assert.has_error(function() c[method]({ data = "x" }) end,
+                       ("client:%s: call it with a colon, client:%s(...)"):format(method, method))
+    end
+    assert.equal(0, ocr.in_flight())
+  end)
+
   -- The error is composed in C when the transfer ends; it must reach the job that made it (it once
   -- came back from the multi handle under a wrong id, and the job waited forever).
   it("finishes a job whose download cannot be saved, with the save error", function()

@@ -245,8 +245,17 @@ end
 
 local function recognize_job(job, input) return job.client:_recognize_now(input) end
 
+-- `client.recognize(input)` (a dot for the colon) passes the input as the client: say so rather
+-- than fail somewhere inside.
+local function check_self(self, method)
+  if type(self) ~= "table" or rawget(self, "def") == nil then
+    error(("client:%s: call it with a colon, client:%s(...)"):format(method, method), 3)
+  end
+end
+
 --- Starts recognizing `input` as a job and returns the job at once; `ocr.step()` advances it.
 function Client:submit(input)
+  check_self(self, "submit")
   local job = scheduler.submit(self, recognize_job, input)
   job.input = input
   job.on_progress = type(input) == "table" and input.on_progress or self.options.on_progress
@@ -257,6 +266,7 @@ end
 -- models). Alone, it runs the workflow right here on the client's keep-alive session (it blocks
 -- anyway); while other jobs are in flight it is a job among them, so they keep advancing.
 function Client:recognize(input)
+  check_self(self, "recognize")
   if scheduler.current() or scheduler.in_flight() == 0 then return self:_recognize_now(input) end
   return scheduler.wait(self:submit(input))
 end
@@ -266,6 +276,7 @@ end
 -- opts.on_result(i, res, err) is called as each finishes; opts.on_progress(event) gets progress
 -- events with `index = i`.
 function Client:recognize_all(inputs, opts)
+  check_self(self, "recognize_all")
   assert(type(inputs) == "table", "recognize_all: an array of inputs expected")
   opts = opts or {}
   local concurrency = opts.concurrency or 8
@@ -299,6 +310,7 @@ end
 --- Fetches the result of a task created earlier (e.g. after a poll timeout). Providers without
 -- tasks answer `unsupported`.
 function Client:result(task_id, input)
+  check_self(self, "result")
   input = input or {}
   if not self.def.result then
     return nil, errors.new{ provider = self.provider, kind = "unsupported",
