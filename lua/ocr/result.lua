@@ -75,16 +75,22 @@ end
 -- are strings or numbers or absent.
 function M.new(fields)
   local r = setmetatable(fields, Result)
-  if r.text ~= nil and type(r.text) ~= "string" then r.text = text_of(r.text) end
-  if type(r.lines) ~= "table" then r.lines = nil end
-  r.lines = r.lines and normalize_list(r.lines) or (r.text and M.lines_from_text(r.text)) or {}
+  local text, lines = r.text, r.lines
+  if text ~= nil and type(text) ~= "string" then text = text_of(text); r.text = text end
+  if lines ~= nil then
+    lines = type(lines) == "table" and normalize_list(lines) or nil
+  end
+  r.lines = lines or (text and M.lines_from_text(text)) or {}
   if type(r.files) ~= "table" then r.files = {} end
   if r.text == nil then
     local texts = {}
     for i, line in ipairs(r.lines) do texts[i] = line.text end
     r.text = table.concat(texts, "\n")
   end
-  r.request_id, r.task_id, r.language = scalar(r.request_id), scalar(r.task_id), scalar(r.language)
+  -- (Inline checks: a result is built per request, and these fields are mostly absent.)
+  if r.request_id ~= nil then r.request_id = scalar(r.request_id) end
+  if r.task_id ~= nil then r.task_id = scalar(r.task_id) end
+  if r.language ~= nil then r.language = scalar(r.language) end
   if r.angle ~= nil and not finite(r.angle) then r.angle = nil end
   if r.pages ~= nil and not finite(r.pages) then r.pages = nil end
   return r
