@@ -408,5 +408,79 @@ describe("ocr.tesseract", function()
       assert.is_table(pool:wait(pool:submit{ path = SAMPLE }))
       pool:close()
     end)
+
+    -- Random interleavings of every pool operation, on small images (fast to recognise) and
+    -- garbage: under `make test-asan` a race between a worker and cancel, close or the collector
+    -- shows as a report. Deterministic sequence (a Park-Miller generator).
+    it("survives random submit, cancel, poll, wait, close and collection", function()
+      local x = 12345
+      local function int(lo, hi)
+        x = (x * 16807) % 2147483647
+        return lo + x % (hi - lo + 1)
+      end
+      local pgm = "P5\n24 12\n255\n" .. ("\255"):rep(24 * 12)
+      local png = read(SAMPLE)
+      local inputs = { { data = pgm }, { data = pgm }, { data = "not an image" },
+                       { data = png:sub(1, 600) }, { path = "/nonexistent/page.png" } }
+      local kinds = { invalid_input = true, cancelled = true, unsupported = true, too_large = true }
+      local answered, failed = 0, 0
+      local function check(res, err, where)
+        if res then
+          assert.is_string(res.text, where)
+          answered = answered + 1
+        else
+          assert(type(err) == "table" and kinds[err.kind], where .. ": " .. tostring(err and err.kind))
+          failed = failed + 1
+        end
+      end
+      for round = 1, 12 do   -- each pool loads its models: ~0.2 s a round
+        local pool = assert(tess.pool{ threads = int(1, 2) })
+        local ids, seen = {}, {}
+        local closed = false
+        for _ = 1, int(5, 30) do
+          local op = int(1, 10)
+          if op <= 4 then
+            local id = pool:submit(inputs[int(1, #inputs)])
+            if id then
+              assert.is_nil(seen[id], "an id given twice")
+              seen[id] = true
+              ids[#ids + 1] = id
+            end
+          elseif op <= 6 and #ids > 0 then
+            pool:cancel(ids[int(1, #ids)])
+          elseif op == 7 then
+            for _, item in ipairs(pool:poll()) do
+              check(item.res, item.err, "poll, round " .. round)
+              for i = #ids, 1, -1 do   -- collected: waiting for it now would be not_found
+                if ids[i] == item.id then table.remove(ids, i) end
+              end
+            end
+          elseif op == 8 and #ids > 0 then
+            local id = table.remove(ids, int(1, #ids))
+            local res, err = pool:wait(id, 0.5)
+            if res or (err and err.kind ~= "timeout") then check(res, err, "wait, round " .. round) end
+          elseif op == 9 then
+            assert.is_number(pool:pending())
+          elseif int(1, 4) == 1 then
+            pool:close()
+            closed = true
+            assert.has_error(function() pool:submit(inputs[1]) end, "tesseract pool is closed")
+            break
+          end
+        end
+        if not closed and int(1, 2) == 1 then   -- collect what is left, then close
+          for _, id in ipairs(ids) do
+            local res, err = pool:wait(id, 5)
+            check(res, err, "final wait, round " .. round)
+          end
+          pool:close()
+        end
+        pool = nil   -- the rest: left to the collector with jobs in flight
+        collectgarbage()
+      end
+      -- Both ends were reached, or the sequence tested little.
+      -- Both kinds of ending were seen (how many depends on timing: a cancel can come too late).
+      assert.is_true(answered >= 1 and failed >= 1, ("answered %d, failed %d"):format(answered, failed))
+    end)
   end)
 end)
