@@ -48,9 +48,9 @@ local function check(ctx, res)
   local message = body and type(body.message) == "string" and body.message or nil
   if status ~= 200 then
     local kind = STATUS_KINDS[status] or errors.kind_for_status(status)
+    local said = status ~= res.status and ("status %s in the answer"):format(errors.integral(status))
     return ctx:error{ kind = kind, status = res.status, code = status,
-                      message = message or (status ~= res.status and ("status %s in the answer"):format(errors.integral(status))
-                                            or ("HTTP " .. res.status)) }
+                      message = message or said or ("HTTP " .. res.status) }
   end
   if not body then
     return ctx:error{ kind = "protocol", status = res.status,
