@@ -48,8 +48,9 @@ function Emu:log() return control(self, "GET", "log") end
 function Emu:state() return control(self, "GET", "state") end
 function Emu:config(settings) return control(self, "POST", "config", settings) end
 
---- Queues a fault: {action = "status"|"drop"|"reset"|"slow"|"truncate"|"malformed"|"slow_body",
---- path = prefix, method =, times = 1, skip = 0, status =, body =, headers = {}, delay = s}.
+--- Queues a fault: {action = "status"|"drop"|"reset"|"slow"|"truncate"|"malformed"|"slow_body"|"raw",
+--- path = prefix, method =, times = 1, skip = 0, status =, body =, headers = {}, delay = s};
+--- "raw" writes `body` (or base64 `body_b64`) as the whole answer, then closes.
 function Emu:fault(f) return control(self, "POST", "fault", f) end
 
 --- Log entries whose path starts with `prefix` (and method, if given).
