@@ -321,6 +321,21 @@ describe("picwish provider", function()
       assert.is_true(faulted >= 4, "faults seen: " .. faulted)
     end)
 
+    -- A status line libcurl cannot parse is the server's garbage (network), so a read is retried;
+    -- it used to come back as a refused redirect (invalid_input) and fail the job.
+    it("retries a poll answered with a broken status line", function()
+      emu:fault{ action = "raw", path = "/api/tasks/document/ocr/", method = "GET",
+                 body = "HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\n{}" }
+      local res, err = client():recognize{ file = img }
+      assert.is_nil(err)
+      assert.equal("Hello lua-ocr\n你好，世界", res.text)
+      local raw = 0
+      for _, e in ipairs(emu:requests("/api/tasks/document/ocr/")) do
+        if e.fault == "raw" then raw = raw + 1 end
+      end
+      assert.equal(1, raw)
+    end)
+
     it("retries a failed result download", function()
       emu:fault{ action = "status", path = "/results/", status = 500, body = "oops" }
       local res, err = client():recognize{ file = img }
