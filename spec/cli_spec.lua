@@ -150,4 +150,36 @@ describe("the ocr command", function()
       end
     end)
   end)
+
+  -- In-process (cli.main with its streams replaced): a provider that put what JSON cannot carry
+  -- into its lines (a NaN, a function, a sparse table) still gets its result printed.
+  it("prints --json for a result holding values JSON cannot carry", function()
+    local ocr = require "ocr"
+    local cli = require "ocr.cli"
+    ocr.register("cli_odd_spec", {
+      endpoint = "http://127.0.0.1:9", credentials = {}, sources = { "file" },
+      recognize = function()
+        return ocr.result.new{ lines = { { text = "kept", page = 0 / 0, extra = { [1] = 1, [20] = 2 },
+                                           hook = print, score = 1 / 0, tags = { "a", "b" } } },
+                               files = { { url = "http://h.test/r.txt", size = 0 / 0, open = io.open } } }
+      end,
+    })
+    local function sink()
+      local buf = {}
+      return { write = function(self, ...) for _, v in ipairs{ ... } do buf[#buf + 1] = tostring(v) end return self end,
+               text = function() return table.concat(buf) end }
+    end
+    local out, err = sink(), sink()
+    local status = cli.main({ "-p", "cli_odd_spec", "--json", "examples/sample.png" }, ocr,
+                            { stdout = out, stderr = err })
+    assert.equal(0, status, err.text())
+    local doc = cjson.decode(out.text())
+    assert.equal("kept", doc.lines[1].text)
+    assert.same({ "a", "b" }, doc.lines[1].tags)
+    assert.is_nil(doc.lines[1].page)
+    assert.is_nil(doc.lines[1].hook)
+    assert.is_nil(doc.lines[1].score)
+    assert.equal("http://h.test/r.txt", doc.files[1].url)
+    assert.is_nil(doc.files[1].size)
+  end)
 end)

@@ -39,7 +39,7 @@ describe("ocr.result", function()
       { text = 42, confidence = 1.5, box = { x = 1, y = 2, w = 3 } },                -- h missing
       "not a line",
       { text = { "table" }, confidence = -0.2, polygon = { { x = 1, y = 2 }, { x = 3 } } },
-      { text = "ok", confidence = nan, box = { x = 0, y = 0, w = 1 / 0, h = 1 },
+      { text = "ok", confidence = nan, box = { x = 0, y = 0, w = 1 / 0, h = 1 }, page = nan,
         words = { { text = "ok", polygon = { { x = 0, y = 0 }, { x = 2, y = 1 } },
                     box = { x = 0, y = 0, w = 2, h = 1 } }, 7 } },
     }, angle = nan, pages = "2" }
@@ -52,6 +52,7 @@ describe("ocr.result", function()
     assert.is_nil(r.lines[1].box)
     assert.is_nil(r.lines[2].polygon)
     assert.is_nil(r.lines[3].box)                           -- infinite width
+    assert.is_nil(r.lines[3].page)
     assert.equal(1, #r.lines[3].words)                      -- the 7 is no word
     assert.same({ x = 0, y = 0, w = 2, h = 1 }, r.lines[3].words[1].box)
     assert.equal(2, #r.lines[3].words[1].polygon)

@@ -140,6 +140,28 @@ local function make_input(name, input_opts, output)
   return input
 end
 
+-- A copy of `v` that JSON can carry: strings, finite numbers, booleans, arrays and objects with
+-- string keys. A provider may have put anything into a line or a file entry (a NaN from a
+-- vendor's answer, a function, a sparse table): that part is left out, the rest is printed.
+local function json_safe(v, depth)
+  local t = type(v)
+  if t == "string" or t == "boolean" then return v end
+  if t == "number" then return (v == v and v ~= math.huge and v ~= -math.huge) and v or nil end
+  if t ~= "table" or depth > 16 then return nil end
+  local n, count = #v, 0
+  for _ in pairs(v) do count = count + 1 end
+  local out = {}
+  if n > 0 and n == count then
+    for i = 1, n do out[#out + 1] = json_safe(v[i], depth + 1) end
+    if #out == 0 then return cjson.empty_array end
+  else
+    for k, x in pairs(v) do
+      if type(k) == "string" then out[k] = json_safe(x, depth + 1) end
+    end
+  end
+  return out
+end
+
 -- The result model as plain JSON (no metatables, no raw vendor answer).
 local function to_json(name, res, err)
   if err then
@@ -153,10 +175,9 @@ local function to_json(name, res, err)
   for _, k in ipairs{ "provider", "text", "language", "angle", "pages", "request_id", "task_id", "markdown" } do
     out[k] = res[k]
   end
-  out.lines = res.lines
-  out.files = res.files
-  if #out.lines == 0 then out.lines = cjson.empty_array end
-  if #out.files == 0 then out.files = cjson.empty_array end
+  out = json_safe(out, 0)
+  out.lines = #res.lines > 0 and json_safe(res.lines, 0) or cjson.empty_array
+  out.files = #res.files > 0 and json_safe(res.files, 0) or cjson.empty_array
   return cjson.encode(out)
 end
 

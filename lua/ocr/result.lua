@@ -48,6 +48,7 @@ local function normalize_piece(piece)
   end
   if piece.box ~= nil and not valid_box(piece.box) then piece.box = nil end
   if piece.polygon ~= nil and not valid_polygon(piece.polygon) then piece.polygon = nil end
+  if piece.page ~= nil and not finite(piece.page) then piece.page = nil end
 end
 
 -- Keeps the pieces that are tables, in order, each normalized.
