@@ -1078,13 +1078,16 @@ void ocr_xfer_finalize(ocr_xfer *x, CURLcode code) {
     x->tmp_path = NULL;
 }
 
-int ocr_curl_push_error(lua_State *L, const char *kind, const char *message, long code,
-                        int sent) {
+int ocr_curl_push_error(lua_State *L, const char *kind, long code, int sent,
+                        const char *fmt, ...) {
+    va_list ap;
     lua_pushnil(L);
     lua_createtable(L, 0, 4);
     lua_pushstring(L, kind);
     lua_setfield(L, -2, "kind");
-    lua_pushstring(L, message);
+    va_start(ap, fmt);
+    lua_pushvfstring(L, fmt, ap);
+    va_end(ap);
     lua_setfield(L, -2, "message");
     if (code >= 0) {
         lua_pushinteger(L, (lua_Integer)code);
@@ -1129,51 +1132,42 @@ static const char *error_kind(CURLcode code) {
     }
 }
 
-/* Like ocr_curl_push_error, for a message formatted onto the stack: the string is consumed, so
- * the caller's stack ends in exactly nil, err (info_read returns the id below them). */
-static int push_error_here(lua_State *L, const char *kind, long code, int sent) {
-    ocr_curl_push_error(L, kind, lua_tostring(L, -1), code, sent);   /* message, nil, err */
-    lua_remove(L, -3);
-    return 2;
-}
-
 static int push_failure(lua_State *L, ocr_xfer *x) {
     int sent = xfer_sent(x);
     long code = (long)x->code;
     const char *detail = x->errbuf[0] ? x->errbuf : curl_easy_strerror(x->code);
     switch (x->fail) {
     case OCR_FAIL_TOO_LARGE:
-        return ocr_curl_push_error(L, "too_large", "response exceeds the size limit", code, sent);
+        return ocr_curl_push_error(L, "too_large", code, sent, "response exceeds the size limit");
     case OCR_FAIL_NOMEM:
-        return ocr_curl_push_error(L, "too_large", "out of memory buffering the response",
-                                   code, sent);
+        return ocr_curl_push_error(L, "too_large", code, sent,
+                                   "out of memory buffering the response");
     case OCR_FAIL_PROGRESS:
-        return ocr_curl_push_error(L, "invalid_input", x->fail_msg, code, sent);
+        return ocr_curl_push_error(L, "invalid_input", code, sent, "%s", x->fail_msg);
     case OCR_FAIL_IO:
-        lua_pushfstring(L, "save_to: cannot write '%s': %s", x->save_path ? x->save_path : "?",
-                        strerror(x->io_errno ? x->io_errno : EIO));
-        return push_error_here(L, "invalid_input", code, sent);
+        return ocr_curl_push_error(L, "invalid_input", code, sent,
+                                   "save_to: cannot write '%s': %s",
+                                   x->save_path ? x->save_path : "?",
+                                   strerror(x->io_errno ? x->io_errno : EIO));
     default:
         break;
     }
     if (x->code == CURLE_FILESIZE_EXCEEDED)
-        return ocr_curl_push_error(L, "too_large", "response exceeds the size limit (declared "
-                                                   "Content-Length)", code, sent);
+        return ocr_curl_push_error(L, "too_large", code, sent,
+                                   "response exceeds the size limit (declared Content-Length)");
     if (x->code == CURLE_UNSUPPORTED_PROTOCOL && sent) {
         /* After the request left, libcurl says "unsupported protocol" for two things: a redirect
          * to a scheme we do not follow (the last response was a 3xx), and a status line it cannot
          * parse (HTTP/0.9, an unknown version or code), which is the server's fault. */
         long status = 0;
         curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
-        if (status >= 300 && status < 400) {
-            lua_pushfstring(L, "redirect refused: only http and https URLs are followed (%s)",
-                            detail);
-            return push_error_here(L, "invalid_input", code, sent);
-        }
-        lua_pushfstring(L, "malformed response from the server (%s)", detail);
-        return push_error_here(L, "network", code, sent);
+        if (status >= 300 && status < 400)
+            return ocr_curl_push_error(L, "invalid_input", code, sent,
+                "redirect refused: only http and https URLs are followed (%s)", detail);
+        return ocr_curl_push_error(L, "network", code, sent,
+                                   "malformed response from the server (%s)", detail);
     }
-    return ocr_curl_push_error(L, error_kind(x->code), detail, code, sent);
+    return ocr_curl_push_error(L, error_kind(x->code), code, sent, "%s", detail);
 }
 
 static void push_header(lua_State *L, int t, const char *name, size_t nl, const char *value,

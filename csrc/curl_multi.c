@@ -265,7 +265,7 @@ static int multi_add(lua_State *L) {
         ocr_xfer_release(L, 3, 0);    /* frees the mime, which unbinds it from the handle */
         curl_easy_reset(e);
         m->pool[m->npool++] = e;      /* it came from the pool or the pool had room */
-        return ocr_curl_push_error(L, "invalid_input", lua_tostring(L, 4), -1, 0);
+        return ocr_curl_push_error(L, "invalid_input", -1, 0, "%s", lua_tostring(L, 4));
     }                                                      /* 4: body anchor */
     id = ++m->next_id;
     if (!lua_isnil(L, 4)) {

@@ -75,7 +75,7 @@ static int session_request(lua_State *L) {
     x->easy = s->easy;
     if (!ocr_xfer_prepare(L, x, &s->opts, 2)) {           /* 5: message */
         ocr_xfer_recycle(x);
-        return ocr_curl_push_error(L, "invalid_input", lua_tostring(L, 5), -1, 0);
+        return ocr_curl_push_error(L, "invalid_input", -1, 0, "%s", lua_tostring(L, 5));
     }                                                      /* 5: body anchor */
     if (has_progress) {
         x->L = L;

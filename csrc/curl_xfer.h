@@ -128,9 +128,11 @@ OCR_HIDDEN void ocr_xfer_finalize(ocr_xfer *x, CURLcode code);
 /* Pushes `res` (returns 1) or `nil, err` (returns 2) for a finalized transfer. */
 OCR_HIDDEN int ocr_xfer_push_result(lua_State *L, ocr_xfer *x);
 
-/* Pushes nil and an error table; returns 2. code < 0: no curl_code field. */
-OCR_HIDDEN int ocr_curl_push_error(lua_State *L, const char *kind, const char *message,
-                                   long code, int sent);
+/* Pushes exactly nil and an error table whose message is fmt formatted (lua_pushfstring's
+ * conversions), and returns 2: nothing else is left on the stack, so a caller that pushed an id
+ * below may return 3. code < 0: no curl_code field. */
+OCR_HIDDEN int ocr_curl_push_error(lua_State *L, const char *kind, long code, int sent,
+                                   const char *fmt, ...);
 
 /* lua_CFunction run under lua_pcall from the progress callback: (fn, xfer) -> fn(ev). */
 OCR_HIDDEN int ocr_xfer_progress_trampoline(lua_State *L);
