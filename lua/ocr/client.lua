@@ -126,7 +126,7 @@ function M.new(name, def, opts)
     return self
   end
   self.endpoint = options.endpoint or self.endpoint or def.endpoint
-  if type(self.endpoint) ~= "string" or not self.endpoint:match("^https?://") then
+  if not context.is_http_url(self.endpoint) then
     error(("ocr.new(%q): endpoint must be an http(s) URL, got %s"):format(name, tostring(self.endpoint)), 3)
   end
   self.transport = options.transport or transport.curl{ user_agent = self.user_agent }
@@ -173,7 +173,7 @@ function Client:check_input(input)
   elseif src == "data" then
     if #input.data == 0 then return "data is empty" end
     size = #input.data
-  elseif src == "url" and not input.url:match("^[hH][tT][tT][pP][sS]?://[^/]") then
+  elseif src == "url" and not context.is_http_url(input.url) then
     return "url must be an absolute http(s) URL"
   end
   if size and def.max_file_size and size > def.max_file_size then

@@ -83,6 +83,12 @@ function Context:url(path, query, base)
   return url
 end
 
+--- Whether `s` is an absolute http(s) URL: the scheme in any case, then a host. (An input URL
+-- is passed on to the vendor, who may accept spaces in it; one we fetch must also have none.)
+function M.is_http_url(s)
+  return type(s) == "string" and s:match("^[Hh][Tt][Tt][Pp][Ss]?://[^/%s]") ~= nil
+end
+
 local function pair(k, v) return core.url_encode(k) .. "=" .. core.url_encode(tostring(v)) end
 
 --- Encodes a query table: keys sorted for stable URLs; `true`/`false` become "true"/"false".
@@ -336,7 +342,7 @@ function Context:download(url, opts)
   opts = opts or {}
   -- The URL comes from the vendor's answer: one that cannot be fetched is the vendor's fault
   -- (protocol), not the caller's input.
-  if type(url) ~= "string" or not url:match("^[Hh][Tt][Tt][Pp][Ss]?://[^%s%c]+$") then
+  if not M.is_http_url(url) or url:find("[%s%c]") then   -- (ocr.curl refuses those)
     return nil, self:error{ kind = "protocol",
                             message = "the vendor's result file URL is not an http(s) URL" }
   end
