@@ -29,8 +29,9 @@ end
 -- ("upload"|"download") and `opts.on_bytes(now, total)`, transfer progress is reported.
 function Curl:request(req, opts)
   local report = opts and opts.stage and opts.on_bytes and byte_reporter(opts.stage, opts.on_bytes)
+    or nil
   local scheduler = runtime.job_scheduler()
-  if scheduler then return scheduler.http(req, report or nil) end
+  if scheduler then return scheduler.http(req, report) end
   if report then req.on_progress = report end
   return self.session:request(req)
 end
