@@ -66,6 +66,14 @@ describe("ocr.result", function()
     assert.is_nil(ids.language)
   end)
 
+  it("reads a vendor's number: strings and floats, whole values as integers", function()
+    assert.equal(3, result.number("3"))
+    assert.equal(2.5, result.number(2.5))
+    assert.is_nil(result.number({}))
+    assert.is_nil(result.number(nil))
+    if math.type then assert.equal("integer", math.type(result.number(640.0))) end
+  end)
+
   it("derives a box from a polygon only when every point is a pair of finite numbers", function()
     assert.same({ x = 1, y = 2, w = 4, h = 6 }, result.box_from_polygon{ { x = 1, y = 8 }, { x = 5, y = 2 } })
     assert.is_nil(result.box_from_polygon{ { x = 1, y = 8 }, { x = 5 } })

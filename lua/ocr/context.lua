@@ -131,8 +131,6 @@ function Context:log(event)
   sink(event)
 end
 
-local tointeger = math.tointeger or function(n) return n end
-
 function Context:progress_wanted()
   return (self.job and self.job.on_progress) or self.input.on_progress or self.client.options.on_progress
 end
@@ -141,8 +139,7 @@ end
 function Context:progress(stage, percent, extra)
   local cb = self:progress_wanted()
   if not cb then return end
-  percent = tonumber(percent)
-  if percent then percent = tointeger(percent) or percent end
+  percent = errors.integral(tonumber(percent))
   local ev = { provider = self.provider, stage = stage, progress = percent, task_id = self.task_id,
                job = self.job }
   for k, v in pairs(extra or {}) do ev[k] = v end

@@ -13,8 +13,9 @@ function Result:__tostring()
   return self.text or ""
 end
 
+local errors = require "ocr.errors"
 local huge = math.huge
-local scalar = require("ocr.errors").scalar
+local scalar = errors.scalar
 
 local function finite(v) return type(v) == "number" and v == v and v ~= huge and v ~= -huge end
 
@@ -124,6 +125,12 @@ function M.box_from_polygon(poly)
     x1, y1 = math.max(x1, p.x), math.max(y1, p.y)
   end
   return { x = x0, y = y0, w = x1 - x0, h = y1 - y0 }
+end
+
+--- A number from a vendor's answer (a string or a number; nil otherwise). JSON numbers decode
+-- as floats on Lua 5.3+: whole values (pixels, pages, states) become integers.
+function M.number(v)
+  return errors.integral(tonumber(v))
 end
 
 --- A confidence on a 0..`scale` scale turned into 0..1 (nil stays nil).

@@ -32,12 +32,7 @@ local function str(v)
   return type(v) == "string" and v or nil
 end
 
--- A number from JSON (cjson decodes every number as a float): integral values become integers.
-local function num(v)
-  local n = tonumber(v)
-  if n and math.tointeger then return math.tointeger(n) or n end
-  return n
-end
+local num = result.number
 
 local function trim(s)
   return (tostring(s or ""):gsub("^%s+", ""):gsub("%s+$", ""))

@@ -68,11 +68,7 @@ local function check(ctx, res)
   return err
 end
 
--- JSON numbers decode as floats; whole pixel values read better as integers (Lua 5.3+).
-local function number(v)
-  local n = tonumber(v)
-  return n and math.tointeger and math.tointeger(n) or n
-end
+local number = result.number
 
 local function polygon(list)
   if type(list) ~= "table" then return nil end
