@@ -1,36 +1,14 @@
 -- Random and mutated input thrown at the C core: every call must end in a documented answer
 -- (a value, `nil, message`, or a Lua error with a message), never a crash. Under `make test-asan`
 -- the same calls run with AddressSanitizer + UBSan, which turn an overread or a leak into a failed
--- run. Deterministic (a Park-Miller generator, exact on Lua 5.1 and LuaJIT doubles too), so a
--- failure names its seed and replays.
+-- run. Deterministic (helpers.prng), so a failure names its seed and replays.
 local core = require "ocr.core"
 local curl = require "ocr.curl"
 local mime = require "mime"
 local rig = require "helpers.rig"
+local prng = require "helpers.prng"
 
 local unpack = table.unpack or unpack
-
--- A generator: int(lo, hi), bytes(n).
-local function prng(seed)
-  local x = seed % 2147483646 + 1
-  local g = {}
-  function g.int(lo, hi)
-    x = (x * 16807) % 2147483647
-    return lo + x % (hi - lo + 1)
-  end
-  function g.bytes(n)
-    local t = {}
-    for i = 1, n do t[i] = string.char(g.int(0, 255)) end
-    return table.concat(t)
-  end
-  -- Mostly short, sometimes past the C code's 1 KiB chunks and 64-byte fast paths.
-  function g.len()
-    local c = g.int(1, 40)
-    if c <= 24 then return g.int(0, 16) elseif c <= 39 then return g.int(0, 300) end
-    return g.int(1000, 5000)
-  end
-  return g
-end
 
 -- Up to `n` random edits: flip a byte, cut the tail, insert noise, repeat a slice.
 local function mutate(g, s, n)

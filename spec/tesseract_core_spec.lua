@@ -411,13 +411,9 @@ describe("ocr.tesseract", function()
 
     -- Random interleavings of every pool operation, on small images (fast to recognise) and
     -- garbage: under `make test-asan` a race between a worker and cancel, close or the collector
-    -- shows as a report. Deterministic sequence (a Park-Miller generator).
+    -- shows as a report. Deterministic sequence (helpers.prng).
     it("survives random submit, cancel, poll, wait, close and collection", function()
-      local x = 12345
-      local function int(lo, hi)
-        x = (x * 16807) % 2147483647
-        return lo + x % (hi - lo + 1)
-      end
+      local int = require("helpers.prng")(12344).int
       local pgm = "P5\n24 12\n255\n" .. ("\255"):rep(24 * 12)
       local png = read(SAMPLE)
       local inputs = { { data = pgm }, { data = pgm }, { data = "not an image" },
