@@ -372,7 +372,10 @@ describe("scheduler", function()
 
   it("waits for rate-limit tokens instead of collecting 429s", function()
     pic:config{ qps = 2 }
-    local c = picwish{ rate = { per_second = 2, burst = 1 }, retries = 0 }
+    -- The default margin (2%) tolerates 20 ms of arrival jitter, which a loaded CI machine (the
+    -- ASan run) exceeded once; this spec is about waiting instead of collecting 429s, so it
+    -- allows 100 ms. The default's throughput and its zero 429s are benchmark 2's.
+    local c = picwish{ rate = { per_second = 2, burst = 1, margin = 0.1 }, retries = 0 }
     local inputs = {}
     for i = 1, 5 do inputs[i] = { data = F.image("r" .. i), filename = "r.png" } end
     local out = c:recognize_all(inputs, { concurrency = 5 })
