@@ -417,8 +417,9 @@ describe("scheduler", function()
 
   it("shares one bucket between clients of the same key", function()
     pic:config{ qps = 2 }
-    local a = picwish{ rate = { per_second = 2, burst = 1, margin = 0.05 }, retries = 0, api_key = KEY }
-    local b = picwish{ rate = { per_second = 2, burst = 1, margin = 0.05 }, retries = 0, api_key = KEY }
+    -- margin 0.1: 100 ms of arrival jitter tolerated, as in the spec above
+    local a = picwish{ rate = { per_second = 2, burst = 1, margin = 0.1 }, retries = 0, api_key = KEY }
+    local b = picwish{ rate = { per_second = 2, burst = 1, margin = 0.1 }, retries = 0, api_key = KEY }
     local ja = a:submit{ data = F.image("a"), filename = "a.png" }
     local jb = b:submit{ data = F.image("b"), filename = "b.png" }
     local jc = a:submit{ data = F.image("c"), filename = "c.png" }
