@@ -390,6 +390,34 @@ describe("scheduler", function()
     end
   end)
 
+  it("spaces rate-limited requests from when they really leave, not from when they were queued", function()
+    ocr.register("spec_billed", {
+      credentials = {},
+      sources = { "data" },
+      recognize = function(ctx, input)
+        local res, err = ctx:request{ method = "GET", path = "/slow", query = { ms = 0 }, billed = true }
+        if not res then return nil, err end
+        return ocr.result.new{ text = input.data }
+      end,
+    })
+    local plain = ocr.new("spec_slow", { endpoint = http.url })
+    local billed = ocr.new("spec_billed", { endpoint = http.url, rate = { per_second = 1, burst = 1, margin = 0 } })
+    local old = ocr.step_budget(1e-9)   -- one resumption and one request start per step
+    finally(function() ocr.step_budget(old) end)
+    local a = plain:submit{ data = "a", ms = 0 }
+    local b = billed:submit{ data = "b" }
+    ocr.step(0)   -- a runs and queues its request
+    ocr.step(0)   -- a's request leaves; b takes its token and queues its request behind
+    core.sleep(0.2)   -- (a game's frame)
+    ocr.step(0)   -- b's request leaves now, 0.2 s after b took its token
+    -- the next billed request must wait a whole 1/rate from now, not from b's token
+    local left = billed.limiter:spacing()
+    assert.is_true(left > 0.9, ("next billed request could go in %.3f s"):format(left))
+    ocr.run()
+    assert.equal("a", (a:result()).text)
+    assert.equal("b", (b:result()).text)
+  end)
+
   it("asks a plugged-in store for every billed create (how nginx or Redis would share buckets)", function()
     local ratelimit = require "ocr.ratelimit"
     local calls = {}

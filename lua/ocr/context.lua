@@ -152,8 +152,8 @@ local PLAIN = { upload = { stage = "upload" }, download = { stage = "download" }
 -- The request a transport sees: the request's own fields, the client's transport options
 -- unless the request overrides them, and the client's User-Agent (ocr.curl's user_agent
 -- option; a User-Agent in the request's headers wins). The request's headers table is passed
--- as is, never modified.
-local function transport_request(self, req)
+-- as is, never modified. `on_start` (the rate limiter's) is called when the request leaves.
+local function transport_request(self, req, on_start)
   local client = self.client
   local opts = client.options
   local insecure = req.insecure
@@ -184,13 +184,14 @@ local function transport_request(self, req)
   end
   local stage = req.stage or (req.form or req.upload_file or req.body) and "upload" or req.save_to and "download" or nil
   if not (stage and self:progress_wanted()) then
+    if on_start then return client.transport:request(t, { stage = stage, on_start = on_start }) end
     return client.transport:request(t, PLAIN[stage or "none"])
   end
   local function on_bytes(now, total)
     self:progress(stage, total > 0 and math.floor(now * 100 / total) or nil,
                   { bytes = now, total = total > 0 and total or nil })
   end
-  return client.transport:request(t, { stage = stage, on_bytes = on_bytes })
+  return client.transport:request(t, { stage = stage, on_bytes = on_bytes, on_start = on_start })
 end
 
 -- Decodes the body as the request asked; a body that does not decode stays undecoded
@@ -230,6 +231,7 @@ function Context:request(req)
     attempt = attempt + 1
     if req.sign then req.sign(self, req) end
     local limiter = req.billed and self.client.limiter
+    local on_start
     if limiter then
       local wait = limiter:wait()
       if wait > 0 then
@@ -241,13 +243,14 @@ function Context:request(req)
         if late > 0 then runtime.sleep(late) end
       end
       limiter:go()
+      on_start = limiter.on_start   -- and again when the request really leaves (a step later?)
     end
     local started
     if logging then
       started = runtime.now()
       self:log{ event = "request", method = req.method or "GET", url = req.url, attempt = attempt }
     end
-    local res, terr = transport_request(self, req)
+    local res, terr = transport_request(self, req, on_start)
     local err
     if res then
       self.request_id = self.request_id or res.headers["x-request-id"] or res.headers["x-cos-request-id"]

@@ -6,7 +6,7 @@
 -- order. Reserved times are only as good as the wake-ups: a caller woken late (a loaded machine)
 -- would be followed at once by the next, on time, and the vendor would see the two closer than
 -- its limit. So a caller that waited also keeps 1/rate after the last caller of its key in this
--- process that actually went (`spacing`, `go`). The store is pluggable (`set_store`) so that a
+-- process that actually went (`spacing`, `go`, and `on_start` when the request really leaves). The store is pluggable (`set_store`) so that a
 -- deployment can share buckets across processes (an nginx shared dict, Redis): a store is an
 -- object with `take(key, per_second, burst, now) -> seconds to wait`.
 local core = require "ocr.core"
@@ -54,8 +54,12 @@ local went = {}   -- key -> when the last caller of that key in this process wen
 function M.limiter(key, rate)
   assert(type(rate.per_second) == "number" and rate.per_second > 0, "rate.per_second must be > 0")
   local margin = rate.margin or 0.02
-  return setmetatable({ key = key, per_second = rate.per_second * (1 - margin),
-                        burst = rate.burst or 1 }, Limiter)
+  local l = setmetatable({ key = key, per_second = rate.per_second * (1 - margin),
+                           burst = rate.burst or 1 }, Limiter)
+  -- go() again, for the transport to call when the request actually leaves: a job's request
+  -- may wait for the next step, and the next caller must be spaced from the real departure.
+  l.on_start = function() went[key] = core.monotime() end
+  return l
 end
 
 --- Takes a token; returns the seconds to wait before using it (0 = now).

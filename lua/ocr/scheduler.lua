@@ -39,7 +39,7 @@ end
 -- so it is queued at most once.
 local ready = fifo()
 local awaiting = {}      -- event source -> {[id] = job}: work done outside curl (OCR threads)
--- Requests waiting to be started: job, request, report. Starting one sends it at once
+-- Requests waiting to be started: job, request, report, on_start. Starting one sends it at once
 -- (see start_requests), so how many start per step is budgeted.
 local to_start = fifo()
 local multi              -- created on first use
@@ -159,10 +159,10 @@ end
 local function resume(job, n, v1, v2)
   job.status = "running"
   local co = job.co
-  local ok, tag, a, b
-  if not co then ok, tag, a, b = start(job, v1, v2)   -- v1, v2: the function and its argument
-  elseif n == 0 then ok, tag, a, b = coroutine.resume(co)
-  else ok, tag, a, b = coroutine.resume(co, v1, v2) end
+  local ok, tag, a, b, c
+  if not co then ok, tag, a, b, c = start(job, v1, v2)   -- v1, v2: the function and its argument
+  elseif n == 0 then ok, tag, a, b, c = coroutine.resume(co)
+  else ok, tag, a, b, c = coroutine.resume(co, v1, v2) end
   if ok and tag == DONE then
     local res, err = a[4], a[5]
     a[4], a[5] = nil, nil
@@ -182,7 +182,7 @@ local function resume(job, n, v1, v2)
     awaiting[a][b] = job
     job.awaiting = { a, b }
   elseif tag == HTTP then
-    push(to_start, job, a, b)
+    push(to_start, job, a, b, c)
   else
     M._finish(job, nil, errors.new{ provider = job.client.provider, kind = "protocol",
                                     message = "job yielded outside the scheduler" })
@@ -202,7 +202,7 @@ local function start_requests(deadline)
   local first = true
   while not empty(to_start) and (first or core.monotime() < deadline) do
     first = false
-    local job, req, report = pop(to_start)
+    local job, req, report, on_start = pop(to_start)
     if job.status ~= "done" then   -- (a job cancelled while queued is skipped)
       m = m or get_multi()
       local id, err = m:add(req)
@@ -213,6 +213,7 @@ local function start_requests(deadline)
         transfers[id] = job
         watched[id] = report
         m:perform(0)   -- sends it; answers that arrived meanwhile wait for collect
+        if on_start then on_start() end
       end
     end
   end
@@ -352,9 +353,11 @@ function M.await(source, id)
 end
 
 --- Sends `req` (an ocr.curl request) through the multi handle. With `report`, it is called with
--- the transfer's counters ({ulnow=, ultotal=, dlnow=, dltotal=}) after every step while it runs.
-function M.http(req, report)
-  return coroutine.yield(HTTP, req, report)
+-- the transfer's counters ({ulnow=, ultotal=, dlnow=, dltotal=}) after every step while it runs;
+-- `on_start()` is called when the request is actually sent, which may be a step later when the
+-- step's budget ran out (the rate limiter spaces requests from that moment).
+function M.http(req, report, on_start)
+  return coroutine.yield(HTTP, req, report, on_start)
 end
 
 runtime.set_scheduler(M)

@@ -26,12 +26,14 @@ end
 
 --- Inside a scheduler job the request goes to the shared multi handle and the job yields;
 -- elsewhere it blocks on this transport's keep-alive session. With `opts.stage`
--- ("upload"|"download") and `opts.on_bytes(now, total)`, transfer progress is reported.
+-- ("upload"|"download") and `opts.on_bytes(now, total)`, transfer progress is reported;
+-- `opts.on_start()` is called if the request leaves later than this call (a job's request
+-- waits for the next step when the step's budget ran out).
 function Curl:request(req, opts)
   local report = opts and opts.stage and opts.on_bytes and byte_reporter(opts.stage, opts.on_bytes)
     or nil
   local scheduler = runtime.job_scheduler()
-  if scheduler then return scheduler.http(req, report) end
+  if scheduler then return scheduler.http(req, report, opts and opts.on_start) end
   if report then req.on_progress = report end
   return self.session:request(req)
 end
