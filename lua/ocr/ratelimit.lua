@@ -6,9 +6,10 @@
 -- order. Reserved times are only as good as the wake-ups: a caller woken late (a loaded machine)
 -- would be followed at once by the next, on time, and the vendor would see the two closer than
 -- its limit. So a caller that waited also keeps 1/rate after the last caller of its key in this
--- process that actually went (`spacing`, `go`, and `on_start` when the request really leaves). The store is pluggable (`set_store`) so that a
--- deployment can share buckets across processes (an nginx shared dict, Redis): a store is an
--- object with `take(key, per_second, burst, now) -> seconds to wait`.
+-- process that actually went (`spacing`, `go`, and `on_start` when the request really leaves).
+-- The store is pluggable (`set_store`) so that a deployment can share buckets across processes
+-- (an nginx shared dict, Redis): a store is an object with `take(key, per_second, burst, now)
+-- -> seconds to wait`.
 local core = require "ocr.core"
 
 local M = {}
