@@ -619,6 +619,23 @@ describe("compdf provider", function()
       assert.truthy(err.task_id)
     end)
 
+    it("reports an expired pre-signed upload URL with the storage's own code and words", function()
+      emu:config{ presign_ttl = -1 }
+      local res, err = client():recognize{ file = img, mode = "presigned" }
+      assert.is_nil(res)
+      assert.same({ "auth", 403, "AccessDenied" }, { err.kind, err.status, err.code })
+      assert.truthy(err.message:find("the pre-signed upload URL was refused (expired, already used or altered): HTTP 403 Request has expired.", 1, true), err.message)
+      assert.equal(1, #emu:requests("/storage/upload/"))   -- a refusal is not retried
+      assert.equal(0, #emu:requests(START))                -- nothing was started (or billed)
+    end)
+
+    it("accepts an error code sent as a JSON number (1001 -> \"01001\")", function()
+      emu:fault{ action = "status", path = SYNC, method = "POST", status = 500, times = 10,
+                 body = '{"code":1001,"msg":"numeric"}' }
+      local _, err = client():recognize{ file = img }
+      assert.same({ "server", "01001" }, { err.kind, err.code })
+    end)
+
     it("turns malformed answers into protocol errors", function()
       emu:fault{ action = "malformed", path = SYNC, method = "POST", body = '{"code":"200","data":{' }
       local _, e1 = client():recognize{ file = img }

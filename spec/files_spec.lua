@@ -24,6 +24,16 @@ describe("ocr.files", function()
     F.rmdir(dir)
   end)
 
+  it("reads a whole file as bytes, or says why not", function()
+    local dir = F.tmpdir()
+    local bytes = "\0\r\n\255binary"
+    assert.equal(bytes, files.read(F.write(dir .. "/b.bin", bytes)))
+    local data, err = files.read(dir .. "/missing.bin")
+    assert.is_nil(data)
+    assert.truthy(err:find("missing.bin", 1, true))
+    F.rmdir(dir)
+  end)
+
   it("names in-memory data by its magic number", function()
     assert.equal("png", files.sniff_extension(F.image("x")))
     assert.equal("jpg", files.sniff_extension("\255\216\255\224rest"))

@@ -455,6 +455,26 @@ describe("oldfish provider", function()
       assert.equal(5, q.limit)
     end)
 
+    it("keeps // inside strings (escaped quotes too) while it strips the comments", function()
+      emu:fault{ action = "status", path = "/Code.aspx", status = 200,
+                 body = '{ // the account\n  "Account": "a\\"pi // not a comment",\n  "TodayCount": 3, // used\n  "LimitCount": 7\n}' }
+      local q, err = client():quota()
+      assert.is_nil(err)
+      assert.same({ account = 'a"pi // not a comment', today = 3, limit = 7, provider = "oldfish" }, q)
+    end)
+
+    it("calls a count answer that is not JSON, or lacks the counts, a protocol error", function()
+      for body, words in pairs{ ["<html>busy</html>"] = "count answer is not JSON",
+                                ['{"Account":"api"}'] = "count answer lacks TodayCount/LimitCount" } do
+        emu:reset()
+        emu:fault{ action = "status", path = "/Code.aspx", status = 200, body = body }
+        local q, err = client():quota()
+        assert.is_nil(q)
+        assert.equal("protocol", err.kind)
+        assert.equal(words, err.message)
+      end
+    end)
+
     it("maps the all-zero answer to auth", function()
       local q, err = client{ token = "not-a-valid-token" }:quota()
       assert.is_nil(q)

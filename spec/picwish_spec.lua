@@ -116,6 +116,8 @@ describe("picwish provider", function()
       { "a port other than 80/443", { url = "http://example.com:8080/a.png" }, "port 8080" },
       { "too many languages", { data = "x", language = "A,B,C,D,E,F,G,H,I,J,K" }, "at most 10" },
       { "an unknown option", { data = "x", langauge = "English" }, "unknown option 'langauge'" },
+      { "a language name that is not one", { data = "x", language = "English,Chinese PRC" },
+        'language "Chinese PRC" is not a valid name' },
       { "a file format without output", { data = "x", format = "pdf" }, "output" },
       { "an output that is not a directory", { data = "x", output = "/nonexistent" }, "output" },
       { "empty data", { data = "" }, "empty" },

@@ -20,6 +20,38 @@ ocr.register("spec_slow", {
   end,
 })
 
+-- A made-up vendor whose one request is billed (rate-limited, never re-sent once sent).
+ocr.register("spec_billed", {
+  credentials = {},
+  sources = { "data" },
+  recognize = function(ctx, input)
+    local res, err = ctx:request{ method = "GET", path = "/slow", query = { ms = 0 }, billed = true }
+    if not res then return nil, err end
+    return ocr.result.new{ text = input.data }
+  end,
+})
+
+-- Offline made-up providers for the scheduler's own edges: work awaited from an external source
+-- (as ocr.tesseract's pool is), a workflow that raises, one that yields by itself, and a request
+-- ocr.curl refuses before sending.
+local scheduler = require "ocr.scheduler"
+local external = { cancelled = {} }
+function external.poll() return {} end
+function external.cancel(self, id) self.cancelled[#self.cancelled + 1] = id end
+local function offline(name, recognize)
+  ocr.register(name, { credentials = {}, sources = { "data" }, offline = true, recognize = recognize })
+end
+offline("spec_await", function(_, input) return scheduler.await(external, input.data) end)
+offline("spec_raise", function() error("the vendor said nonsense") end)
+offline("spec_yield", function() coroutine.yield("my own thing") end)
+ocr.register("spec_bad_header", {
+  credentials = {},
+  sources = { "data" },
+  recognize = function(ctx)
+    return ctx:request{ method = "GET", path = "/slow", headers = { ["X-Note"] = "a\r\nInjected: yes" } }
+  end,
+})
+
 describe("scheduler", function()
   local pic, http
 
@@ -370,6 +402,73 @@ describe("scheduler", function()
     end)
   end)
 
+  it("client:recognize while jobs are in flight is one more job: the others keep advancing", function()
+    local c = ocr.new("spec_slow", { endpoint = http.url })
+    local bg = c:submit{ data = "background", ms = 50 }
+    local res, err = c:recognize{ data = "foreground", ms = 400 }
+    assert.is_nil(err)
+    assert.equal("foreground", res.text)
+    -- the background job finished while recognize waited (a blocking request would have left
+    -- it unstarted), and recognize did not wait for more than its own job
+    assert.equal("background", (bg:result()).text)
+    local arrivals = {}
+    for _, e in ipairs(http:requests("/slow")) do arrivals[#arrivals + 1] = e.t end
+    assert.equal(2, #arrivals)
+    assert.is_true(math.abs(arrivals[2] - arrivals[1]) < 0.3, "the requests did not overlap")
+    local long = c:submit{ data = "long", ms = 400 }
+    assert.equal("short", (c:recognize{ data = "short", ms = 0 }).text)
+    assert.is_false(long:done(), "recognize waited for another job")
+    ocr.run()
+  end)
+
+  it("recognize_all passes progress events on with the input's index", function()
+    local c = ocr.new("spec_slow", { endpoint = http.url })
+    local done = {}
+    local out = c:recognize_all({ { data = "a", ms = 0 }, { data = "b", ms = 0 }, { data = "c", ms = 0 } },
+                                { concurrency = 2, on_progress = function(ev)
+      if ev.stage == "done" then done[ev.index] = ev.job end
+    end })
+    for i = 1, 3 do
+      assert.truthy(done[i], "no done event for input " .. i)
+      assert.equal(out[i].res.text, ({ "a", "b", "c" })[i])
+    end
+    assert.are_not.equal(done[1], done[2])
+  end)
+
+  it("cancels a job waiting on work outside curl, and tells the source", function()
+    external.cancelled = {}
+    local c = ocr.new("spec_await", {})
+    local job = c:submit{ data = "page-7" }
+    finally(function() job:cancel() end)   -- (never leave a job that cannot end to later specs)
+    ocr.step(0)   -- now awaiting the source, which never finishes
+    assert.is_false(job:done())
+    assert.is_true(job:cancel())
+    assert.same({ "page-7" }, external.cancelled)
+    assert.equal("cancelled", select(2, job:result()).kind)
+    assert.is_false(job:cancel())
+  end)
+
+  it("ends a job whose workflow raises, or yields by itself, with a protocol error", function()
+    local raised = ocr.new("spec_raise", {}):submit{ data = "x" }
+    local yielded = ocr.new("spec_yield", {}):submit{ data = "x" }
+    ocr.run()
+    local _, err = raised:result()
+    assert.equal("protocol", err.kind)
+    assert.truthy(err.message:find("the vendor said nonsense", 1, true))
+    _, err = yielded:result()
+    assert.equal("protocol", err.kind)
+    assert.equal("job yielded outside the scheduler", err.message)
+  end)
+
+  it("ends a job whose request ocr.curl refuses (a header with a line break), sending nothing", function()
+    local job = ocr.new("spec_bad_header", { endpoint = http.url }):submit{ data = "x" }
+    ocr.run()
+    local _, err = job:result()
+    assert.equal("invalid_input", err.kind)
+    assert.truthy(err.message:find("X-Note", 1, true), err.message)
+    assert.equal(0, #http:requests("/slow"))
+  end)
+
   it("waits for rate-limit tokens instead of collecting 429s", function()
     pic:config{ qps = 2 }
     -- The default margin (2%) tolerates 20 ms of arrival jitter, which a loaded CI machine (the
@@ -391,15 +490,6 @@ describe("scheduler", function()
   end)
 
   it("spaces rate-limited requests from when they really leave, not from when they were queued", function()
-    ocr.register("spec_billed", {
-      credentials = {},
-      sources = { "data" },
-      recognize = function(ctx, input)
-        local res, err = ctx:request{ method = "GET", path = "/slow", query = { ms = 0 }, billed = true }
-        if not res then return nil, err end
-        return ocr.result.new{ text = input.data }
-      end,
-    })
     local plain = ocr.new("spec_slow", { endpoint = http.url })
     local billed = ocr.new("spec_billed", { endpoint = http.url, rate = { per_second = 1, burst = 1, margin = 0 } })
     local old = ocr.step_budget(1e-9)   -- one resumption and one request start per step

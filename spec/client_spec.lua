@@ -1,0 +1,96 @@
+-- The client's own contract, apart from any vendor: what ocr.new refuses, what client:result
+-- guards, what a provider without a `check` gets for a non-2xx answer, and the rate limiter's
+-- log event. Real HTTP against spec/emulators/httptest.py.
+local ocr = require "ocr"
+local emulator = require "helpers.emulator"
+
+-- A made-up vendor that GETs whatever path the input names; `billed` marks it a billed create.
+ocr.register("client_spec", {
+  credentials = {},
+  sources = { "data" },
+  options = { path = "string", billed = "boolean" },
+  recognize = function(ctx, input)
+    local res, err = ctx:request{ method = "GET", path = input.path or "/status/200", billed = input.billed }
+    if not res then return nil, err end
+    return ocr.result.new{ text = input.data }
+  end,
+})
+
+describe("client", function()
+  local http
+  setup(function() http = emulator.start("httptest") end)
+  teardown(function() http:stop() end)
+  before_each(function() http:reset() end)
+
+  describe("ocr.new refuses, naming the option", function()
+    local cases = {
+      { "a transport without a request method", { transport = {} }, "option 'transport' must have a request method" },
+      { "an endpoint that is not http(s)", { endpoint = "ftp://files.example/" }, "endpoint must be an http(s) URL" },
+      { "a relative endpoint", { endpoint = "/api" }, "endpoint must be an http(s) URL" },
+      { "a rate of zero per second", { rate = { per_second = 0 } }, "rate.per_second must be a positive number" },
+      { "a rate given as a string", { rate = { per_second = "2" } }, "rate.per_second must be a positive number" },
+      { "a negative retry count", { retries = -1 }, "option 'retries' must be >= 0" },
+      { "a zero timeout", { timeout = 0 }, "option 'timeout' must be positive" },
+    }
+    for _, c in ipairs(cases) do
+      it(c[1], function()
+        local opts = { endpoint = "http://127.0.0.1:1" }
+        for k, v in pairs(c[2]) do opts[k] = v end
+        local ok, err = pcall(ocr.new, "client_spec", opts)
+        assert.is_false(ok)
+        assert.truthy(tostring(err):find(c[3], 1, true), tostring(err))
+        assert.truthy(tostring(err):find('ocr.new("client_spec")', 1, true), tostring(err))
+      end)
+    end
+  end)
+
+  describe("client:result", function()
+    it("is unsupported for a provider without tasks", function()
+      local res, err = ocr.new("client_spec", { endpoint = http.url }):result("t-1")
+      assert.is_nil(res)
+      assert.equal("unsupported", err.kind)
+      assert.equal("client_spec has no tasks to fetch later", err.message)
+    end)
+
+    it("wants a non-empty task id, and sends nothing without one", function()
+      local c = ocr.new("picwish", { api_key = "k", endpoint = http.url })
+      for _, bad in ipairs{ "", 42, false } do
+        local res, err = c:result(bad)
+        assert.is_nil(res)
+        assert.equal("invalid_input", err.kind)
+        assert.equal("task_id must be a non-empty string", err.message)
+      end
+      assert.equal(0, #http:log())
+    end)
+  end)
+
+  it("maps a non-2xx answer onto an error by its status when the provider has no check", function()
+    local c = ocr.new("client_spec", { endpoint = http.url, retries = 0 })
+    for status, kind in pairs{ [404] = "not_found", [401] = "auth", [503] = "server", [429] = "rate_limited" } do
+      local res, err = c:recognize{ data = "x", path = "/status/" .. status }
+      assert.is_nil(res)
+      assert.equal(kind, err.kind)
+      assert.equal(status, err.status)
+      assert.equal(("HTTP %d"):format(status), err.message)
+    end
+    assert.equal("x", (c:recognize{ data = "x", path = "/status/204" }).text)
+  end)
+
+  it("logs a rate-limit wait with its delay, then the request", function()
+    local events = {}
+    local c = ocr.new("client_spec", { endpoint = http.url, rate = { per_second = 20, burst = 1 },
+                                       log = function(ev) events[#events + 1] = ev end })
+    assert.truthy(c:recognize{ data = "a", billed = true })
+    assert.truthy(c:recognize{ data = "b", billed = true })   -- right away: waits for its token
+    local waits, requests = {}, 0
+    for _, ev in ipairs(events) do
+      if ev.event == "rate_limit_wait" then waits[#waits + 1] = ev end
+      if ev.event == "request" then requests = requests + 1 end
+    end
+    assert.equal(2, requests)
+    assert.equal(1, #waits)
+    assert.equal("client_spec", waits[1].provider)
+    assert.is_true(waits[1].delay > 0 and waits[1].delay <= 1 / 20 / 0.98 + 1e-9, tostring(waits[1].delay))
+    assert.truthy(waits[1].url:find("/status/200", 1, true))
+  end)
+end)
