@@ -237,6 +237,34 @@ describe("ocr.curl", function()
       assert.same({}, emu:log())
     end)
 
+    it("sends a header with an empty value as an empty header (libcurl's \"Name;\")", function()
+      local res = assert(s:request{ url = url("/echo"), headers = { ["X-Empty"] = "", ["X-Full"] = "v" } })
+      local seen = json(res).headers
+      assert.equal("", seen["x-empty"])
+      assert.equal("v", seen["x-full"])
+    end)
+
+    it("lowercases response header names of any length", function()
+      local long = "X-" .. string.rep("Long-Name", 10)   -- over the 64-byte fast path
+      local res = assert(s:request{ url = url("/headers?" .. long .. "=1&" .. long .. "=2&X-Short=3") })
+      assert.equal("1, 2", res.headers[long:lower()])
+      assert.equal("3", res.headers["x-short"])
+      assert.is_nil(res.headers[long])
+    end)
+
+    it("refuses a URL with a space or a control character, and an empty save_to, sending nothing", function()
+      for _, u in ipairs{ url("/echo?a b"), url("/echo\t"), url("/echo\r\nX-Injected: 1") } do
+        local res, err = s:request{ url = u }
+        assert.is_nil(res)
+        assert.equal("invalid_input", err.kind)
+        assert.equal("url: contains a space or a control character", err.message)
+      end
+      local res, err = s:request{ url = url("/echo"), save_to = "" }
+      assert.is_nil(res)
+      assert.equal("save_to: must be a non-empty path without NUL bytes", err.message)
+      assert.same({}, emu:log())
+    end)
+
     it("caps the response body at max_response_size", function()
       local res, err = s:request{ url = url("/bytes?n=100000"), max_response_size = 1000 }
       assert.is_nil(res)

@@ -202,6 +202,16 @@ describe("ocr.tesseract", function()
       assert.same(err, err2)
     end)
 
+    it("refuses an image wider than tesseract's 32767 pixels before decoding it", function()
+      local data = read(SAMPLE)
+      local wide = data:sub(1, 16) .. "\0\0\156\64" .. data:sub(21)   -- IHDR width 40000
+      assert.equal(40000, (png_size(wide)))
+      local res, err = recognize({ max_pixels = 4294967296 }, { data = wide })
+      assert.is_nil(res)
+      assert.equal("too_large", err.kind)
+      assert.matches("image is 40000x%d+; tesseract handles at most 32767 pixels a side", err.message)
+    end)
+
     it("refuses images over max_pixels or max_bytes as too_large", function()
       local w, h = png_size(read(SAMPLE))
       local res, err = recognize({ max_pixels = w * h - 1 }, { path = SAMPLE })
