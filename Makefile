@@ -48,7 +48,7 @@ BUSTED ?= /usr/bin/busted
 # The benchmarks: `make bench` (bench/, mk/bench.mk).
 -include mk/bench.mk
 
-.PHONY: all deps demo test test-asan install clean
+.PHONY: all deps demo test test-asan coverage install clean
 
 all: $(OUT)/ocr/core.so $(OUT)/ocr/curl.so $(TESSERACT_SO)
 
@@ -82,6 +82,15 @@ test: deps all
 test-asan:
 	$(MAKE) SANITIZE=1 all
 	OCR_CPATH_DIR=$(OUT)-asan ./spec/run-sanitized $(LUA) $(BUSTED) $(BUSTED_ARGS)
+
+# Which lines the specs reach: lua/ by a line hook, csrc/ by gcov on a --coverage build
+# (build/cov). Prints a table; missed lines go to build/coverage/{lua,c}.txt. Lua 5.4 only.
+coverage: deps
+	$(MAKE) OUT=build/cov OBJ=build/objcov SAN_FLAGS=--coverage CFLAGS="-O0 -g" all
+	rm -f build/objcov/*.gcda
+	mkdir -p build/coverage
+	OCR_CPATH_DIR=build/cov $(LUA) spec/tools/coverage.lua lua build/coverage $(BUSTED) $(BUSTED_ARGS); \
+	  status=$$?; $(LUA) spec/tools/coverage.lua c build/coverage build/objcov; exit $$status
 
 install: all
 	install -d $(DESTDIR)$(LUA_LIBDIR)/ocr $(DESTDIR)$(LUA_SHARE)/ocr/providers

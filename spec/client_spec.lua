@@ -64,6 +64,25 @@ describe("client", function()
     end)
   end)
 
+  it("calls a workflow that returns neither result nor error a protocol error", function()
+    ocr.register("client_spec_silent", { credentials = {}, sources = { "data" }, offline = true,
+                                         recognize = function() end })
+    local res, err = ocr.new("client_spec_silent", {}):recognize{ data = "x" }
+    assert.is_nil(res)
+    assert.equal("protocol", err.kind)
+    assert.equal("provider returned neither result nor error", err.message)
+    assert.equal("client_spec_silent", err.provider)
+  end)
+
+  it("builds errors for providers and transports of one's own (ocr.error, ocr.is_error)", function()
+    local err = ocr.error{ provider = "mine", kind = "quota", code = 7.0, message = "out of pages" }
+    assert.is_true(ocr.is_error(err))
+    assert.equal(7, err.code)
+    assert.equal("mine: quota: out of pages code=7", tostring(err))
+    assert.is_false(ocr.is_error({ kind = "quota", message = "a look-alike table" }))
+    assert.is_false(ocr.is_error("quota"))
+  end)
+
   it("maps a non-2xx answer onto an error by its status when the provider has no check", function()
     local c = ocr.new("client_spec", { endpoint = http.url, retries = 0 })
     for status, kind in pairs{ [404] = "not_found", [401] = "auth", [503] = "server", [429] = "rate_limited" } do
