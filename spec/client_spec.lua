@@ -16,6 +16,16 @@ ocr.register("client_spec", {
   end,
 })
 
+ocr.register("client_spec_late", {
+  credentials = {},
+  sources = { "data" },
+  recognize = function(ctx, input)
+    local res, err = ctx:request{ method = "GET", path = "/status/200", billed = true }
+    if not res then return nil, err end
+    return ocr.result.new{ text = input.data }
+  end,
+})
+
 describe("client", function()
   local http
   setup(function() http = emulator.start("httptest") end)
@@ -93,6 +103,22 @@ describe("client", function()
       assert.equal(("HTTP %d"):format(status), err.message)
     end
     assert.equal("x", (c:recognize{ data = "x", path = "/status/204" }).text)
+  end)
+
+  it("keeps 1/rate after a billed request that left late, even when the bucket has a token", function()
+    local core = require "ocr.core"
+    local c = ocr.new("client_spec_late", { endpoint = http.url, rate = { per_second = 2, burst = 1, margin = 0 } })
+    assert.truthy(c:recognize{ data = "a" })
+    -- as if that request had left 0.3 s late (a late wake-up, a busy step): 0.5 s after the
+    -- first token the bucket holds a token again, but the vendor saw the request at +0.3 s
+    core.sleep(0.3)
+    c.limiter.on_start()
+    core.sleep(0.25)
+    assert.truthy(c:recognize{ data = "b" })
+    local log = http:log()
+    assert.equal(2, #log)
+    local gap = log[2].t - log[1].t
+    assert.is_true(gap >= 0.75, ("second billed request only %.3f s after the first"):format(gap))
   end)
 
   it("logs a rate-limit wait with its delay, then the request", function()

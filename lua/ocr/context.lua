@@ -239,7 +239,11 @@ function Context:request(req)
           self:log{ event = "rate_limit_wait", method = req.method or "GET", url = req.url, delay = wait }
         end
         runtime.sleep(wait)
-        local late = limiter:spacing()   -- the caller before went late: keep 1/rate after it
+      end
+      -- The caller before may have gone late (woken late, or its request left a step after its
+      -- token): keep 1/rate after it. Callers of a burst (tokens to spare) go together.
+      if wait > 0 or limiter.burst <= 1 then
+        local late = limiter:spacing()
         if late > 0 then runtime.sleep(late) end
       end
       limiter:go()

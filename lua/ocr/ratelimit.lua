@@ -5,8 +5,10 @@
 -- and the bucket goes into debt, so N waiting callers are spaced exactly 1/rate apart in arrival
 -- order. Reserved times are only as good as the wake-ups: a caller woken late (a loaded machine)
 -- would be followed at once by the next, on time, and the vendor would see the two closer than
--- its limit. So a caller that waited also keeps 1/rate after the last caller of its key in this
--- process that actually went (`spacing`, `go`, and `on_start` when the request really leaves).
+-- its limit. So a caller that waited (with burst 1, any caller: a token that refilled while the
+-- caller before went late is no licence to follow it at once) also keeps 1/rate after the last
+-- caller of its key in this process that actually went (`spacing`, `go`, and `on_start` when
+-- the request really leaves).
 -- The store is pluggable (`set_store`) so that a deployment can share buckets across processes
 -- (an nginx shared dict, Redis): a store is an object with `take(key, per_second, burst, now)
 -- -> seconds to wait`.
