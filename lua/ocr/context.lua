@@ -231,30 +231,17 @@ function Context:request(req)
     attempt = attempt + 1
     if req.sign then req.sign(self, req) end
     local limiter = req.billed and self.client.limiter
-    local on_start
     if limiter then
-      local wait = limiter:wait()
-      if wait > 0 then
-        if logging then
-          self:log{ event = "rate_limit_wait", method = req.method or "GET", url = req.url, delay = wait }
-        end
-        runtime.sleep(wait)
-      end
-      -- The caller before may have gone late (woken late, or its request left a step after its
-      -- token): keep 1/rate after it. Callers of a burst (tokens to spare) go together.
-      if wait > 0 or limiter.burst <= 1 then
-        local late = limiter:spacing()
-        if late > 0 then runtime.sleep(late) end
-      end
-      limiter:go()
-      on_start = limiter.on_start   -- and again when the request really leaves (a step later?)
+      limiter:acquire(runtime.sleep, logging and function(delay)
+        self:log{ event = "rate_limit_wait", method = req.method or "GET", url = req.url, delay = delay }
+      end or nil)
     end
     local started
     if logging then
       started = runtime.now()
       self:log{ event = "request", method = req.method or "GET", url = req.url, attempt = attempt }
     end
-    local res, terr = transport_request(self, req, on_start)
+    local res, terr = transport_request(self, req, limiter and limiter.on_start or nil)
     local err
     if res then
       self.request_id = self.request_id or res.headers["x-request-id"] or res.headers["x-cos-request-id"]

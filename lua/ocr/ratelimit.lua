@@ -61,8 +61,25 @@ function M.limiter(key, rate)
                            burst = rate.burst or 1 }, Limiter)
   -- go() again, for the transport to call when the request actually leaves: a job's request
   -- may wait for the next step, and the next caller must be spaced from the real departure.
-  l.on_start = function() went[key] = core.monotime() end
+  l.on_start = function() l:go() end
   return l
+end
+
+--- Waits until a caller may send, with `sleep(seconds)` (the runtime's: a timer inside a job):
+-- for its token, then, if it waited (with burst 1, always), until 1/rate after the last
+-- departure. `on_wait(seconds)`, if given, hears a wait for a token. Records the departure;
+-- pass `self.on_start` to the transport for when the request really leaves.
+function Limiter:acquire(sleep, on_wait)
+  local wait = self:wait()
+  if wait > 0 then
+    if on_wait then on_wait(wait) end
+    sleep(wait)
+  end
+  if wait > 0 or self.burst <= 1 then   -- (callers of a burst, tokens to spare, go together)
+    local late = self:spacing()
+    if late > 0 then sleep(late) end
+  end
+  self:go()
 end
 
 --- Takes a token; returns the seconds to wait before using it (0 = now).
