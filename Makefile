@@ -66,21 +66,29 @@ $(OBJ) $(OUT)/ocr:
 
 
 # Installs missing Debian packages (as root) or prints the apt-get line that would.
+INSTALL_DEPS ?= .ci/install-deps
 deps:
-	@.ci/install-deps
+	@$(INSTALL_DEPS)
+
+# Targets that install packages build through a second make: this one looked for tesseract
+# with pkg-config when it read this file, before `deps` installed it, so on a fresh machine it
+# would skip ocr.tesseract. The sub-make reads the Makefile again and finds it.
+BUILD_AFTER_DEPS = $(MAKE) --no-print-directory
 
 # The main job, offline: installs what is missing, builds, and reads the sample page with the
 # local Tesseract provider through the `ocr` command.
-demo: deps all
+demo: deps
+	@$(BUILD_AFTER_DEPS) all
 	$(LUA) bin/ocr examples/sample.png
 
 # The specs, on Lua $(LUA_VERSION), against the modules built above.
-test: deps all
+test: deps
+	@$(BUILD_AFTER_DEPS) all
 	$(LUA) $(BUSTED) $(BUSTED_ARGS)
 
 # The same specs with the C modules under AddressSanitizer + UBSan; any report fails the run.
-test-asan:
-	$(MAKE) SANITIZE=1 all
+test-asan: deps
+	@$(BUILD_AFTER_DEPS) SANITIZE=1 all
 	OCR_CPATH_DIR=$(OUT)-asan ./spec/run-sanitized $(LUA) $(BUSTED) $(BUSTED_ARGS)
 
 # Which lines the specs reach: lua/ by a line hook, csrc/ by gcov on a --coverage build

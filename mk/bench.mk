@@ -27,7 +27,8 @@ $(BENCH_OUT)/curl_loop: bench/curl_loop.c | $(BENCH_OUT)
 $(BENCH_OUT):
 	mkdir -p $@
 
-bench: deps all bench-tools
+bench: deps
+	@$(BUILD_AFTER_DEPS) all bench-tools
 	$(LUA) bench/run.lua --cpath $(OUT) --tools $(BENCH_OUT) $(BENCH_ARGS)
 
 .DEFAULT_GOAL := $(bench_saved_goal)
