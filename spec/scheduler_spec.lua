@@ -251,6 +251,19 @@ describe("scheduler", function()
     assert.equal(0, ocr.in_flight())
   end)
 
+  it("recognize_all refuses options it does not know or of the wrong type, before any job", function()
+    local c = ocr.new("spec_slow", { endpoint = http.url })
+    local inputs = { { data = "x" } }
+    assert.has_error(function() c:recognize_all(inputs, { concurency = 2 }) end,
+                     "recognize_all: unknown option 'concurency' for recognize_all")
+    assert.has_error(function() c:recognize_all(inputs, { concurrency = 2.5 }) end,
+                     "recognize_all: option 'concurrency' must be an integer, got number")
+    assert.has_error(function() c:recognize_all(inputs, { on_result = "print" }) end,
+                     "recognize_all: option 'on_result' must be a function, got string")
+    assert.has_error(function() c:recognize_all(inputs, "fast") end, "recognize_all: options must be a table")
+    assert.equal(0, ocr.in_flight())
+  end)
+
   -- The error is composed in C when the transfer ends; it must reach the job that made it (it once
   -- came back from the multi handle under a wrong id, and the job waited forever).
   it("finishes a job whose download cannot be saved, with the save error", function()

@@ -275,12 +275,18 @@ end
 -- Returns `out` with `out[i] = {input=, res=, err=}`, exactly one of res/err set for each input.
 -- opts.on_result(i, res, err) is called as each finishes; opts.on_progress(event) gets progress
 -- events with `index = i`.
+-- (A misspelt option would otherwise be ignored silently: concurrency 8 instead of the one meant.)
+local RECOGNIZE_ALL_OPTIONS = { { concurrency = "integer", on_result = "function", on_progress = "function" } }
+
 function Client:recognize_all(inputs, opts)
   check_self(self, "recognize_all")
   assert(type(inputs) == "table", "recognize_all: an array of inputs expected")
   opts = opts or {}
+  assert(type(opts) == "table", "recognize_all: options must be a table")
+  local ok, msg = schema.check_table(opts, RECOGNIZE_ALL_OPTIONS, "recognize_all")
+  if not ok then error("recognize_all: " .. msg, 2) end
   local concurrency = opts.concurrency or 8
-  assert(type(concurrency) == "number" and concurrency >= 1, "recognize_all: concurrency must be >= 1")
+  assert(concurrency >= 1, "recognize_all: concurrency must be >= 1")
   assert(not scheduler.current(), "recognize_all: not from inside a job (use submit there)")
   local out, n, launched, active = {}, #inputs, 0, 0
   local launch
