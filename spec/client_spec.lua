@@ -50,6 +50,41 @@ describe("client", function()
     end
   end)
 
+  describe("ocr.register refuses a definition it would misread, naming the field", function()
+    local function recognize() return ocr.result.new{ text = "x" } end
+    local cases = {
+      { "a name with a space", "my vendor", { recognize = recognize }, "name must be [A-Za-z0-9_-]+" },
+      { "no recognize", "spec_def", {}, "definition.recognize must be a function" },
+      { "a misspelt field", "spec_def", { recognize = recognize, max_filesize = 10 },
+        "unknown definition field 'max_filesize'" },
+      { "a field in the singular", "spec_def", { recognize = recognize, source = { "data" } },
+        "unknown definition field 'source'" },
+      { "a hook that is not a function", "spec_def", { recognize = recognize, validate = "strict" },
+        "definition.validate must be a function" },
+      { "options that are not a table", "spec_def", { recognize = recognize, options = "lang" },
+        "definition.options must be a table" },
+      { "a size limit that is not a positive number", "spec_def", { recognize = recognize, max_file_size = "5MB" },
+        "definition.max_file_size must be a number > 0" },
+      { "a rate that is a number", "spec_def", { recognize = recognize, rate = 2 },
+        "definition.rate must be a table or false" },
+      { "an unknown source", "spec_def", { recognize = recognize, sources = { "stdin" } }, "unknown source stdin" },
+    }
+    for _, c in ipairs(cases) do
+      it(c[1], function()
+        local ok, err = pcall(ocr.register, c[2], c[3])
+        assert.is_false(ok)
+        assert.truthy(tostring(err):find(("ocr.register(%q)"):format(c[2]), 1, true), tostring(err))
+        assert.truthy(tostring(err):find(c[4], 1, true), tostring(err))
+      end)
+    end
+
+    it("lets a provider keep fields of its own under names starting with '_'", function()
+      ocr.register("spec_def_own", { credentials = {}, sources = { "data" }, _helper = function() end,
+                                     recognize = function(_, input) return ocr.result.new{ text = input.data } end })
+      assert.equal("own", ocr.new("spec_def_own", { endpoint = http.url }):recognize{ data = "own" }.text)
+    end)
+  end)
+
   describe("client:result", function()
     it("is unsupported for a provider without tasks", function()
       local res, err = ocr.new("client_spec", { endpoint = http.url }):result("t-1")

@@ -8,6 +8,23 @@ local registered = {}
 
 local FUNCTION_FIELDS = { "recognize", "result", "validate", "init", "close" }
 local TABLE_FIELDS = { "credentials", "options", "client_options", "defaults", "methods", "sources" }
+-- The other fields, with a check of their value. A field not named here is refused, so that a
+-- misspelt one (`source`, `max_filesize`) is not silently ignored; fields whose name starts with
+-- "_" are the provider's own.
+local OTHER_FIELDS = {
+  endpoint = function(v) return type(v) == "string" end,
+  max_file_size = function(v) return type(v) == "number" and v > 0 end,
+  rate = function(v) return type(v) == "table" or v == false end,
+  rate_key = function(v) return type(v) == "string" end,
+  offline = function(v) return type(v) == "boolean" end,
+}
+local OTHER_WHAT = { endpoint = "a string", max_file_size = "a number > 0", rate = "a table or false",
+                     rate_key = "a string", offline = "a boolean" }
+
+local KNOWN = {}
+for _, f in ipairs(FUNCTION_FIELDS) do KNOWN[f] = true end
+for _, f in ipairs(TABLE_FIELDS) do KNOWN[f] = true end
+for f in pairs(OTHER_FIELDS) do KNOWN[f] = true end
 
 --- Checks a provider definition; raises with a message naming the bad field.
 function M.check_definition(name, def)
@@ -21,7 +38,17 @@ function M.check_definition(name, def)
   for _, f in ipairs(TABLE_FIELDS) do
     assert(def[f] == nil or type(def[f]) == "table", where .. ": definition." .. f .. " must be a table")
   end
-  assert(def.endpoint == nil or type(def.endpoint) == "string", where .. ": definition.endpoint must be a string")
+  for k, v in pairs(def) do
+    if type(k) ~= "string" or not (KNOWN[k] or k:sub(1, 1) == "_") then
+      local names = {}
+      for f in pairs(KNOWN) do names[#names + 1] = f end
+      table.sort(names)
+      error(("%s: unknown definition field '%s' (known: %s; a name starting with '_' is the provider's own)")
+            :format(where, tostring(k), table.concat(names, ", ")), 0)
+    end
+    local check = OTHER_FIELDS[k]
+    assert(not check or check(v), where .. ": definition." .. tostring(k) .. " must be " .. tostring(OTHER_WHAT[k]))
+  end
   for key, spec in pairs(def.credentials or {}) do
     assert(type(key) == "string" and type(spec) == "table",
            where .. ": credentials are name = {required = bool} entries")
