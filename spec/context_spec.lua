@@ -65,3 +65,33 @@ describe("ctx:download", function()
     end
   end)
 end)
+
+describe("a provider's misspelt field", function()
+  -- Each workflow makes one mistake a provider author makes; the result must name it instead of
+  -- the field being dropped silently (no request is sent: port 9 would refuse it anyway).
+  local cases = {
+    { "ctx:request", function(ctx) return ctx:request{ path = "/x", decod = "json" } end, "decod" },
+    { "ctx:poll", function(ctx) return ctx:poll{ step = function() return "done", 1 end, intervall = 1 } end, "intervall" },
+    { "ctx:download", function(ctx) return ctx:download("http://127.0.0.1:9/r", { out = "/tmp" }) end, "out" },
+  }
+  for _, c in ipairs(cases) do
+    it(("is refused by %s, naming it, as the job's error"):format(c[1]), function()
+      ocr.register("typo_spec", { credentials = {}, sources = { "data" }, recognize = c[2] })
+      local res, err = ocr.new("typo_spec", { endpoint = "http://127.0.0.1:9", retries = 0 }):recognize{ data = "x" }
+      assert.is_nil(res)
+      assert.equal("protocol", err.kind)
+      assert.truthy(err.message:find(("%s: unknown field '%s'"):format(c[1], c[3]), 1, true), err.message)
+    end)
+  end
+
+  it("starting with '_' is the provider's own, and left alone", function()
+    local seen
+    ocr.register("typo_spec", { credentials = {}, sources = { "data" }, recognize = function(ctx)
+      local res, err = ctx:request{ path = "/x", _mine = "kept", sign = function(_, req) seen = req._mine end }
+      return res, err
+    end })
+    local _, err = ocr.new("typo_spec", { endpoint = "http://127.0.0.1:9", retries = 0 }):recognize{ data = "x" }
+    assert.equal("kept", seen)
+    assert.equal("network", err.kind)
+  end)
+end)

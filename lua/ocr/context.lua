@@ -214,6 +214,28 @@ local function default_check(self, res)
                      message = ("HTTP %d"):format(res.status) }
 end
 
+-- The fields ctx:request, ctx:poll and ctx:download read. A provider's misspelt field would
+-- otherwise be dropped silently (`decod = "json"`: no res.json, and no word why); raising makes
+-- it a protocol error that names the field. Fields whose name starts with "_" are the
+-- provider's own (say, for its `sign` hook).
+local function known(list)
+  local set = {}
+  for _, k in ipairs(list) do set[k] = true end
+  return set
+end
+local REQUEST_FIELDS = known{ "method", "url", "path", "query", "headers", "body", "form", "upload_file",
+  "json", "save_to", "decode", "xml_arrays", "billed", "check", "sign", "retries", "stage", "timeout",
+  "connect_timeout", "insecure", "ca_file", "proxy", "max_response_size" }
+local POLL_FIELDS = known{ "step", "interval", "timeout" }
+local DOWNLOAD_FIELDS = known{ "save_to", "output", "filename", "validity", "check", "max_response_size" }
+
+local function check_fields(t, fields, what)
+  if type(t) ~= "table" then error(("%s: a table expected, got %s"):format(what, type(t)), 3) end
+  for k in pairs(t) do
+    if not fields[k] and not (type(k) == "string" and k:sub(1, 1) == "_") then error(("%s: unknown field '%s'"):format(what, tostring(k)), 3) end
+  end
+end
+
 --- Sends a request through the client's transport, with retries.
 -- req: method, url (or path + query), headers, body | form | upload_file | json, save_to,
 --   decode = "json"|"xml", xml_arrays, billed (a create that costs money: see ocr.retry),
@@ -222,6 +244,7 @@ end
 --   e.g. to put a fresh signature into req.headers), retries (overrides the client's).
 -- Returns the response (`status`, `headers`, `body`, and `json`/`xml` when decoded) or nil, err.
 function Context:request(req)
+  check_fields(req, REQUEST_FIELDS, "ctx:request")
   if not req.url then req.url = self:url(req.path, req.query) end
   local max_retries = req.retries or self.client.options.retries or retry.DEFAULTS.retries
   local policy = self.client.options.backoff
@@ -286,6 +309,7 @@ end
 --   step = function(ctx, n) -> "done", value | "pending" | nil, err.
 -- A poll timeout is a `timeout` error that keeps the task id, so nothing paid for is lost.
 function Context:poll(opts)
+  check_fields(opts, POLL_FIELDS, "ctx:poll")
   local interval = opts.interval or self.client.options.poll_interval or 1
   local timeout = opts.timeout or self.client.options.poll_timeout or 120
   local deadline = runtime.now() + timeout
@@ -331,6 +355,7 @@ end
 -- Returns the response (with `path` when saved) or nil, err.
 function Context:download(url, opts)
   opts = opts or {}
+  check_fields(opts, DOWNLOAD_FIELDS, "ctx:download")
   -- The URL comes from the vendor's answer: one that cannot be fetched is the vendor's fault
   -- (protocol), not the caller's input.
   if not M.is_http_url(url) or url:find("[%s%c]") then   -- (ocr.curl refuses those)

@@ -57,7 +57,7 @@ local function sign(ctx, req)
   end
   req.headers.Authorization = core.cos_sign{
     secret_id = ctx.credentials.secret_id, secret_key = ctx.credentials.secret_key,
-    method = req.method, path = req.sign_path, params = req.query or {}, headers = signed,
+    method = req.method, path = req._sign_path, params = req.query or {}, headers = signed,
     start = now - 60, expire = now + (ctx.options.sign_expires or 900),
   }
 end
@@ -144,7 +144,7 @@ end
 
 local function recognize_object(ctx, path, raw_path, input)
   ctx:progress("processing", nil)
-  local res, err = cos_request(ctx, { method = "GET", path = path, sign_path = raw_path, query = ocr_query(input),
+  local res, err = cos_request(ctx, { method = "GET", path = path, _sign_path = raw_path, query = ocr_query(input),
                                       decode = "xml", xml_arrays = XML_ARRAYS })
   if not res then return nil, err end
   if not res.xml then
@@ -200,13 +200,13 @@ return {
     local key, name = upload_key(ctx, input)
     local path, raw = key_path(key)
     ctx:progress("upload", 0)
-    local put = { method = "PUT", path = path, sign_path = raw, headers = { ["Content-Type"] = files.mime_type(name) } }
+    local put = { method = "PUT", path = path, _sign_path = raw, headers = { ["Content-Type"] = files.mime_type(name) } }
     if input.file then put.upload_file = input.file else put.body = input.data end
     local ok, err = cos_request(ctx, put)
     if not ok then return nil, err end
     local res, rerr = recognize_object(ctx, path, raw, input)
     if not ctx.options.keep_upload then
-      local del, derr = cos_request(ctx, { method = "DELETE", path = path, sign_path = raw })
+      local del, derr = cos_request(ctx, { method = "DELETE", path = path, _sign_path = raw })
       if not del then ctx:log{ event = "cleanup_failed", key = key, message = tostring(derr) } end
     end
     if res then res.raw.UploadedKey = key end
