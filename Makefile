@@ -33,7 +33,8 @@ OUT  = build/lua$(LUA_VERSION)$(BUILD_TAG)
 OBJ  = build/obj$(LUA_VERSION)$(BUILD_TAG)
 
 COMMON_SRC = csrc/compat.c csrc/buffer.c csrc/form.c
-CORE_SRC   = csrc/core.c csrc/crypto.c csrc/codec.c csrc/cos_sign.c csrc/multipart.c csrc/xml.c csrc/sys.c
+CORE_SRC   = csrc/core.c csrc/crypto.c csrc/codec.c csrc/cos_sign.c csrc/multipart.c csrc/xml.c csrc/sys.c \
+             csrc/text.c
 CURL_SRC   = csrc/curl.c csrc/curl_session.c csrc/curl_multi.c
 
 CORE_OBJ = $(patsubst csrc/%.c,$(OBJ)/%.o,$(CORE_SRC) $(COMMON_SRC))

@@ -13,6 +13,7 @@ OCR_HIDDEN extern const luaL_Reg ocr_cos_sign_funcs[];   /* cos_sign.c:  cos_sig
 OCR_HIDDEN extern const luaL_Reg ocr_multipart_funcs[];  /* multipart.c: multipart              */
 OCR_HIDDEN extern const luaL_Reg ocr_xml_funcs[];        /* xml.c:       xml_decode             */
 OCR_HIDDEN extern const luaL_Reg ocr_sys_funcs[];        /* sys.c:       monotime sleep stat isatty cpu_count */
+OCR_HIDDEN extern const luaL_Reg ocr_text_funcs[];       /* text.c:      split_lines            */
 
 /* Hex-encodes n bytes of src into dst (2n bytes, lowercase; not NUL-terminated). Shared by
  * crypto.c and cos_sign.c so there is one implementation. */

@@ -51,7 +51,7 @@ build = {
     ["ocr.scheduler"] = "lua/ocr/scheduler.lua",
     ["ocr.core"] = {
       sources = { "csrc/core.c", "csrc/crypto.c", "csrc/codec.c", "csrc/cos_sign.c",
-                  "csrc/multipart.c", "csrc/xml.c", "csrc/sys.c", "csrc/compat.c", "csrc/buffer.c",
+                  "csrc/multipart.c", "csrc/xml.c", "csrc/sys.c", "csrc/text.c", "csrc/compat.c", "csrc/buffer.c",
                   "csrc/form.c" },
       defines = { "_POSIX_C_SOURCE=200809L" },
       libraries = { "expat", "crypto" },

@@ -61,7 +61,7 @@ end
 describe("fuzz: ocr.core", function()
   it("answers random arguments to every function with a value or an error message", function()
     local names = { "sha1", "md5", "hex", "base64_encode", "base64_decode", "url_encode",
-                    "url_decode", "hmac_sha1", "xml_decode", "multipart", "cos_sign", "stat" }
+                    "url_decode", "hmac_sha1", "xml_decode", "multipart", "cos_sign", "stat", "split_lines" }
     local g = prng(1)
     local calls = 0
     for i = 1, 3000 do

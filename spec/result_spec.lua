@@ -22,6 +22,23 @@ describe("ocr.result", function()
     assert.equal(3, result.lines_from_text("x\ny", 3)[2].page)
   end)
 
+  it("splits in C (ocr.core.split_lines): bytes kept as they are, page on every line, a clear refusal", function()
+    local core = require "ocr.core"
+    assert.equal(core.split_lines, result.lines_from_text)
+    assert.same({ "a\0b", "\r", "" }, texts(core.split_lines("a\0b\r\n\r\r\n\n")))
+    assert.equal("\r", core.split_lines("\r\r\n")[1].text)   -- one CR dropped, not all
+    local many = core.split_lines(("line\n"):rep(10000))
+    assert.equal(10000, #many)
+    assert.equal("line", many[10000].text)
+    local paged = core.split_lines("p\nq\n", "2")
+    assert.same({ { text = "p", page = "2" }, { text = "q", page = "2" } }, paged)
+    assert.same({ { text = "p" } }, core.split_lines("p", nil))
+    for _, bad in ipairs{ 42, {}, false } do
+      assert.has_error(function() core.split_lines(bad) end,
+                       ("bad argument #1 to 'split_lines' (string expected, got %s)"):format(type(bad)))
+    end
+  end)
+
   it("builds text from lines and lines from text", function()
     local r = result.new{ text = "one\ntwo" }
     assert.same({ "one", "two" }, texts(r.lines))

@@ -13,6 +13,7 @@ function Result:__tostring()
   return self.text or ""
 end
 
+local core = require "ocr.core"
 local errors = require "ocr.errors"
 local huge = math.huge
 local scalar = errors.scalar
@@ -98,22 +99,9 @@ function M.new(fields)
   return r
 end
 
---- Splits plain text into lines (no geometry), dropping a trailing empty line and CRs.
-function M.lines_from_text(text, page)
-  local lines, n, pos = {}, 0, 1
-  local find, sub, byte = string.find, string.sub, string.byte
-  while true do
-    local nl = find(text, "\n", pos, true)
-    local line = sub(text, pos, (nl or #text + 1) - 1)
-    if byte(line, -1) == 13 then line = sub(line, 1, -2) end   -- CR
-    n = n + 1
-    lines[n] = { text = line, page = page }
-    if not nl then break end
-    pos = nl + 1
-  end
-  if lines[n].text == "" then lines[n] = nil end
-  return lines
-end
+--- Splits plain text into lines (no geometry), dropping a trailing empty line and CRs; each line
+-- gets `page` when given. (ocr.core's C split: this runs once per text-only answer.)
+M.lines_from_text = core.split_lines
 
 --- The axis-aligned box around a polygon of {x=,y=} points; nil when there is none or a point
 -- is not a pair of finite numbers.
