@@ -485,9 +485,13 @@ describe("scheduler", function()
   it("waits for rate-limit tokens instead of collecting 429s", function()
     pic:config{ qps = 2 }
     -- The default margin (2%) tolerates 20 ms of arrival jitter, which a loaded CI machine (the
-    -- ASan run) exceeded once; this spec is about waiting instead of collecting 429s, so it
-    -- allows 100 ms. The default's throughput and its zero 429s are benchmark 2's.
-    local c = picwish{ rate = { per_second = 2, burst = 1, margin = 0.1 }, retries = 0 }
+    -- ASan run) exceeded once, and 100 ms was once not enough either (LuaJIT on a fresh CI
+    -- machine, when the emulator still timestamped a create once its Python thread got to it;
+    -- it now takes the arrival, and the jobs poll every 0.1 s, not 0.01, to keep its threads
+    -- idle). This spec is about waiting instead of collecting 429s, so it allows 250 ms
+    -- (creates 625 ms apart; without the limiter all five still go at once). The default's
+    -- throughput and its zero 429s are benchmark 2's.
+    local c = picwish{ rate = { per_second = 2, burst = 1, margin = 0.25 }, retries = 0, poll_interval = 0.1 }
     local inputs = {}
     for i = 1, 5 do inputs[i] = { data = F.image("r" .. i), filename = "r.png" } end
     local out = c:recognize_all(inputs, { concurrency = 5 })
@@ -548,9 +552,10 @@ describe("scheduler", function()
 
   it("shares one bucket between clients of the same key", function()
     pic:config{ qps = 2 }
-    -- margin 0.1: 100 ms of arrival jitter tolerated, as in the spec above
-    local a = picwish{ rate = { per_second = 2, burst = 1, margin = 0.1 }, retries = 0, api_key = KEY }
-    local b = picwish{ rate = { per_second = 2, burst = 1, margin = 0.1 }, retries = 0, api_key = KEY }
+    -- margin 0.25: 250 ms of arrival jitter tolerated, as in the spec above (with a bucket per
+    -- client, a and b would go together and c 625 ms later: three creates inside one second)
+    local a = picwish{ rate = { per_second = 2, burst = 1, margin = 0.25 }, retries = 0, api_key = KEY, poll_interval = 0.1 }
+    local b = picwish{ rate = { per_second = 2, burst = 1, margin = 0.25 }, retries = 0, api_key = KEY, poll_interval = 0.1 }
     local ja = a:submit{ data = F.image("a"), filename = "a.png" }
     local jb = b:submit{ data = F.image("b"), filename = "b.png" }
     local jc = a:submit{ data = F.image("c"), filename = "c.png" }

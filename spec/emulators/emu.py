@@ -46,6 +46,10 @@ class Request:
         self.header_list = list(handler.headers.items())
         self.body = body
         self._form = None
+        # When the request arrived (its head was read), not when its thread got round to it:
+        # under load the threads wait for the GIL, and a vendor's gateway counts arrivals.
+        self.arrived = getattr(handler, "arrived", None) or time.time()
+        self.arrived_mono = getattr(handler, "arrived_mono", None) or time.monotonic()
 
     def form(self):
         """multipart/form-data parsed by the standard library: {name: [Part, ...]}.
@@ -181,7 +185,7 @@ class Emulator:
     def record(self, req, fault):
         form = req.form()
         entry = {
-            "t": time.time(),
+            "t": req.arrived,
             "method": req.method,
             "path": req.path,
             "raw_path": req.raw_path,
@@ -260,6 +264,7 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def dispatch(self):
+        self.arrived, self.arrived_mono = time.time(), time.monotonic()
         emu = self.emulator
         if self.path.startswith("/_emu/"):
             body = self.read_body()

@@ -247,7 +247,7 @@ class HTTPTest(Emulator):
         return run
 
     def log_streaming(self, req, fault):
-        entry = {"t": time.time(), "method": req.method, "path": req.path,
+        entry = {"t": req.arrived, "method": req.method, "path": req.path,
                  "raw_path": req.raw_path, "query": req.query, "raw_query": req.raw_query,
                  "headers": req.headers, "body_size": 0,
                  "fault": fault and fault.get("action"), "streaming": True}

@@ -171,9 +171,8 @@ class PicWish(emu.Emulator):
             raise ApiError(401, "Unauthorized API key.")
         return key
 
-    def check_qps(self, key):
+    def check_qps(self, key, now):
         limit = self.opt("qps")
-        now = time.monotonic()
         with self.lock:
             recent = [t for t in self.creates.get(key, []) if now - t < 1.0]
             if limit and len(recent) >= limit:
@@ -186,7 +185,7 @@ class PicWish(emu.Emulator):
     def create(self, req):
         try:
             key = self.check_key(req)
-            self.check_qps(key)
+            self.check_qps(key, req.arrived_mono)
             fields = self.parse_fields(req)
             task = self.new_task(key, fields)
         except ApiError as e:

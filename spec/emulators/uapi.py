@@ -171,9 +171,8 @@ class Uapi(emu.Emulator):
             raise ApiError(401, "UNAUTHORIZED", "请求未授权：API Key 无效")
         return m.group(1)
 
-    def check_rate(self, who):
+    def check_rate(self, who, now):
         limit = self.opt("rate_limit")
-        now = time.monotonic()
         with self.lock:
             recent = [t for t in self.recent.get(who, []) if now - t < 1.0]
             recent.append(now)
@@ -207,7 +206,7 @@ class Uapi(emu.Emulator):
         try:
             key = self.caller(req)
             call["caller"] = key or "visitor"
-            self.check_rate(call["caller"])
+            self.check_rate(call["caller"], req.arrived_mono)
             self.check_quota(key)
             fields = self.parse(req, call)
             image = self.image_of(fields, call)
