@@ -95,7 +95,7 @@ test-asan: deps
 # Which lines the specs reach: lua/ by a line hook, csrc/ by gcov on a --coverage build
 # (build/cov). Prints a table; missed lines go to build/coverage/{lua,c}.txt. Lua 5.4 only.
 coverage: deps
-	$(MAKE) OUT=build/cov OBJ=build/objcov SAN_FLAGS=--coverage CFLAGS="-O0 -g" all
+	@$(BUILD_AFTER_DEPS) OUT=build/cov OBJ=build/objcov SAN_FLAGS=--coverage CFLAGS="-O0 -g" all
 	rm -f build/objcov/*.gcda
 	mkdir -p build/coverage
 	OCR_CPATH_DIR=build/cov $(LUA) spec/tools/coverage.lua lua build/coverage $(BUSTED) $(BUSTED_ARGS); \

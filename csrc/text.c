@@ -17,8 +17,8 @@ static int l_split_lines(lua_State *L) {
     s = lua_tolstring(L, 1, &n);
     has_page = !lua_isnoneornil(L, 2);
     end = s + n;
+    /* one line per "\n", plus a last one without it (which may turn out empty and be dropped) */
     for (p = s; p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++) count++;
-    /* count newlines; +1 for a last line without one (it may turn out empty and be dropped) */
     lua_createtable(L, count + 1 > (size_t)0x7fffffff ? 0x7fffffff : (int)(count + 1), 0);
     t = lua_gettop(L);
     for (i = 0, p = s; p <= end; i++) {

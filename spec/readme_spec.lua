@@ -30,16 +30,19 @@ local function block_with(marker)
 end
 
 -- What each provider's client gets instead of the README's placeholders.
+-- (Each provider's emulator has the provider's name.)
 local SETUP = {
-  picwish = { emulator = "picwish", creds = { api_key = "test-picwish-key" }, config = { qps = 0 } },
-  compdf = { emulator = "compdf", creds = { api_key = "test-compdf-key" }, path = "/server/" },
-  tencent = { emulator = "tencent", creds = { secret_id = "AKIDtestSecretId", secret_key = "testSecretKey" } },
-  oldfish = { emulator = "oldfish", creds = { token = "test-oldfish-token" } },
-  uapi = { emulator = "uapi", creds = { api_key = "test-uapi-key" } },
+  picwish = { creds = { api_key = "test-picwish-key" }, config = { qps = 0 } },
+  compdf = { creds = { api_key = "test-compdf-key" }, path = "/server/" },
+  tencent = { creds = { secret_id = "AKIDtestSecretId", secret_key = "testSecretKey" } },
+  oldfish = { creds = { token = "test-oldfish-token" } },
+  uapi = { creds = { api_key = "test-uapi-key" } },
 }
 
 -- Fake files in the emulators' convention (helpers.files: the recognised text after "TEXT:").
 local MAGIC = { png = F.PNG_MAGIC, jpg = "\255\216\255\224\0\16JFIF\0", pdf = "%PDF-1.7\n" }
+
+local unpack = table.unpack or unpack   -- the specs also run on LuaJIT
 
 local function load_in(code, name, env)
   if setfenv then   -- Lua 5.1 / LuaJIT
@@ -58,27 +61,45 @@ describe("README examples", function()
     F.rmdir(dir)
   end)
 
-  -- Each emulator starts on first use and is reset before every test.
+  local function fresh(provider, emu)
+    emu:reset()
+    if SETUP[provider].config then emu:config(SETUP[provider].config) end
+  end
+
+  -- Each emulator starts on first use and is made fresh before every test.
   local function emu_for(provider)
-    local s = assert(SETUP[provider], "no emulator for " .. provider)
-    local emu = emus[s.emulator]
+    assert(SETUP[provider], "no emulator for " .. provider)
+    local emu = emus[provider]
     if not emu then
-      emu = emulator.start(s.emulator)
-      emus[s.emulator] = emu
-      if s.config then emu:config(s.config) end
+      emu = emulator.start(provider)
+      emus[provider] = emu
+      fresh(provider, emu)
     end
     return emu
   end
 
   before_each(function()
-    for name, emu in pairs(emus) do
-      emu:reset()
-      if SETUP[name].config then emu:config(SETUP[name].config) end
-    end
+    for provider, emu in pairs(emus) do fresh(provider, emu) end
   end)
 
-  -- Runs README code: `text` is what each quoted file recognises as. Returns the values of
-  -- `returns` (names of the example's locals, returned from its end) and what it printed.
+  -- ocr.new as a README example gets it: the emulator's endpoint and test credentials instead
+  -- of the vendor's, and a short poll interval.
+  local function client_for(name, opts)
+    local o = {}
+    for k, v in pairs(opts or {}) do o[k] = v end
+    local s = SETUP[name]
+    if s then
+      for k, v in pairs(s.creds) do o[k] = v end
+      o.endpoint = emu_for(name).url .. (s.path or "")
+      o.poll_interval = 0.05
+    end
+    return ocr.new(name, o)
+  end
+
+  local function pack(...) return { n = select("#", ...), ... } end
+
+  -- Runs README code: `text` is what each `file = "…"` recognises as. Returns what it printed,
+  -- then the values of `returns` (names of the example's locals, returned from its end).
   local function run(code, text, returns, extra_env)
     code = code:gsub('file = "([%w_%-/]+)%.(%a+)"', function(base, ext)
       if not MAGIC[ext] or base:find("^examples/") then return nil end
@@ -92,18 +113,7 @@ describe("README examples", function()
     end)
     if returns then code = code .. "\nreturn " .. returns end
     local printed = {}
-    local function new(name, opts)
-      local o = {}
-      for k, v in pairs(opts or {}) do o[k] = v end
-      local s = SETUP[name]
-      if s then
-        for k, v in pairs(s.creds) do o[k] = v end
-        o.endpoint = emu_for(name).url .. (s.path or "")
-        o.poll_interval = 0.05
-      end
-      return ocr.new(name, o)
-    end
-    local proxy = setmetatable({ new = new }, { __index = ocr })
+    local proxy = setmetatable({ new = client_for }, { __index = ocr })
     local env = setmetatable({
       ocr = proxy,
       require = function(m) if m == "ocr" then return proxy end return require(m) end,
@@ -115,14 +125,13 @@ describe("README examples", function()
       os = setmetatable({ getenv = function() return "placeholder" end }, { __index = os }),
     }, { __index = _G })
     for k, v in pairs(extra_env or {}) do env[k] = v end
-    local values = { load_in(code, "README example", env)() }
-    return values, table.concat(printed, "\n")
+    local values = pack(load_in(code, "README example", env)())
+    return table.concat(printed, "\n"), unpack(values, 1, values.n)
   end
 
   it("the first screen's example reads a file through picwish and prints its lines", function()
-    local values, printed = run(block_with('ocr.new("picwish", { api_key = os.getenv'),
-                                "Hello README\n第二行", "res, err")
-    local res, err = values[1], values[2]
+    local printed, res, err = run(block_with('ocr.new("picwish", { api_key = os.getenv'),
+                                  "Hello README\n第二行", "res, err")
     assert.is_nil(err)
     assert.equal("Hello README\n第二行", res.text)
     assert.truthy(printed:find("Hello README\n第二行\nHello README\t", 1, true), printed)
@@ -130,11 +139,8 @@ describe("README examples", function()
 
   it("the jobs example runs a frame loop, cancels, and recognizes a batch", function()
     local frames = 0
-    local client = ocr.new("picwish", { api_key = SETUP.picwish.creds.api_key,
-                                        endpoint = emu_for("picwish").url, poll_interval = 0.05 })
-    local values = run(block_with("client:submit{"), "Batch page", "job, res, err, out",
-                       { client = client, draw_frame = function() frames = frames + 1 end })
-    local job, res, err, out = values[1], values[2], values[3], values[4]
+    local _, job, res, err, out = run(block_with("client:submit{"), "Batch page", "job, res, err, out",
+      { client = client_for("picwish"), draw_frame = function() frames = frames + 1 end })
     assert.is_true(frames > 0)
     assert.is_true(job:done())
     assert.is_nil(err)
@@ -147,17 +153,16 @@ describe("README examples", function()
   end)
 
   it("compdf: an async PDF task with pages and a language", function()
-    local values = run(block_with('ocr.new("compdf"'), "Contract page", "res, err")
-    assert.is_nil(values[2])
-    assert.truthy(values[1].text:find("Contract page", 1, true))
+    local _, res, err = run(block_with('ocr.new("compdf"'), "Contract page", "res, err")
+    assert.is_nil(err)
+    assert.truthy(res.text:find("Contract page", 1, true))
     local create = emus.compdf:requests("/server/v2/processAsync/documentAI/ocr", "POST")[1]
     assert.equal("1-3", create.form.pageRanges[1].value)
     assert.equal("CHINESE", create.form.ocrRecognitionLang[1].value)
   end)
 
   it("picwish: a PDF to docx into an output directory", function()
-    local values = run(block_with('format = "docx"'), "Invoice 42", "res, err")
-    local res, err = values[1], values[2]
+    local _, res, err = run(block_with('format = "docx"'), "Invoice 42", "res, err")
     assert.is_nil(err)
     assert.equal("docx", res.files[1].format)
     assert.truthy(res.files[1].path:find(dir .. "/out/", 1, true))
@@ -166,15 +171,15 @@ describe("README examples", function()
 
   it("tencent: an object key in the bucket", function()
     emu_for("tencent"):config{ objects_b64 = { ["inbox/page-1.jpg"] = core.base64_encode(MAGIC.jpg .. "TEXT:COS page") } }
-    local values = run(block_with('ocr.new("tencent"'), "unused", "res, err")
-    assert.is_nil(values[2])
-    assert.equal("COS page", values[1].text)
+    local _, res, err = run(block_with('ocr.new("tencent"'), "unused", "res, err")
+    assert.is_nil(err)
+    assert.equal("COS page", res.text)
   end)
 
   it("oldfish: a table with half-width punctuation, then the quota", function()
-    local values, printed = run(block_with('ocr.new("oldfish"'), "品名\t数量\n苹果\t3", "res, err")
-    assert.is_nil(values[2])
-    assert.truthy(values[1].text:find("苹果", 1, true))
+    local printed, res, err = run(block_with('ocr.new("oldfish"'), "品名\t数量\n苹果\t3", "res, err")
+    assert.is_nil(err)
+    assert.truthy(res.text:find("苹果", 1, true))
     assert.truthy(printed:find("苹果", 1, true), printed)
     local ops = {}
     for _, e in ipairs(emus.oldfish:log()) do ops[e.query.op] = e end
@@ -183,9 +188,9 @@ describe("README examples", function()
   end)
 
   it("uapi: markdown and angle classification", function()
-    local values, printed = run(block_with('ocr.new("uapi"'), "Receipt total 9.90", "res, err")
-    assert.is_nil(values[2])
-    assert.truthy(values[1].markdown:find("Receipt total 9.90", 1, true))
+    local printed, res, err = run(block_with('ocr.new("uapi"'), "Receipt total 9.90", "res, err")
+    assert.is_nil(err)
+    assert.truthy(res.markdown:find("Receipt total 9.90", 1, true))
     assert.truthy(printed:find("Receipt total 9.90", 1, true), printed)
     local post = emus.uapi:requests(nil, "POST")[1]
     assert.same({ "true", "true" }, { post.form.return_markdown[1].value, post.form.enable_cls[1].value })
@@ -194,16 +199,16 @@ describe("README examples", function()
   it("ocr.curl: a session posting a form with a file part", function()
     local emu = emu_for("picwish")
     local code = block_with("curl.session{"):gsub('"https://example.com/upload"', '"' .. emu.url .. '/upload"')
-    local values = run(code, "upload body", "res, err")
-    assert.is_nil(values[2])
-    assert.equal("number", type(values[1].status))
-    assert.equal("table", type(values[1].headers))
+    local _, res, err = run(code, "upload body", "res, err")
+    assert.is_nil(err)
+    assert.equal("number", type(res.status))
+    assert.equal("table", type(res.headers))
   end)
 
   local have_tesseract = pcall(require, "ocr.tesseract")
   local it_tess = have_tesseract and it or function(name) pending(name .. " (ocr.tesseract not built)") end
   it_tess("tesseract: the sample page", function()
-    local values = run(block_with('ocr.new("tesseract"'), "", "res")
-    assert.truthy(values[1].text:find("Offline OCR for Lua", 1, true), values[1].text)
+    local _, res = run(block_with('ocr.new("tesseract"'), "", "res")
+    assert.truthy(res.text:find("Offline OCR for Lua", 1, true), res.text)
   end)
 end)

@@ -271,13 +271,14 @@ function Client:recognize(input)
   return scheduler.wait(self:submit(input))
 end
 
+-- recognize_all's options, checked like ocr.new's: a misspelt one would otherwise be ignored
+-- silently (concurrency 8 instead of the one meant).
+local RECOGNIZE_ALL_OPTIONS = { { concurrency = "integer", on_result = "function", on_progress = "function" } }
+
 --- Recognizes every input with at most `opts.concurrency` (default 8) jobs in flight.
 -- Returns `out` with `out[i] = {input=, res=, err=}`, exactly one of res/err set for each input.
 -- opts.on_result(i, res, err) is called as each finishes; opts.on_progress(event) gets progress
 -- events with `index = i`.
--- (A misspelt option would otherwise be ignored silently: concurrency 8 instead of the one meant.)
-local RECOGNIZE_ALL_OPTIONS = { { concurrency = "integer", on_result = "function", on_progress = "function" } }
-
 function Client:recognize_all(inputs, opts)
   check_self(self, "recognize_all")
   assert(type(inputs) == "table", "recognize_all: an array of inputs expected")

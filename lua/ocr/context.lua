@@ -9,6 +9,7 @@ local core = require "ocr.core"
 local errors = require "ocr.errors"
 local retry = require "ocr.retry"
 local runtime = require "ocr.runtime"
+local schema = require "ocr.schema"
 local files = require "ocr.files"
 
 local Context = {}
@@ -217,7 +218,7 @@ end
 -- The fields ctx:request, ctx:poll and ctx:download read. A provider's misspelt field would
 -- otherwise be dropped silently (`decod = "json"`: no res.json, and no word why); raising makes
 -- it a protocol error that names the field. Fields whose name starts with "_" are the
--- provider's own (say, for its `sign` hook).
+-- provider's own (say, for its `sign` hook): see ocr.schema.unknown_field.
 local function known(list)
   local set = {}
   for _, k in ipairs(list) do set[k] = true end
@@ -231,9 +232,8 @@ local DOWNLOAD_FIELDS = known{ "save_to", "output", "filename", "validity", "che
 
 local function check_fields(t, fields, what)
   if type(t) ~= "table" then error(("%s: a table expected, got %s"):format(what, type(t)), 3) end
-  for k in pairs(t) do
-    if not fields[k] and not (type(k) == "string" and k:sub(1, 1) == "_") then error(("%s: unknown field '%s'"):format(what, tostring(k)), 3) end
-  end
+  local unknown = schema.unknown_field(t, fields)
+  if unknown ~= nil then error(("%s: unknown field '%s'"):format(what, tostring(unknown)), 3) end
 end
 
 --- Sends a request through the client's transport, with retries.

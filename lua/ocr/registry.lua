@@ -1,30 +1,24 @@
 --- The registry of providers: the built-in ones load lazily from `ocr.providers.<name>`, and
 -- `ocr.register` adds a user's own.
+local schema = require "ocr.schema"
+
 local M = {}
 
 M.BUILTIN = { "compdf", "picwish", "tencent", "oldfish", "uapi", "tesseract" }
 
 local registered = {}
 
-local FUNCTION_FIELDS = { "recognize", "result", "validate", "init", "close" }
-local TABLE_FIELDS = { "credentials", "options", "client_options", "defaults", "methods", "sources" }
--- The other fields, with a check of their value. A field not named here is refused, so that a
--- misspelt one (`source`, `max_filesize`) is not silently ignored; fields whose name starts with
--- "_" are the provider's own.
-local OTHER_FIELDS = {
-  endpoint = function(v) return type(v) == "string" end,
-  max_file_size = function(v) return type(v) == "number" and v > 0 end,
-  rate = function(v) return type(v) == "table" or v == false end,
-  rate_key = function(v) return type(v) == "string" end,
-  offline = function(v) return type(v) == "boolean" end,
+-- What each field of a definition must be (an ocr.schema spec). Any other field is refused, so
+-- that a misspelt one (`source`, `max_filesize`) is not silently ignored; fields whose name
+-- starts with "_" are the provider's own.
+local FIELDS = {
+  recognize = "function", result = "function", validate = "function", init = "function",
+  close = "function",
+  credentials = "table", options = "table", client_options = "table", defaults = "table",
+  methods = "table", sources = "table",
+  endpoint = "string", max_file_size = "positive", rate = "table_or_false", rate_key = "string",
+  offline = "boolean",
 }
-local OTHER_WHAT = { endpoint = "a string", max_file_size = "a number > 0", rate = "a table or false",
-                     rate_key = "a string", offline = "a boolean" }
-
-local KNOWN = {}
-for _, f in ipairs(FUNCTION_FIELDS) do KNOWN[f] = true end
-for _, f in ipairs(TABLE_FIELDS) do KNOWN[f] = true end
-for f in pairs(OTHER_FIELDS) do KNOWN[f] = true end
 
 --- Checks a provider definition; raises with a message naming the bad field.
 function M.check_definition(name, def)
@@ -32,22 +26,19 @@ function M.check_definition(name, def)
   assert(type(name) == "string" and name:match("^[%w_%-]+$"), where .. ": name must be [A-Za-z0-9_-]+")
   assert(type(def) == "table", where .. ": definition table expected")
   assert(type(def.recognize) == "function", where .. ": definition.recognize must be a function")
-  for _, f in ipairs(FUNCTION_FIELDS) do
-    assert(def[f] == nil or type(def[f]) == "function", where .. ": definition." .. f .. " must be a function")
-  end
-  for _, f in ipairs(TABLE_FIELDS) do
-    assert(def[f] == nil or type(def[f]) == "table", where .. ": definition." .. f .. " must be a table")
+  local unknown = schema.unknown_field(def, FIELDS)
+  if unknown ~= nil then
+    local names = {}
+    for f in pairs(FIELDS) do names[#names + 1] = f end
+    table.sort(names)
+    error(("%s: unknown definition field '%s' (known: %s; a name starting with '_' is the provider's own)")
+          :format(where, tostring(unknown), table.concat(names, ", ")), 0)
   end
   for k, v in pairs(def) do
-    if type(k) ~= "string" or not (KNOWN[k] or k:sub(1, 1) == "_") then
-      local names = {}
-      for f in pairs(KNOWN) do names[#names + 1] = f end
-      table.sort(names)
-      error(("%s: unknown definition field '%s' (known: %s; a name starting with '_' is the provider's own)")
-            :format(where, tostring(k), table.concat(names, ", ")), 0)
+    local spec = FIELDS[k]
+    if spec and not schema.check(k, v, spec) then
+      error(("%s: definition.%s must be %s"):format(where, k, schema.describe(spec)), 0)
     end
-    local check = OTHER_FIELDS[k]
-    assert(not check or check(v), where .. ": definition." .. tostring(k) .. " must be " .. tostring(OTHER_WHAT[k]))
   end
   for key, spec in pairs(def.credentials or {}) do
     assert(type(key) == "string" and type(spec) == "table",

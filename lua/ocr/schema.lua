@@ -2,7 +2,8 @@
 -- an invalid_input error before anything is sent).
 --
 -- A spec is a type name ("string", "number", "integer", "boolean", "function", "table",
--- "object" = a table or userdata, "table_or_false") or an array of allowed values (an enumeration).
+-- "object" = a table or userdata, "table_or_false", "positive" = a number > 0) or an array of
+-- allowed values (an enumeration).
 local M = {}
 
 local function describe(spec)
@@ -12,8 +13,10 @@ local function describe(spec)
     return "one of " .. table.concat(vals, ", ")
   end
   if spec == "table_or_false" then return "a table or false" end
+  if spec == "positive" then return "a number > 0" end
   return spec == "integer" and "an integer" or ("a " .. spec)
 end
+M.describe = describe
 
 --- Checks one value; returns true or nil, message.
 function M.check(name, value, spec)
@@ -31,6 +34,8 @@ function M.check(name, value, spec)
     ok = t == "table" or t == "userdata"
   elseif spec == "table_or_false" then
     ok = t == "table" or value == false
+  elseif spec == "positive" then
+    ok = t == "number" and value > 0
   else
     ok = t == spec
   end
@@ -55,6 +60,15 @@ function M.check_table(tbl, specs, what)
     end
   end
   return true
+end
+
+--- The first key of `tbl` that `known` (a set) lacks, or nil. Names starting with "_" are left
+-- alone: a provider keeps fields of its own under them (in its definition, in its requests).
+function M.unknown_field(tbl, known)
+  for k in pairs(tbl) do
+    if known[k] == nil and not (type(k) == "string" and k:sub(1, 1) == "_") then return k end
+  end
+  return nil
 end
 
 return M

@@ -48,8 +48,7 @@ class Request:
         self._form = None
         # When the request arrived (its head was read), not when its thread got round to it:
         # under load the threads wait for the GIL, and a vendor's gateway counts arrivals.
-        self.arrived = getattr(handler, "arrived", None) or time.time()
-        self.arrived_mono = getattr(handler, "arrived_mono", None) or time.monotonic()
+        self.arrived, self.arrived_mono = handler.arrived, handler.arrived_mono   # (dispatch)
 
     def form(self):
         """multipart/form-data parsed by the standard library: {name: [Part, ...]}.
