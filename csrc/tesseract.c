@@ -2,7 +2,8 @@
  * checked and the language data located here, on the caller's thread; recognition happens on
  * the pool's workers; finished jobs become Lua tables only in poll()/wait().
  *
- *   tess.pool{languages=, datapath=, psm=, oem=, threads=, max_pixels=, max_bytes=, queue_size=}
+ *   tess.pool{languages=, datapath=, psm=, oem=, threads=, max_pixels=, max_pages=, max_bytes=,
+ *             queue_size=}
  *   pool:submit{path= | data=} -> id     pool:poll() -> { {id=, res=} | {id=, err=}, ... }
  *   pool:wait(id[, timeout]) -> res | nil, err    pool:cancel(id)  pool:fd()  pool:pending()
  *   pool:stats()  pool:close()    tess.languages([datapath]) -> names, dir    tess.datapath() -> dir | nil
@@ -24,6 +25,7 @@
 #define DIR_MT  "ocr.tesseract.dir"
 
 #define DEFAULT_MAX_PIXELS  100000000.0        /* 100 Mpx: a 32-bit 100 Mpx page is 400 MB */
+#define DEFAULT_MAX_PAGES   1000.0             /* of a multi-page TIFF; each page is recognised */
 #define DEFAULT_MAX_BYTES   (256.0 * 1048576)
 #define DEFAULT_QUEUE_SIZE  256.0
 
@@ -266,7 +268,8 @@ static int l_languages(lua_State *L) {
 /* ---- pool options ------------------------------------------------------------------------- */
 
 static const char *const pool_keys[] = {
-    "languages", "datapath", "psm", "oem", "threads", "max_pixels", "max_bytes", "queue_size", NULL
+    "languages", "datapath", "psm", "oem", "threads", "max_pixels", "max_pages", "max_bytes",
+    "queue_size", NULL
 };
 
 static void check_keys(lua_State *L, int t, const char *const *keys, const char *what) {
@@ -309,7 +312,7 @@ static int opt_number(lua_State *L, int t, const char *key, double lo, double hi
 
 /* Fills o from the options table at t; 0 with msg for a bad value. Raises on wrong types. */
 static int read_pool_options(lua_State *L, int t, tp_options *o, char *msg, size_t n) {
-    double psm, oem, threads, max_pixels, max_bytes, queue;
+    double psm, oem, threads, max_pixels, max_pages, max_bytes, queue;
     memset(o, 0, sizeof *o);
     if (t) check_keys(L, t, pool_keys, "tesseract.pool");
     const char *langs = "eng";
@@ -358,6 +361,7 @@ static int read_pool_options(lua_State *L, int t, tp_options *o, char *msg, size
         || !opt_number(L, t, "oem", 0, 3, 3, &oem, msg, n)
         || !opt_number(L, t, "threads", 1, TP_MAX_THREADS, 1, &threads, msg, n)
         || !opt_number(L, t, "max_pixels", 1, 4294967296.0, DEFAULT_MAX_PIXELS, &max_pixels, msg, n)
+        || !opt_number(L, t, "max_pages", 1, 1000000, DEFAULT_MAX_PAGES, &max_pages, msg, n)
         || !opt_number(L, t, "max_bytes", 1, 4294967296.0, DEFAULT_MAX_BYTES, &max_bytes, msg, n)
         || !opt_number(L, t, "queue_size", 1, 65536, DEFAULT_QUEUE_SIZE, &queue, msg, n))
         return 0;
@@ -365,6 +369,7 @@ static int read_pool_options(lua_State *L, int t, tp_options *o, char *msg, size
     o->oem = (int)oem;
     o->threads = (int)threads;
     o->max_pixels = (uint64_t)max_pixels;
+    o->max_pages = (int)max_pages;
     o->max_bytes = max_bytes > (double)SIZE_MAX ? SIZE_MAX : (size_t)max_bytes;
     o->max_pending = (size_t)queue;
     return 1;
@@ -469,19 +474,37 @@ static void push_words(lua_State *L, const tp_result *r, const tp_line *line) {
     }
 }
 
-/* {text=, lines={...}, language=, width=, height=}. May raise (memory): the job stays owned by
- * the pool until the caller releases it. */
+/* {text=, lines={...}, language=, width=, height=, pages={ {width=, height=}, ... }}: the pages'
+ * texts joined by form feeds (as the tesseract command separates pages), width and height of the
+ * first page. May raise (memory): the job stays owned by the pool until the caller releases it. */
 static void push_result(lua_State *L, const lpool *lp, const tp_result *r) {
     size_t nlines = r->lines.len / sizeof(tp_line);
+    size_t npages = r->pages.len / sizeof(tp_page);
     const tp_line *lines = (const tp_line *)(const void *)r->lines.data;
+    const tp_page *pages = (const tp_page *)(const void *)r->pages.data;
     luaL_checkstack(L, 8, "tesseract result");
-    lua_createtable(L, 0, 5);
-    push_text(L, r, r->text_off, r->text_len);
+    lua_createtable(L, 0, 6);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (size_t i = 0; i < npages; i++) {
+        if (i > 0) luaL_addchar(&b, '\f');
+        if (pages[i].text_len > 0)
+            luaL_addlstring(&b, r->strings.data + pages[i].text_off, pages[i].text_len);
+    }
+    luaL_pushresult(&b);
     lua_setfield(L, -2, "text");
     lua_pushstring(L, lp->languages);
     lua_setfield(L, -2, "language");
-    set_int(L, "width", r->width);
-    set_int(L, "height", r->height);
+    set_int(L, "width", npages > 0 ? pages[0].width : 0);
+    set_int(L, "height", npages > 0 ? pages[0].height : 0);
+    lua_createtable(L, (int)npages, 0);
+    for (size_t i = 0; i < npages; i++) {
+        lua_createtable(L, 0, 2);
+        set_int(L, "width", pages[i].width);
+        set_int(L, "height", pages[i].height);
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    lua_setfield(L, -2, "pages");
     lua_createtable(L, (int)nlines, 0);
     for (size_t i = 0; i < nlines; i++) {
         lua_createtable(L, 0, 5);
@@ -493,7 +516,7 @@ static void push_result(lua_State *L, const lpool *lp, const tp_result *r) {
         lua_setfield(L, -2, "box");
         push_words(L, r, &lines[i]);
         lua_setfield(L, -2, "words");
-        set_int(L, "page", 1);
+        set_int(L, "page", lines[i].page);
         lua_rawseti(L, -2, (int)i + 1);
     }
     lua_setfield(L, -2, "lines");

@@ -21,7 +21,7 @@
  * nor fails where tesseract has no OpenMP. */
 extern void omp_set_max_active_levels(int levels) __attribute__((weak));
 
-#define TP_TEXT_LIMIT   (64u << 20)    /* recognised text and geometry per page */
+#define TP_TEXT_LIMIT   (64u << 20)    /* recognised text and geometry per image, all pages */
 #define TP_STACK_SIZE   (8u << 20)     /* tesseract recurses; musl's default stack is 128 KiB */
 #define TP_MAX_SIDE     32767          /* tesseract refuses larger images */
 
@@ -64,14 +64,14 @@ static void set_msg(char *dst, size_t n, const char *fmt, ...) {
 
 static void result_init(tp_result *r) {
     ocr_buffer_init(&r->strings, TP_TEXT_LIMIT);
+    ocr_buffer_init(&r->pages, TP_TEXT_LIMIT);
     ocr_buffer_init(&r->lines, TP_TEXT_LIMIT);
     ocr_buffer_init(&r->words, TP_TEXT_LIMIT);
-    r->text_off = r->text_len = 0;
-    r->width = r->height = 0;
 }
 
 static void result_free(tp_result *r) {
     ocr_buffer_free(&r->strings);
+    ocr_buffer_free(&r->pages);
     ocr_buffer_free(&r->lines);
     ocr_buffer_free(&r->words);
 }
@@ -104,9 +104,9 @@ static tp_box box_at(const TessPageIterator *pi, TessPageIteratorLevel level) {
     return box;
 }
 
-/* Walks the page word by word in reading order; a word that begins a text line opens a new
+/* Walks page `page` word by word in reading order; a word that begins a text line opens a new
  * tp_line. Returns an ocr_buffer status. */
-static int result_collect_lines(tp_result *r, TessResultIterator *ri) {
+static int result_collect_lines(tp_result *r, TessResultIterator *ri, int page) {
     const TessPageIterator *pi = TessResultIteratorGetPageIteratorConst(ri);
     tp_line *line = NULL;
     int rc = OCR_BUF_OK;
@@ -122,6 +122,7 @@ static int result_collect_lines(tp_result *r, TessResultIterator *ri) {
             nl.confidence = confidence01(TessResultIteratorConfidence(ri, RIL_TEXTLINE));
             nl.box = box_at(pi, RIL_TEXTLINE);
             nl.first_word = r->words.len / sizeof(tp_word);
+            nl.page = page;
             if (rc == OCR_BUF_OK) rc = ocr_buffer_append(&r->lines, &nl, sizeof nl);
             if (rc != OCR_BUF_OK) { TessDeleteText(wtext); return rc; }
             line = (tp_line *)(void *)(r->lines.data + r->lines.len - sizeof nl);
@@ -163,36 +164,102 @@ static void read_file(tp_job *job, ocr_buffer *b, size_t max_bytes) {
     fclose(f);
 }
 
-/* Decodes the encoded image, refusing PDFs and, from the header alone, images too large to
- * decode safely. NULL with the job's error set. */
-static PIX *decode(tp_job *job, const tp_options *o, const unsigned char *data, size_t len) {
+/* Whether a page of w x h may be decoded; the job's error otherwise. Pages after the first
+ * are named in the message. */
+static int size_ok(tp_job *job, const tp_options *o, l_int32 w, l_int32 h, int page) {
+    char where[48] = "image";
+    if (page > 1) snprintf(where, sizeof where, "page %d of the image", page);
+    if ((uint64_t)w * (uint64_t)h > o->max_pixels) {
+        JOB_FAIL(job, TP_TOO_LARGE, "%s is %dx%d = %llu pixels, over max_pixels (%llu)", where,
+                 (int)w, (int)h, (unsigned long long)w * (unsigned long long)h,
+                 (unsigned long long)o->max_pixels);
+        return 0;
+    }
+    if (w > TP_MAX_SIDE || h > TP_MAX_SIDE) {
+        JOB_FAIL(job, TP_TOO_LARGE, "%s is %dx%d; tesseract handles at most %d pixels a side",
+                 where, (int)w, (int)h, TP_MAX_SIDE);
+        return 0;
+    }
+    return 1;
+}
+
+/* "II*\0" or "MM\0*" (classic), "II+\0" or "MM\0+" (BigTIFF). */
+static int tiff_magic(const unsigned char *d, size_t len) {
+    return len >= 4 && ((d[0] == 'I' && d[1] == 'I' && (d[2] == 42 || d[2] == 43) && d[3] == 0)
+                        || (d[0] == 'M' && d[1] == 'M' && d[2] == 0 && (d[3] == 42 || d[3] == 43)));
+}
+
+static uint64_t read_uint(const unsigned char *p, int bytes, int little) {
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++)
+        v |= (uint64_t)p[little ? i : bytes - 1 - i] << (8 * i);
+    return v;
+}
+
+/* Walks a TIFF's chain of page directories without decoding anything (classic TIFF and BigTIFF,
+ * either byte order): the number of pages, or 0 with the job's error when the chain runs past the
+ * end of the data, loops, or holds more than max_pages pages. Done before any page is recognised,
+ * so that a damaged file fails at once instead of after its readable pages, and never gives a
+ * result with pages left out. */
+static int tiff_page_count(tp_job *job, const tp_options *o, const unsigned char *d, size_t len) {
+    int little = d[0] == 'I';
+    int big = read_uint(d + 2, 2, little) == 43;
+    size_t count_size = big ? 8 : 2, entry_size = big ? 20 : 12, ptr_size = big ? 8 : 4;
+    size_t header = big ? 16 : 8;
+    if (len < header) {
+        JOB_FAIL(job, TP_INVALID_INPUT, "TIFF image is truncated: %zu bytes", len);
+        return 0;
+    }
+    uint64_t off = read_uint(d + header - ptr_size, (int)ptr_size, little);
+    /* Distinct directories take at least count_size + ptr_size bytes each: a longer chain loops. */
+    uint64_t n = 0, most = len / (count_size + ptr_size);
+    while (off != 0) {
+        if (off > len || len - off < count_size) goto truncated;
+        uint64_t entries = read_uint(d + off, (int)count_size, little);
+        size_t room = len - (size_t)off - count_size;
+        if (entries > room / entry_size || room - entries * entry_size < ptr_size) goto truncated;
+        if (++n > most) {
+            JOB_FAIL(job, TP_INVALID_INPUT, "TIFF image is corrupt: its page directories loop");
+            return 0;
+        }
+        off = read_uint(d + off + count_size + entries * entry_size, (int)ptr_size, little);
+    }
+    if (n == 0) {
+        JOB_FAIL(job, TP_INVALID_INPUT, "TIFF image has no pages");
+        return 0;
+    }
+    if (n > (uint64_t)o->max_pages) {
+        JOB_FAIL(job, TP_TOO_LARGE, "TIFF image has %llu pages, over max_pages (%d)",
+                 (unsigned long long)n, o->max_pages);
+        return 0;
+    }
+    return (int)n;
+truncated:
+    JOB_FAIL(job, TP_INVALID_INPUT, "TIFF image is truncated: the directory of page %llu lies past "
+             "its end (%zu bytes)", (unsigned long long)n + 1, len);
+    return 0;
+}
+
+/* Reads what can be known before decoding: refuses PDFs, bytes leptonica cannot read and a first
+ * page too large to decode safely; counts a TIFF's pages (*tiff_pages, 0 for other formats).
+ * 0 with the job's error set. */
+static int probe(tp_job *job, const tp_options *o, const unsigned char *data, size_t len,
+                 int *tiff_pages) {
     if (len >= 4 && memcmp(data, "%PDF", 4) == 0) {
         JOB_FAIL(job, TP_UNSUPPORTED, "PDFs are not supported by the tesseract provider; "
                                       "convert pages to images first");
-        return NULL;
+        return 0;
     }
+    *tiff_pages = 0;
+    if (tiff_magic(data, len) && (*tiff_pages = tiff_page_count(job, o, data, len)) == 0) return 0;
     l_int32 format = 0, w = 0, h = 0, bps = 0, spp = 0, cmap = 0;
     if (len == 0 || pixReadHeaderMem(data, len, &format, &w, &h, &bps, &spp, &cmap) != 0
         || w <= 0 || h <= 0) {
         JOB_FAIL(job, TP_INVALID_INPUT, "cannot decode image (%zu bytes): not a PNG, JPEG, TIFF, "
                  "BMP, GIF, WebP or PNM image leptonica can read", len);
-        return NULL;
+        return 0;
     }
-    if ((uint64_t)w * (uint64_t)h > o->max_pixels) {
-        JOB_FAIL(job, TP_TOO_LARGE, "image is %dx%d = %llu pixels, over max_pixels (%llu)", (int)w,
-                 (int)h, (unsigned long long)w * (unsigned long long)h,
-                 (unsigned long long)o->max_pixels);
-        return NULL;
-    }
-    if (w > TP_MAX_SIDE || h > TP_MAX_SIDE) {
-        JOB_FAIL(job, TP_TOO_LARGE, "image is %dx%d; tesseract handles at most %d pixels a side",
-                 (int)w, (int)h, TP_MAX_SIDE);
-        return NULL;
-    }
-    PIX *pix = pixReadMem(data, len);
-    if (pix == NULL)
-        JOB_FAIL(job, TP_INVALID_INPUT, "cannot decode image (%zu bytes): corrupt or truncated", len);
-    return pix;
+    return size_ok(job, o, w, h, 1);
 }
 
 static bool cancel_cb(void *cancel_this, int words) {
@@ -201,55 +268,102 @@ static bool cancel_cb(void *cancel_this, int words) {
     return __atomic_load_n(&job->cancel, __ATOMIC_ACQUIRE) != 0;
 }
 
-static void recognise(tp_job *job, TessBaseAPI *api, ETEXT_DESC *monitor, PIX *pix) {
+static int cancelled(tp_job *job) {
+    if (!__atomic_load_n(&job->cancel, __ATOMIC_ACQUIRE)) return 0;
+    JOB_FAIL(job, TP_CANCELLED, "job %lld cancelled", (long long)job->id);
+    return 1;
+}
+
+/* Recognises one decoded page into the job's result as page `page`. */
+static void recognise_page(tp_job *job, TessBaseAPI *api, ETEXT_DESC *monitor, PIX *pix, int page) {
     tp_result *r = &job->res;
-    result_init(r);
-    r->width = (int)pixGetWidth(pix);
-    r->height = (int)pixGetHeight(pix);
+    tp_page pg;
+    memset(&pg, 0, sizeof pg);
+    pg.width = (int)pixGetWidth(pix);
+    pg.height = (int)pixGetHeight(pix);
     TessBaseAPISetImage2(api, pix);
     TessMonitorSetCancelThis(monitor, job);
     int rc = TessBaseAPIRecognize(api, monitor);
-    if (__atomic_load_n(&job->cancel, __ATOMIC_ACQUIRE)) {
-        JOB_FAIL(job, TP_CANCELLED, "job %lld cancelled", (long long)job->id);
+    if (cancelled(job)) {
+        /* the job's error is set */
     } else if (rc != 0) {
-        JOB_FAIL(job, TP_TASK_FAILED, "tesseract could not recognise the image");
+        JOB_FAIL(job, TP_TASK_FAILED, "tesseract could not recognise %s", page > 1 ? "a page" : "the image");
     } else {
-        int brc = result_add_text(r, TessBaseAPIGetUTF8Text(api), &r->text_off, &r->text_len);
+        int brc = result_add_text(r, TessBaseAPIGetUTF8Text(api), &pg.text_off, &pg.text_len);
+        if (brc == OCR_BUF_OK) brc = ocr_buffer_append(&r->pages, &pg, sizeof pg);
         TessResultIterator *ri = TessBaseAPIGetIterator(api);
-        if (brc == OCR_BUF_OK && ri != NULL) brc = result_collect_lines(r, ri);
+        if (brc == OCR_BUF_OK && ri != NULL) brc = result_collect_lines(r, ri, page);
         if (ri != NULL) TessResultIteratorDelete(ri);
         if (brc == OCR_BUF_LIMIT)
             JOB_FAIL(job, TP_TOO_LARGE, "recognised text over %u bytes", TP_TEXT_LIMIT);
         else if (brc == OCR_BUF_NOMEM)
             JOB_FAIL(job, TP_SERVER, "out of memory storing the result");
     }
-    if (job->kind != TP_OK) result_free(r);
     /* Frees the page and, with the legacy engine, what it adapted to this page: results must not
      * depend on which images a worker saw before. The model stays loaded. */
     TessBaseAPIClear(api);
     TessBaseAPIClearAdaptiveClassifier(api);
 }
 
+/* Every page of a TIFF (n, counted by probe), in order. Every page's size is checked from its
+ * directory before the first is decoded; then one decoded page is in memory at a time. */
+static void recognise_tiff(tp_job *job, const tp_options *o, TessBaseAPI *api,
+                           ETEXT_DESC *monitor, const unsigned char *data, size_t len, int n) {
+    for (int page = 2; page <= n; page++) {   /* the first page's size was checked by probe() */
+        l_int32 w = 0, h = 0, bps = 0, spp = 0, res = 0, cmap = 0, format = 0;
+        if (readHeaderMemTiff(data, len, page - 1, &w, &h, &bps, &spp, &res, &cmap, &format) != 0) {
+            JOB_FAIL(job, TP_INVALID_INPUT, "cannot read page %d of %d of a TIFF image", page, n);
+            return;
+        }
+        if (!size_ok(job, o, w, h, page)) return;
+    }
+    size_t offset = 0;   /* the next page's directory, as pixReadMemFromMultipageTiff walks */
+    for (int page = 1; page <= n && job->kind == TP_OK && !cancelled(job); page++) {
+        PIX *pix = page > 1 && offset == 0 ? NULL : pixReadMemFromMultipageTiff(data, len, &offset);
+        if (pix == NULL) {
+            JOB_FAIL(job, TP_INVALID_INPUT, "cannot decode page %d of %d of a TIFF image: corrupt "
+                     "or truncated", page, n);
+            return;
+        }
+        recognise_page(job, api, monitor, pix, page);
+        pixDestroy(&pix);
+    }
+}
+
 static void run_job(tp_job *job, const tp_options *o, TessBaseAPI *api, ETEXT_DESC *monitor) {
     ocr_buffer file;
     const unsigned char *bytes = job->data;
     size_t len = job->len;
+    int tiff_pages = 0;
     ocr_buffer_init(&file, 0);
     job->kind = TP_OK;
+    result_init(&job->res);
     if (job->path != NULL) {
         read_file(job, &file, o->max_bytes);
         bytes = (const unsigned char *)file.data;
         len = file.len;
     }
-    PIX *pix = job->kind == TP_OK ? decode(job, o, bytes, len) : NULL;
-    /* The encoded bytes are not needed once decoded: free them before recognition. */
+    if (job->kind == TP_OK && probe(job, o, bytes, len, &tiff_pages)) {
+        if (tiff_pages > 0) {
+            recognise_tiff(job, o, api, monitor, bytes, len, tiff_pages);
+        } else {
+            PIX *pix = pixReadMem(bytes, len);
+            /* The encoded bytes are not needed once decoded: free them before recognition. */
+            ocr_buffer_free(&file);
+            free(job->data);
+            job->data = NULL;
+            if (pix == NULL)
+                JOB_FAIL(job, TP_INVALID_INPUT, "cannot decode image (%zu bytes): corrupt or "
+                         "truncated", len);
+            else
+                recognise_page(job, api, monitor, pix, 1);
+            pixDestroy(&pix);
+        }
+    }
     ocr_buffer_free(&file);
     free(job->data);
     job->data = NULL;
-    if (pix != NULL) {
-        recognise(job, api, monitor, pix);
-        pixDestroy(&pix);
-    }
+    if (job->kind != TP_OK) result_free(&job->res);
 }
 
 /* ---- workers ------------------------------------------------------------------------------ */
@@ -345,8 +459,13 @@ static pthread_once_t quiet_once = PTHREAD_ONCE_INIT;
  * pixReadMem ..."); this module reports failures as values instead. Done once, before any
  * worker exists, since both settings are process-wide. OCR_TESSERACT_DEBUG=1 and
  * LEPT_MSG_SEVERITY keep them. */
+static void lept_silent(const char *msg) { (void)msg; }
+
 static void quiet_libraries(void) {
-    if (getenv("LEPT_MSG_SEVERITY") == NULL) setMsgSeverity(L_SEVERITY_NONE);
+    if (getenv("LEPT_MSG_SEVERITY") == NULL) {
+        setMsgSeverity(L_SEVERITY_NONE);
+        leptSetStderrHandler(lept_silent);   /* what leptonica prints besides its messages */
+    }
     if (getenv("OCR_TESSERACT_DEBUG") == NULL) {
         TessBaseAPI *api = TessBaseAPICreate();
         if (api) {

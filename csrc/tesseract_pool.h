@@ -19,7 +19,7 @@ typedef enum {
     TP_OK = 0,
     TP_INVALID_INPUT,   /* unreadable image, missing language data */
     TP_UNSUPPORTED,     /* a PDF */
-    TP_TOO_LARGE,       /* over max_pixels / max_bytes / tesseract's 32767 px side */
+    TP_TOO_LARGE,       /* over max_pixels / max_bytes / max_pages / tesseract's 32767 px side */
     TP_TASK_FAILED,     /* tesseract accepted the image and failed on it */
     TP_CANCELLED,       /* tp_pool_cancel() or close while running */
     TP_RATE_LIMITED,    /* the queue is full */
@@ -34,7 +34,8 @@ typedef struct {
     int    psm;                             /* TessPageSegMode; -1 = libtesseract's default */
     int    oem;                             /* TessOcrEngineMode, 3 = default */
     int    threads;                         /* 1..TP_MAX_THREADS */
-    uint64_t max_pixels;                    /* width * height limit, checked before decoding */
+    uint64_t max_pixels;                    /* width * height limit of a page, checked before decoding */
+    int    max_pages;                       /* pages of a multi-page TIFF, counted before decoding */
     size_t max_bytes;                       /* encoded image size limit */
     size_t max_pending;                     /* submitted and not yet collected */
 } tp_options;
@@ -54,14 +55,20 @@ typedef struct {
     float  confidence;
     tp_box box;
     size_t first_word, nwords;              /* a range of tp_result.words */
+    int    page;                            /* 1-based */
 } tp_line;
 
 typedef struct {
-    ocr_buffer strings;                     /* UTF-8 texts, not NUL-terminated */
-    ocr_buffer lines;                       /* tp_line[] */
-    ocr_buffer words;                       /* tp_word[] */
     size_t text_off, text_len;              /* the page text (GetUTF8Text) */
     int width, height;
+} tp_page;
+
+/* An image's result: one tp_page for most formats, one per page of a multi-page TIFF. */
+typedef struct {
+    ocr_buffer strings;                     /* UTF-8 texts, not NUL-terminated */
+    ocr_buffer pages;                       /* tp_page[] */
+    ocr_buffer lines;                       /* tp_line[], every page's in page order */
+    ocr_buffer words;                       /* tp_word[] */
 } tp_result;
 
 typedef struct tp_job tp_job;

@@ -149,6 +149,26 @@ describe("the ocr command", function()
         assert.truthy(x and y and w and h, row)
       end
     end)
+
+    it("prints every page of a multi-page TIFF: a form-feed line between pages, the page in TSV", function()
+      local tif = "spec/fixtures/tiff/pages.tif"
+      local out, _, status = ocr_cmd(tif)
+      assert.equal(0, status)
+      local pages = {}
+      for page in (out .. "\f\n"):gmatch("(.-)\n\f\n") do pages[#pages + 1] = page end
+      assert.equal(2, #pages, out)
+      for i, page in ipairs(pages) do
+        local rate = cer.rate(F.read(("spec/fixtures/tiff/page%d.txt"):format(i)), page)
+        assert.is_true(rate <= 0.02, ("page %d: CER %.4f"):format(i, rate))
+      end
+      local tsv = lines_of((ocr_cmd("--tsv " .. tif)))
+      local on_page = {}
+      for i, row in ipairs(tsv) do on_page[i] = tonumber(row:match("^[^\t]*\t%d+\t(%d+)\t")) end
+      assert.same({ 1, 2, 2 }, on_page)
+      local json = cjson.decode((ocr_cmd("--json " .. tif)))
+      assert.equal(2, json.pages)
+      assert.equal(2, json.lines[#json.lines].page)
+    end)
   end)
 
   -- In-process (cli.main with its streams replaced): a provider that put what JSON cannot carry

@@ -47,6 +47,62 @@ local function png_size(data)
   return be32(17), be32(21)
 end
 
+local TIFF = "spec/fixtures/tiff/pages.tif"
+local TIFF_TXT = { "spec/fixtures/tiff/page1.txt", "spec/fixtures/tiff/page2.txt" }
+
+-- The text of page `n` of a result's text (pages joined by form feeds).
+local function texts_of(text, n)
+  local i = 0
+  for t in (text .. "\f"):gmatch("([^\f]*)\f") do
+    i = i + 1
+    if i == n then return t end
+  end
+end
+
+-- A little-endian classic TIFF's page directories, read independently of libtiff, so that specs
+-- can damage one: {data=, dirs={ {offset=, entries=, finish=}, ... }} (1-based offsets).
+local function le(data, i, n)
+  local v = 0
+  for k = n - 1, 0, -1 do v = v * 256 + data:byte(i + k) end
+  return v
+end
+local function le_bytes(v, n)
+  local out = {}
+  for k = 1, n do out[k] = string.char(v % 256) v = math.floor(v / 256) end
+  return table.concat(out)
+end
+local function patch(data, at, bytes) return data:sub(1, at - 1) .. bytes .. data:sub(at + #bytes) end
+
+local function tiff_dirs(data)
+  assert(data:sub(1, 4) == "II*\0", "a little-endian classic TIFF")
+  local dirs, off = {}, le(data, 5, 4)
+  while off ~= 0 do
+    local entries = le(data, off + 1, 2)
+    local next_at = off + 1 + 2 + 12 * entries
+    dirs[#dirs + 1] = { offset = off, entries = entries, next_at = next_at, finish = next_at + 3 }
+    off = le(data, next_at, 4)
+  end
+  return { data = data, dirs = dirs }
+end
+
+-- The data with directory `n` pointing on to `offset` (0-based, as TIFF stores it).
+local function tiff_set_next(tif, n, offset)
+  return patch(tif.data, tif.dirs[n].next_at, le_bytes(offset, 4))
+end
+
+-- The data with page `n`'s ImageWidth tag (256, SHORT or LONG) set to `width`.
+local function tiff_set_width(tif, n, width)
+  local dir = tif.dirs[n]
+  for e = 0, dir.entries - 1 do
+    local at = dir.offset + 1 + 2 + 12 * e
+    if le(tif.data, at, 2) == 256 then
+      local long = le(tif.data, at + 2, 2) == 4
+      return patch(tif.data, at + 8, le_bytes(width, long and 4 or 2))
+    end
+  end
+  error("no ImageWidth tag")
+end
+
 -- UTF-8 text as a list of code points (a byte loop, so it works on every Lua version).
 local cer_helper = require "helpers.cer"
 
@@ -152,6 +208,126 @@ describe("ocr.tesseract", function()
     it("gives the same result for the bytes as for the file", function()
       local from_data = assert(recognize({ languages = "eng" }, { data = read(SAMPLE) }))
       assert.same(res, from_data)
+    end)
+  end)
+
+  describe("recognition of a multi-page TIFF", function()
+    -- spec/fixtures/tiff/pages.tif: two pages of different sizes, 1-bit Group 4, as a fax or a
+    -- document scanner writes them (made by spec/tools/render_sample.py from page1/page2.txt).
+    local res, err
+    setup(function() res, err = recognize({}, { path = TIFF }) end)
+
+    it("reads every page, in order, each within 2% character error rate", function()
+      assert.is_nil(err)
+      assert.same({ { width = 2250, height = 372 }, { width = 2250, height = 444 } }, res.pages)
+      assert.equal(2250, res.width)
+      assert.equal(372, res.height, "width and height are the first page's")
+      local texts = {}
+      for t in (res.text .. "\f"):gmatch("([^\f]*)\f") do texts[#texts + 1] = t end
+      assert.equal(2, #texts, "pages joined by one form feed")
+      for i, t in ipairs(texts) do
+        local rate = cer(read(TIFF_TXT[i]), t)
+        assert.truthy(rate <= MAX_CER, ("page %d: CER %.4f:\n%s"):format(i, rate, t))
+      end
+    end)
+
+    it("gives every line its page, and boxes inside that page", function()
+      local per_page = { 0, 0 }
+      local prev = 1
+      for _, line in ipairs(res.lines) do
+        assert.truthy(line.page >= prev, "page 1's lines, then page 2's")
+        prev = line.page
+        per_page[line.page] = per_page[line.page] + 1
+        local size = res.pages[line.page]
+        assert.truthy(line.box.y + line.box.h <= size.height and line.box.x + line.box.w <= size.width)
+        assert.truthy(texts_of(res.text, line.page):find(line.text, 1, true))
+      end
+      assert.same({ 1, 2 }, per_page, "page 1 holds one line, page 2 wraps to two")
+    end)
+
+    it("gives the same result for the bytes as for the file", function()
+      assert.same(res, assert(recognize({}, { data = read(TIFF) })))
+    end)
+
+    describe("that is damaged or too large", function()
+      local pool
+      setup(function() pool = assert(tess.pool{}) end)
+      teardown(function() pool:close() end)
+      local function fails(input, opts)
+        local p = opts and assert(tess.pool(opts)) or pool
+        local r, e = p:wait(assert(p:submit(input)))
+        if opts then p:close() end
+        assert.is_nil(r, "no result, not a part of one")
+        return e
+      end
+
+      it("refuses more pages than max_pages before reading any", function()
+        local e = fails({ path = TIFF }, { max_pages = 1 })
+        assert.equal("too_large", e.kind)
+        assert.equal("TIFF image has 2 pages, over max_pages (1)", e.message)
+      end)
+
+      it("checks every page's size against the limits before decoding it", function()
+        local e = fails({ path = TIFF }, { max_pixels = 2250 * 444 - 1 })   -- page 1 fits
+        assert.equal("too_large", e.kind)
+        assert.matches("^page 2 of the image is 2250x444 = 999000 pixels, over max_pixels", e.message)
+        local tif = tiff_dirs(read(TIFF))
+        local wide = tiff_set_width(tif, 2, 40000)
+        e = fails{ data = wide }
+        assert.equal("too_large", e.kind)
+        assert.matches("page 2 of the image is 40000x444; tesseract handles at most 32767", e.message, 1, true)
+      end)
+
+      it("never returns the readable pages of a file cut short", function()
+        local data = read(TIFF)
+        local tif = tiff_dirs(data)
+        -- Every cut from the end of page 1's directory on: page 2 is missing or damaged.
+        for cut = tif.dirs[1].finish, #data - 1, 97 do
+          local e = fails{ data = data:sub(1, cut) }
+          assert.equal("invalid_input", e.kind)
+          assert.matches("truncated", e.message)
+        end
+      end)
+
+      -- Bytes changed at random where a TIFF reader trusts the file most (the header and the
+      -- page directories): every answer is a whole result or an error of the model, never a
+      -- crash (make test-asan) or a result whose lines name pages it does not have.
+      it("survives random damage to its header and page directories", function()
+        local g = require("helpers.prng")(60601)
+        local data = read(TIFF)
+        local tif = tiff_dirs(data)
+        local ranges = { { 1, 8 } }
+        for _, d in ipairs(tif.dirs) do ranges[#ranges + 1] = { d.offset + 1, d.finish } end
+        local kinds = { invalid_input = true, too_large = true }
+        local answered, failed = 0, 0
+        for round = 1, 60 do
+          local bad = data
+          for _ = 1, g.int(1, 3) do
+            local r = ranges[g.int(1, #ranges)]
+            bad = patch(bad, g.int(r[1], r[2]), string.char(g.int(0, 255)))
+          end
+          local r, e = pool:wait(assert(pool:submit{ data = bad }))
+          if r then
+            answered = answered + 1
+            assert.truthy(#r.pages >= 1, "round " .. round)
+            for _, line in ipairs(r.lines) do assert.truthy(line.page >= 1 and line.page <= #r.pages) end
+          else
+            failed = failed + 1
+            assert.truthy(kinds[e.kind], ("round %d: %s: %s"):format(round, e.kind, e.message))
+          end
+        end
+        assert.truthy(failed > 0, "the damage was seen")
+      end)
+
+      it("refuses a chain of page directories that loops", function()
+        local tif = tiff_dirs(read(TIFF))
+        local looped = tiff_set_next(tif, 2, tif.dirs[1].offset)
+        local e = fails{ data = looped }
+        assert.equal("invalid_input", e.kind)
+        assert.equal("TIFF image is corrupt: its page directories loop", e.message)
+        local e2 = fails{ data = tiff_set_next(tif, 1, tif.dirs[1].offset) }   -- onto itself
+        assert.same(e, e2)
+      end)
     end)
   end)
 

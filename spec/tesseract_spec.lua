@@ -34,6 +34,22 @@ describe_if("tesseract provider", function()
     assert.equal(a.text, b.text)
   end)
 
+  it("reads every page of a multi-page TIFF into one result", function()
+    local client = ocr.new("tesseract", { threads = 1 })
+    local res = assert(client:recognize{ file = "spec/fixtures/tiff/pages.tif" })
+    assert.equal(2, res.pages)
+    assert.same({ { width = 2250, height = 372 }, { width = 2250, height = 444 } }, res.raw.pages)
+    local first, second = res.text:match("^(.*)\f(.*)$")
+    assert.truthy(first, "pages joined by a form feed")
+    assert.is_true(cer.rate(first, F.read("spec/fixtures/tiff/page1.txt")) <= 0.02)
+    assert.is_true(cer.rate(second, F.read("spec/fixtures/tiff/page2.txt")) <= 0.02)
+    assert.equal(1, res.lines[1].page)
+    assert.equal(2, res.lines[#res.lines].page)
+    local _, err = ocr.new("tesseract", { max_pages = 1 }):recognize{ file = "spec/fixtures/tiff/pages.tif" }
+    assert.equal("too_large", err.kind)
+    assert.truthy(err.message:find("max_pages", 1, true))
+  end)
+
   it("maps an unreadable image to invalid_input and a PDF to unsupported", function()
     local client = ocr.new("tesseract")
     local _, err = client:recognize{ data = "definitely not an image" }

@@ -16,7 +16,8 @@ usage: ocr [-p PROVIDER] [--text | --json | --tsv] [--lang L] [-o DIR] [-j N] [-
 
 Recognises text in each FILE (or http(s) URL, or - for standard input) and prints it.
   -p, --provider NAME   provider (default: tesseract, offline); see `ocr providers`
-      --text            print the text (default); several inputs get "==> name <==" headers
+      --text            print the text (default); a line with a form feed between pages;
+                        several inputs get "==> name <==" headers
       --json            print one JSON object per input (JSON Lines): the result model
       --tsv             print one line per text line: input, line, page, x, y, w, h, confidence, text
       --lang L          recognition language, in the provider's own codes (tesseract: eng, chi_sim, eng+chi_sim)
@@ -294,7 +295,10 @@ function M.main(args, ocr, streams)
       print_tsv(out, name, r.res)
     elseif r.res then
       if #inputs > 1 then out:write(("==> %s <==\n"):format(name)) end
-      out:write(r.res.text, r.res.text:sub(-1) == "\n" and "" or "\n")
+      -- The result joins pages with "\f"; printed, the form feed gets a line of its own, so that a
+      -- page's last line and the next page's first stay apart on a terminal.
+      local text = r.res.text:gsub("\n?\f\n?", "\n\f\n")
+      out:write(text, text:sub(-1) == "\n" and "" or "\n")
       for _, f in ipairs(r.res.files or {}) do
         if f.path then err_out:write(("ocr: %s: saved %s\n"):format(name, f.path)) end
       end

@@ -3,11 +3,15 @@
 
     /usr/bin/python3 spec/tools/render_sample.py examples/sample.txt examples/sample.png
     /usr/bin/python3 spec/tools/render_sample.py --cjk examples/sample-chi.txt examples/sample-chi.png
+    /usr/bin/python3 spec/tools/render_sample.py spec/fixtures/tiff/page1.txt \
+        spec/fixtures/tiff/page2.txt spec/fixtures/tiff/pages.tif
 
 The text file is the reference: paragraphs are separated by blank lines, and each paragraph is
 wrapped greedily to a 6.5-inch column (between words, or between any two characters with --cjk,
 since Chinese has no spaces). The page is drawn black on white at 300 dpi in 12 pt type, cropped
 to the text plus a half-inch margin, and saved as an 8-bit greyscale PNG carrying its resolution.
+With several text files and a .tif output, each text is one page of a multi-page TIFF, 1-bit and
+Group 4 compressed as a fax or a document scanner writes it.
 
 Only needed to (re)make the committed PNGs, not to build or test. Debian packages used:
 python3-pil, fonts-liberation (Liberation Serif, metric-compatible with Times New Roman) and
@@ -48,21 +52,37 @@ def wrap(para, font, cjk):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cjk", action="store_true", help="wrap between characters, CJK font")
-    ap.add_argument("text")
-    ap.add_argument("png")
+    ap.add_argument("text", nargs="+", help="one text per page (several only for a .tif)")
+    ap.add_argument("out", help="a .png (one page) or a .tif (one page per text)")
     args = ap.parse_args()
 
-    with open(args.text, encoding="utf-8") as f:
+    tiff = args.out.endswith(".tif")
+    if len(args.text) > 1 and not tiff:
+        ap.error("several pages need a .tif output")
+    pages = [render(path, args.cjk) for path in args.text]
+    if tiff:
+        pages = [p.convert("1") for p in pages]
+        pages[0].save(args.out, compression="group4", dpi=(DPI, DPI), save_all=True,
+                      append_images=pages[1:])
+    else:
+        pages[0].save(args.out, optimize=True, dpi=(DPI, DPI))
+    for i, p in enumerate(pages):
+        print(f"{args.out}: page {i + 1}: {p.width}x{p.height}", file=sys.stderr)
+
+
+def render(path, cjk):
+    """One page: the text of `path` wrapped and drawn, an 8-bit greyscale image."""
+    with open(path, encoding="utf-8") as f:
         text = f.read()
-    font = ImageFont.truetype(FONTS[args.cjk], POINT * DPI // 72)
+    font = ImageFont.truetype(FONTS[cjk], POINT * DPI // 72)
     line_h = int(POINT * DPI / 72 * 1.45)
     para_gap = line_h // 2
 
-    if args.cjk:
+    if cjk:
         paras = ["".join(p.split()) for p in text.split("\n\n") if p.strip()]
     else:
         paras = [" ".join(p.split()) for p in text.split("\n\n") if p.strip()]
-    layout = [wrap(p, font, args.cjk) for p in paras]
+    layout = [wrap(p, font, cjk) for p in paras]
     n_lines = sum(len(p) for p in layout)
     height = 2 * MARGIN + n_lines * line_h + (len(layout) - 1) * para_gap
     width = 2 * MARGIN + COLUMN
@@ -75,8 +95,7 @@ def main():
             draw.text((MARGIN, y), line, font=font, fill=0)
             y += line_h
         y += para_gap
-    img.save(args.png, optimize=True, dpi=(DPI, DPI))
-    print(f"{args.png}: {width}x{height}, {n_lines} lines", file=sys.stderr)
+    return img
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ local function pool_for(ctx)
   local o = ctx.options
   local threads = o.threads or math.min(4, core.cpu_count())
   local key = table.concat({ o.languages or "eng", o.datapath or "", o.psm or "", o.oem or "", threads,
-                             o.max_pixels or "" }, "|")
+                             o.max_pixels or "", o.max_pages or "" }, "|")
   if pools[key] then return pools[key] end
   local ok, tess = pcall(require, "ocr.tesseract")
   if not ok then
@@ -23,7 +23,8 @@ local function pool_for(ctx)
       message = "the ocr.tesseract module is not built: install " .. PACKAGES .. " and run make" }
   end
   local pool, err = tess.pool{ languages = o.languages or "eng", datapath = o.datapath, psm = o.psm,
-                               oem = o.oem, threads = threads, max_pixels = o.max_pixels }
+                               oem = o.oem, threads = threads, max_pixels = o.max_pixels,
+                               max_pages = o.max_pages }
   if not pool then return nil, ctx:error{ kind = err.kind, message = err.message } end
   pools[key] = pool
   return pool
@@ -33,7 +34,7 @@ return {
   offline = true,
   credentials = {},
   client_options = { languages = "string", datapath = "string", psm = "integer", oem = "integer",
-                     threads = "integer", max_pixels = "number" },
+                     threads = "integer", max_pixels = "number", max_pages = "integer" },
   sources = { "file", "data" },
   options = {},
 
@@ -53,7 +54,8 @@ return {
     ctx:progress("processing", nil)
     local res, rerr = ctx:await(pool, id)
     if not res then return nil, ctx:error{ kind = rerr.kind, message = rerr.message } end
-    return result.new{ text = res.text, lines = res.lines, language = res.language, pages = 1,
-                       raw = { width = res.width, height = res.height } }
+    -- A multi-page TIFF gives every page: texts joined by "\f", lines with their page.
+    return result.new{ text = res.text, lines = res.lines, language = res.language, pages = #res.pages,
+                       raw = { width = res.width, height = res.height, pages = res.pages } }
   end,
 }
