@@ -150,6 +150,18 @@ describe("the ocr command", function()
       end
     end)
 
+    it("reads an http URL with the default provider, which takes no URL: the client fetches it", function()
+      local http = require("helpers.emulator").start("httptest")
+      finally(function() http:stop() end)
+      local out, err, status = ocr_cmd(("'%s/files/examples/sample.png'"):format(http.url))
+      assert.equal(0, status, err)
+      local rate = cer.rate(F.read("examples/sample.txt"), out)
+      assert.is_true(rate <= 0.02, ("CER %.4f"):format(rate))
+      local _, err404, status404 = ocr_cmd(("'%s/files/examples/none.png'"):format(http.url))
+      assert.equal(1, status404)
+      assert.truthy(err404:find("invalid_input: the input URL answered HTTP 404", 1, true), err404)
+    end)
+
     it("prints every page of a multi-page TIFF: a form-feed line between pages, the page in TSV", function()
       local tif = "spec/fixtures/tiff/pages.tif"
       local out, _, status = ocr_cmd(tif)

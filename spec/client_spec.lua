@@ -169,4 +169,75 @@ describe("client", function()
     assert.is_true(waits[1].delay > 0 and waits[1].delay <= 1 / 20 / 0.98 + 1e-9, tostring(waits[1].delay))
     assert.truthy(waits[1].url:find("/status/200", 1, true))
   end)
+
+  -- A provider that takes bytes but no URL (like tesseract and compdf) still gets `url`: the
+  -- client fetches it. This one is a local engine (no transport until the first URL) that
+  -- answers with the name and size it was handed.
+  describe("an input URL for a provider that takes no URL", function()
+    local function bytes_provider(name, max)
+      ocr.register(name, {
+        offline = true, credentials = {}, sources = { "file", "data" }, max_file_size = max,
+        recognize = function(_, input)
+          return ocr.result.new{ text = ("%s:%d"):format(tostring(input.filename), #input.data) }
+        end,
+      })
+    end
+    bytes_provider("client_spec_bytes", 100000)
+    bytes_provider("client_spec_small", 10000)
+    local function url(path) return http.url .. path end
+    local function gets(path) return #http:requests(path, "GET") end
+
+    it("is fetched, then handed over as data named after the URL", function()
+      local client = ocr.new("client_spec_bytes", { retries = 2 })
+      assert.is_nil(client.transport, "a local engine loads no transport up front")
+      local res = assert(client:recognize{ url = url("/files/examples/sample.png?v=1") })
+      assert.equal("sample.png:50292", res.text)
+      assert.equal(1, gets("/files/examples/sample.png"))
+      local named = assert(client:recognize{ url = url("/files/examples/sample.png"), filename = "scan.png" })
+      assert.equal("scan.png:50292", named.text, "the caller's filename wins")
+    end)
+
+    it("is retried on 503 and 429 like any unbilled request", function()
+      http:fault{ action = "status", path = "/files/", status = 503, times = 1 }
+      http:fault{ action = "status", path = "/files/", status = 429, times = 1,
+                  headers = { ["Retry-After"] = "0" } }
+      local client = ocr.new("client_spec_bytes", { retries = 3, backoff = { base = 0.01, max = 0.05 } })
+      local res = assert(client:recognize{ url = url("/files/examples/sample.png") })
+      assert.equal("sample.png:50292", res.text)
+      assert.equal(3, gets("/files/"))
+    end)
+
+    it("fails as the input's fault when its host refuses, once, whatever the status", function()
+      local client = ocr.new("client_spec_bytes", { retries = 3 })
+      for _, case in ipairs{ { "/files/examples/none.png", 404 }, { "/status/401", 401 }, { "/status/403", 403 } } do
+        http:reset()
+        local res, err = client:recognize{ url = url(case[1]) }
+        assert.is_nil(res)
+        assert.equal("invalid_input", err.kind, "not `auth`: the OCR credentials are not in question")
+        assert.equal(case[2], err.status)
+        assert.equal(("the input URL answered HTTP %d"):format(case[2]), err.message)
+        assert.equal(1, #http:requests(nil, "GET"), "not retried")
+      end
+    end)
+
+    it("is bounded by the provider's max_file_size and checked like the caller's data", function()
+      local _, bad = ocr.new("client_spec_bytes"):recognize{ url = "ftp://files.example/a.png" }
+      assert.equal("invalid_input", bad.kind)
+      assert.equal("url must be an absolute http(s) URL", bad.message)
+      local _, err = ocr.new("client_spec_small"):recognize{ url = url("/files/examples/sample.png") }
+      assert.equal("too_large", err.kind)
+      local _, empty = ocr.new("client_spec_bytes"):recognize{ url = url("/status/204") }
+      assert.equal("invalid_input", empty.kind)
+      assert.equal("fetched from the input URL: data is empty", empty.message)
+    end)
+
+    it("is still refused by a provider that takes neither url nor data", function()
+      ocr.register("client_spec_files", { offline = true, credentials = {}, sources = { "file" },
+                                          recognize = function() return ocr.result.new{ text = "" } end })
+      local _, err = ocr.new("client_spec_files"):recognize{ url = url("/files/examples/sample.png") }
+      assert.equal("invalid_input", err.kind)
+      assert.equal("provider client_spec_files does not accept the source 'url' (it takes file)", err.message)
+      assert.equal(0, gets("/files/"))
+    end)
+  end)
 end)

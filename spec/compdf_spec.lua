@@ -110,6 +110,19 @@ describe("compdf provider", function()
       assert.equal("image/jpeg", emu:requests("/storage/upload/")[1].headers["content-type"])
     end)
 
+    it("fetches a url itself (the API takes none) and uploads it as a file named after it", function()
+      local http = require("helpers.emulator").start("httptest")
+      finally(function() http:stop() end)
+      local res = assert(client():recognize{ url = http.url .. "/files/examples/sample.png" })
+      assert.equal("lua-ocr emulator\n模拟器", res.text, "the emulator's text for an unmarked image")
+      local creates = emu:requests(SYNC, "POST")
+      assert.equal(1, #creates)
+      local part = creates[1].form.file[1]
+      assert.same({ "sample.png", "image/png", #F.read("examples/sample.png") },
+                  { part.filename, part.content_type, part.size })
+      assert.is_nil(creates[1].form.url, "no url field: the API has none")
+    end)
+
     it("sends data as a file part, named by its magic number unless filename is given", function()
       local res, err = client():recognize{ data = F.image("来自内存") }
       assert.is_nil(err)
@@ -210,7 +223,6 @@ describe("compdf provider", function()
     local cases = {
       { "two sources", { file = "x.png", data = "x" }, "exactly one source" },
       { "no source", { pages = "1" }, "one source is required" },
-      { "a url source", { url = "https://a.example/x.png" }, "does not accept" },
       { "a missing file", { file = "/nonexistent/扫描.png" }, "cannot read" },
       { "a directory", { file = "/tmp" }, "not a file" },
       { "empty data", { data = "" }, "empty" },

@@ -50,6 +50,14 @@ describe_if("tesseract provider", function()
     assert.truthy(err.message:find("max_pages", 1, true))
   end)
 
+  it("reads an image at a URL: the client fetches it for the engine", function()
+    local http = require("helpers.emulator").start("httptest")
+    finally(function() http:stop() end)
+    local res = assert(ocr.new("tesseract", { threads = 1 }):recognize{ url = http.url .. "/files/examples/sample.png" })
+    assert.is_true(cer.rate(res.text, sample_text) <= 0.02)
+    assert.equal(1, #http:requests("/files/examples/sample.png", "GET"))
+  end)
+
   it("maps an unreadable image to invalid_input and a PDF to unsupported", function()
     local client = ocr.new("tesseract")
     local _, err = client:recognize{ data = "definitely not an image" }

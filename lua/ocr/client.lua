@@ -162,7 +162,7 @@ function Client:check_input(input)
     return count == 0 and ("one source is required: " .. list)
         or ("exactly one source is allowed, got " .. table.concat(given, " and "))
   end
-  if not self.accepted_sources[src] then
+  if not self.accepted_sources[src] and not (src == "url" and self.accepted_sources.data) then
     return ("provider %s does not accept the source '%s' (it takes %s)")
            :format(self.provider, src, table.concat(def.sources or {}, ", "))
   end
@@ -233,12 +233,48 @@ function Client:_run(fn, input, ...)
   return res, err
 end
 
+-- An input URL's host answered: its failures are the input's, not the vendor's (a 401 from an
+-- image host says nothing about the OCR credentials); 429, 5xx and 408 are retried.
+local function input_url_check(ctx, res)
+  local s = res.status
+  if s >= 200 and s < 300 then return nil end
+  local kind = s == 429 and "rate_limited" or s >= 500 and "server" or s == 408 and "timeout"
+               or "invalid_input"
+  return ctx:error{ kind = kind, status = s, message = ("the input URL answered HTTP %d"):format(s) }
+end
+
+-- A provider that takes bytes but not URLs (tesseract, compdf) still reads `url`: the client
+-- fetches it (an unbilled GET, retried like any, bounded by the provider's max_file_size or the
+-- transport's max_response_size) and hands the provider `data` named after the URL, checked as
+-- the caller's own data would be.
+local function fetch_then_recognize(ctx, input)
+  local client = ctx.client
+  if not client.transport then   -- a local engine loads libcurl for its first URL only
+    client.transport = client.options.transport or transport.curl{ user_agent = client.user_agent }
+  end
+  local res, err = ctx:request{ method = "GET", url = input.url, stage = "download",
+                                check = input_url_check, max_response_size = client.def.max_file_size }
+  if not res then return nil, err end
+  local fetched = {}
+  for k, v in pairs(input) do fetched[k] = v end
+  fetched.url, fetched.data = nil, res.body or ""
+  fetched.filename = input.filename or files.url_name(input.url, "input")
+  local msg, kind = client:check_input(fetched)
+  if msg then
+    return nil, ctx:error{ kind = kind or "invalid_input", message = "fetched from the input URL: " .. msg }
+  end
+  return client.def.recognize(ctx, fetched)
+end
+
 -- Recognizes one input in the caller's thread or job: check the input, then run the workflow.
 function Client:_recognize_now(input)
   local msg, kind = self:check_input(input)
   if msg then
     return nil, errors.scrub(errors.new{ provider = self.provider, kind = kind or "invalid_input",
                                          message = msg }, self.secrets)
+  end
+  if input.url and not self.accepted_sources.url then
+    return self:_run(fetch_then_recognize, input, input)
   end
   return self:_run(self.def.recognize, input, input)
 end

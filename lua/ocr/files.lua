@@ -43,6 +43,17 @@ function M.sanitize_name(name, fallback)
   return name
 end
 
+--- The file name a URL suggests: its last path segment, percent-decoded and sanitised, else
+-- `fallback`; `format` is added as the extension when the name has none.
+function M.url_name(url, fallback, format)
+  local path = url:match("^[^?#]*") or ""
+  local last = path:match("^%a[%w+.-]*://[^/]*/(.*)$") or ""
+  last = core.url_decode(last:match("([^/]*)$") or "") or ""
+  local name = M.sanitize_name(last, fallback)
+  if format and not name:find(".", 1, true) then name = name .. "." .. format end
+  return name
+end
+
 --- A path inside `dir` for `name` (sanitised) that does not exist yet: an existing file is never
 -- overwritten; "name.ext" becomes "name-1.ext", "name-2.ext", ...
 function M.safe_path(dir, name)

@@ -9,6 +9,8 @@ Buffered routes (logged, fault injection by emu.py):
   /bytes-sha1?n=&seed=   {"n":, "sha1":} of what /bytes serves for the same n and seed
   /conn                  {"port": the client's remote port}: keep-alive reuse is observable
   /headers?k=v&k=w       answers with those response headers (repeats kept)
+  /files/<path>          a committed image or fixture (examples/ or spec/fixtures/ only), as an
+                         image host serves it: an input URL for providers that take none
 
 Streaming routes (never hold a body in memory; logged here, with the faults drop, reset,
 status, slow and truncate applied here):
@@ -155,6 +157,7 @@ class HTTPTest(Emulator):
         self.route("GET", "/bytes-sha1", self.bytes_sha1)
         self.route("*", "/conn", self.conn)
         self.route("*", "/headers", self.headers)
+        self.route("GET", "/files/", self.files)
         self.streaming = {"/bytes": self.stream_bytes, "/upload": self.stream_upload,
                           "/chunked": self.stream_chunked, "/big-length": self.big_length}
 
@@ -218,6 +221,22 @@ class HTTPTest(Emulator):
         pairs = [("Content-Type", res.headers["Content-Type"])] + req.query_list
         res.headers = HeaderPairs(pairs)
         return res
+
+    FILE_ROOTS = ("examples/", "spec/fixtures/")
+    TYPES = {".png": "image/png", ".tif": "image/tiff", ".txt": "text/plain; charset=utf-8"}
+
+    def files(self, req):
+        rel = urllib.parse.unquote(req.path[len("/files/"):])
+        if not rel.startswith(self.FILE_ROOTS) or ".." in rel.split("/"):
+            return Response.json({"message": "not a served file"}, status=403)
+        root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+        try:
+            with open(os.path.join(root, rel), "rb") as f:
+                data = f.read()
+        except OSError:
+            return Response.json({"message": "no such file"}, status=404)
+        ext = os.path.splitext(rel)[1]
+        return Response(200, data, content_type=self.TYPES.get(ext, "application/octet-stream"))
 
     # -- streaming routes ------------------------------------------------------------------
     def streaming_route(self, handler):

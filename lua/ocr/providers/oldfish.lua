@@ -208,20 +208,10 @@ local function result_files(r)
   return out
 end
 
--- The file name a result URL suggests (sanitised later by files.safe_path).
-local function url_name(url, fallback, format)
-  local path = url:match("^[^?#]*") or ""
-  local last = path:match("^%a[%w+.-]*://[^/]*/(.*)$") or ""
-  last = core.url_decode(last:match("([^/]*)$") or "") or ""
-  local name = files.sanitize_name(last, fallback)
-  if format and not name:find(".", 1, true) then name = name .. "." .. format end
-  return name
-end
-
 local function download_files(ctx, list, output)
   for i, f in ipairs(list) do
     local fallback = ("%s-%d.%s"):format(ctx.task_id or "result", i, f.format or "bin")
-    local res, err = ctx:download(f.url, { output = output, filename = url_name(f.url, fallback, f.format) })
+    local res, err = ctx:download(f.url, { output = output, filename = files.url_name(f.url, fallback, f.format) })
     if not res then return nil, err end
     f.path = res.path
   end
