@@ -240,6 +240,51 @@ truncated:
     return 0;
 }
 
+/* libpng and libjpeg report a file cut short on stderr before leptonica refuses it ("libpng
+ * error: read error", "Premature end of JPEG file"); these walks refuse it first, quietly, with a
+ * message that says what is wrong. Anything they do not recognise is left to the decoders. */
+
+/* PNG: chunks (length, type, data, CRC) walked to IEND. */
+static int png_complete(tp_job *job, const unsigned char *d, size_t len) {
+    size_t off = 8;                                  /* after the signature */
+    while (len - off >= 12) {
+        uint64_t n = read_uint(d + off, 4, 0);
+        if (n > len - off - 12) break;
+        if (memcmp(d + off + 4, "IEND", 4) == 0) return 1;
+        off += 12 + (size_t)n;
+    }
+    JOB_FAIL(job, TP_INVALID_INPUT, "PNG image is truncated: its %zu bytes end before the IEND "
+             "chunk", len);
+    return 0;
+}
+
+/* JPEG: marker segments walked to the first scan; after it, the end-of-image marker must come
+ * (scan data never holds FF D9: an FF there is followed by 00 or a restart marker). */
+static int jpeg_complete(tp_job *job, const unsigned char *d, size_t len) {
+    size_t off = 2;                                  /* after SOI */
+    for (;;) {
+        if (off >= len) goto truncated;
+        if (d[off] != 0xFF) return 1;                /* not a marker: the decoder's business */
+        while (off < len && d[off] == 0xFF) off++;   /* fill bytes */
+        if (off >= len) goto truncated;
+        unsigned m = d[off++];
+        if (m == 0xDA) break;                        /* SOS: scan data follows */
+        if (m == 0xD9) return 1;
+        if ((m >= 0xD0 && m <= 0xD7) || m == 0x01) continue;   /* no length */
+        if (len - off < 2) goto truncated;
+        size_t seg = (size_t)read_uint(d + off, 2, 0);
+        if (seg < 2) return 1;
+        if (seg > len - off) goto truncated;
+        off += seg;
+    }
+    for (; off + 1 < len; off++)
+        if (d[off] == 0xFF && d[off + 1] == 0xD9) return 1;
+truncated:
+    JOB_FAIL(job, TP_INVALID_INPUT, "JPEG image is truncated: its %zu bytes end before the "
+             "end-of-image marker", len);
+    return 0;
+}
+
 /* Reads what can be known before decoding: refuses PDFs, bytes leptonica cannot read and a first
  * page too large to decode safely; counts a TIFF's pages (*tiff_pages, 0 for other formats).
  * 0 with the job's error set. */
@@ -252,6 +297,8 @@ static int probe(tp_job *job, const tp_options *o, const unsigned char *data, si
     }
     *tiff_pages = 0;
     if (tiff_magic(data, len) && (*tiff_pages = tiff_page_count(job, o, data, len)) == 0) return 0;
+    if (len >= 8 && memcmp(data, "\x89PNG\r\n\x1a\n", 8) == 0 && !png_complete(job, data, len)) return 0;
+    if (len >= 3 && memcmp(data, "\xff\xd8\xff", 3) == 0 && !jpeg_complete(job, data, len)) return 0;
     l_int32 format = 0, w = 0, h = 0, bps = 0, spp = 0, cmap = 0;
     if (len == 0 || pixReadHeaderMem(data, len, &format, &w, &h, &bps, &spp, &cmap) != 0
         || w <= 0 || h <= 0) {

@@ -162,6 +162,20 @@ describe("the ocr command", function()
       assert.truthy(err404:find("invalid_input: the input URL answered HTTP 404", 1, true), err404)
     end)
 
+    it("says in one line on stderr that an image is cut short, libpng and libjpeg silent", function()
+      local dir = F.tmpdir()
+      finally(function() F.rmdir(dir) end)
+      for _, src in ipairs{ "examples/sample.png", "spec/fixtures/jpeg/page1.jpg" } do
+        local data = F.read(src)
+        local cut = F.write(dir .. "/cut-" .. src:match("[^/]+$"), data:sub(1, math.floor(#data / 2)))
+        local out, err, status = ocr_cmd(cut)
+        assert.equal(1, status)
+        assert.equal("", out)
+        assert.equal(1, #lines_of(err), err)
+        assert.truthy(err:find("invalid_input: %u+ image is truncated"), err)
+      end
+    end)
+
     it("prints every page of a multi-page TIFF: a form-feed line between pages, the page in TSV", function()
       local tif = "spec/fixtures/tiff/pages.tif"
       local out, _, status = ocr_cmd(tif)

@@ -48,6 +48,7 @@ local function png_size(data)
 end
 
 local TIFF = "spec/fixtures/tiff/pages.tif"
+local JPEG = "spec/fixtures/jpeg/page1.jpg"   -- spec/fixtures/tiff/page1.txt as a baseline JPEG
 local TIFF_TXT = { "spec/fixtures/tiff/page1.txt", "spec/fixtures/tiff/page2.txt" }
 
 -- The text of page `n` of a result's text (pages joined by form feeds).
@@ -365,6 +366,42 @@ describe("ocr.tesseract", function()
       local missing = job_error{ path = "/nonexistent/page.png" }
       assert.equal("invalid_input", missing.kind)
       assert.matches("/nonexistent/page.png", missing.message, 1, true)
+    end)
+
+    -- A download cut short: libpng and libjpeg would say so on stderr before leptonica refuses
+    -- the image; the module refuses it first, saying what is wrong.
+    it("refuses a PNG or a JPEG cut short, before decoding it", function()
+      for _, case in ipairs{ { SAMPLE, "PNG image is truncated" }, { JPEG, "JPEG image is truncated" } } do
+        local data = read(case[1])
+        for _, keep in ipairs{ 0.1, 0.5, 0.9, (#data - 1) / #data } do
+          local err = job_error{ data = data:sub(1, math.floor(#data * keep + 0.5)) }
+          assert.equal("invalid_input", err.kind)
+          assert.matches("^" .. case[2], err.message)
+        end
+      end
+      local res = assert(pool:wait(assert(pool:submit{ path = JPEG })))
+      assert.truthy(cer(read(TIFF_TXT[1]), res.text) <= MAX_CER, "the whole JPEG reads")
+    end)
+
+    -- The walks above read lengths from the file: random damage to the first bytes (the PNG's
+    -- chunk headers, the JPEG's marker segments) and random cuts give a result or an error of
+    -- the model, never a crash (make test-asan) or a hang.
+    it("survives random damage to a PNG's or a JPEG's structure", function()
+      local g = require("helpers.prng")(70707)
+      local kinds = { invalid_input = true, too_large = true }
+      for _, src in ipairs{ SAMPLE, JPEG } do
+        local data = read(src)
+        for round = 1, 12 do
+          local bad = data
+          for _ = 1, g.int(1, 3) do
+            local at = g.int(1, 700)
+            bad = bad:sub(1, at - 1) .. string.char(g.int(0, 255)) .. bad:sub(at + 1)
+          end
+          if g.int(1, 2) == 1 then bad = bad:sub(1, g.int(1, #bad)) end
+          local r, e = pool:wait(assert(pool:submit{ data = bad }))
+          assert.truthy(r or kinds[e.kind], ("%s round %d: %s"):format(src, round, tostring(e and e.message)))
+        end
+      end
     end)
 
     it("refuses a PDF as unsupported, by bytes or by file", function()

@@ -5,13 +5,15 @@
     /usr/bin/python3 spec/tools/render_sample.py --cjk examples/sample-chi.txt examples/sample-chi.png
     /usr/bin/python3 spec/tools/render_sample.py spec/fixtures/tiff/page1.txt \
         spec/fixtures/tiff/page2.txt spec/fixtures/tiff/pages.tif
+    /usr/bin/python3 spec/tools/render_sample.py spec/fixtures/tiff/page1.txt spec/fixtures/jpeg/page1.jpg
 
 The text file is the reference: paragraphs are separated by blank lines, and each paragraph is
 wrapped greedily to a 6.5-inch column (between words, or between any two characters with --cjk,
 since Chinese has no spaces). The page is drawn black on white at 300 dpi in 12 pt type, cropped
 to the text plus a half-inch margin, and saved as an 8-bit greyscale PNG carrying its resolution.
 With several text files and a .tif output, each text is one page of a multi-page TIFF, 1-bit and
-Group 4 compressed as a fax or a document scanner writes it.
+Group 4 compressed as a fax or a document scanner writes it. A .jpg output is a baseline JPEG
+(quality 75), as a camera or a phone writes it.
 
 Only needed to (re)make the committed PNGs, not to build or test. Debian packages used:
 python3-pil, fonts-liberation (Liberation Serif, metric-compatible with Times New Roman) and
@@ -53,7 +55,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cjk", action="store_true", help="wrap between characters, CJK font")
     ap.add_argument("text", nargs="+", help="one text per page (several only for a .tif)")
-    ap.add_argument("out", help="a .png (one page) or a .tif (one page per text)")
+    ap.add_argument("out", help="a .png or .jpg (one page) or a .tif (one page per text)")
     args = ap.parse_args()
 
     tiff = args.out.endswith(".tif")
@@ -64,6 +66,8 @@ def main():
         pages = [p.convert("1") for p in pages]
         pages[0].save(args.out, compression="group4", dpi=(DPI, DPI), save_all=True,
                       append_images=pages[1:])
+    elif args.out.endswith(".jpg"):
+        pages[0].save(args.out, quality=75, dpi=(DPI, DPI))
     else:
         pages[0].save(args.out, optimize=True, dpi=(DPI, DPI))
     for i, p in enumerate(pages):
