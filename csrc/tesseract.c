@@ -7,6 +7,8 @@
  *   pool:submit{path= | data=} -> id     pool:poll() -> { {id=, res=} | {id=, err=}, ... }
  *   pool:wait(id[, timeout]) -> res | nil, err    pool:cancel(id)  pool:fd()  pool:pending()
  *   pool:stats()  pool:close()    tess.languages([datapath]) -> names, dir    tess.datapath() -> dir | nil
+ *   tess._check_image(bytes[, max_pages]) -> TIFF pages (0: another format) | nil, err: the byte
+ *   checks a job runs before decoding (image_check.c), callable alone so that specs can fuzz them
  *
  * Wrong types and malformed calls raise; bad values, missing data and failed images return
  * nil, {kind=, message=} with the kinds of ocr.errors. */
@@ -19,6 +21,7 @@
 #include <unistd.h>
 #include <leptonica/allheaders.h>
 #include <tesseract/capi.h>
+#include "image_check.h"
 #include "tesseract_pool.h"
 
 #define POOL_MT "ocr.tesseract.pool"
@@ -177,6 +180,21 @@ static int check_language_files(const char *datapath, const char *langs, int psm
     }
     if (psm == 0 || psm == 1 || psm == 12) return check_model(datapath, "osd", 3, msg, n);
     return 0;
+}
+
+static int l_check_image(lua_State *L) {
+    size_t len;
+    const char *data = luaL_checklstring(L, 1, &len);
+    lua_Integer max_pages = luaL_optinteger(L, 2, (lua_Integer)DEFAULT_MAX_PAGES);
+    luaL_argcheck(L, max_pages >= 1 && max_pages <= 1000000, 2,
+                  "max_pages must be from 1 to 1000000");
+    char msg[TP_MSG_LEN];
+    int pages = 0;
+    ic_status st = ic_check((const unsigned char *)data, len, (int)max_pages, &pages, msg,
+                            sizeof msg);
+    if (st != IC_OK) return fail(L, st == IC_TOO_LARGE ? TP_TOO_LARGE : TP_INVALID_INPUT, msg);
+    lua_pushinteger(L, pages);
+    return 1;
 }
 
 static int l_datapath(lua_State *L) {
@@ -654,6 +672,7 @@ static const luaL_Reg module_funcs[] = {
     {"pool", l_pool},
     {"languages", l_languages},
     {"datapath", l_datapath},
+    {"_check_image", l_check_image},
     {NULL, NULL}
 };
 

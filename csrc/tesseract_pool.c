@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <leptonica/allheaders.h>
 #include <tesseract/capi.h>
+#include "image_check.h"
 #include "tesseract_pool.h"
 
 /* libgomp's, when libtesseract was built with OpenMP. Weak, so the module neither links libgomp
@@ -183,108 +184,6 @@ static int size_ok(tp_job *job, const tp_options *o, l_int32 w, l_int32 h, int p
     return 1;
 }
 
-/* "II*\0" or "MM\0*" (classic), "II+\0" or "MM\0+" (BigTIFF). */
-static int tiff_magic(const unsigned char *d, size_t len) {
-    return len >= 4 && ((d[0] == 'I' && d[1] == 'I' && (d[2] == 42 || d[2] == 43) && d[3] == 0)
-                        || (d[0] == 'M' && d[1] == 'M' && d[2] == 0 && (d[3] == 42 || d[3] == 43)));
-}
-
-static uint64_t read_uint(const unsigned char *p, int bytes, int little) {
-    uint64_t v = 0;
-    for (int i = 0; i < bytes; i++)
-        v |= (uint64_t)p[little ? i : bytes - 1 - i] << (8 * i);
-    return v;
-}
-
-/* Walks a TIFF's chain of page directories without decoding anything (classic TIFF and BigTIFF,
- * either byte order): the number of pages, or 0 with the job's error when the chain runs past the
- * end of the data, loops, or holds more than max_pages pages. Done before any page is recognised,
- * so that a damaged file fails at once instead of after its readable pages, and never gives a
- * result with pages left out. */
-static int tiff_page_count(tp_job *job, const tp_options *o, const unsigned char *d, size_t len) {
-    int little = d[0] == 'I';
-    int big = read_uint(d + 2, 2, little) == 43;
-    size_t count_size = big ? 8 : 2, entry_size = big ? 20 : 12, ptr_size = big ? 8 : 4;
-    size_t header = big ? 16 : 8;
-    if (len < header) {
-        JOB_FAIL(job, TP_INVALID_INPUT, "TIFF image is truncated: %zu bytes", len);
-        return 0;
-    }
-    uint64_t off = read_uint(d + header - ptr_size, (int)ptr_size, little);
-    /* Distinct directories take at least count_size + ptr_size bytes each: a longer chain loops. */
-    uint64_t n = 0, most = len / (count_size + ptr_size);
-    while (off != 0) {
-        if (off > len || len - off < count_size) goto truncated;
-        uint64_t entries = read_uint(d + off, (int)count_size, little);
-        size_t room = len - (size_t)off - count_size;
-        if (entries > room / entry_size || room - entries * entry_size < ptr_size) goto truncated;
-        if (++n > most) {
-            JOB_FAIL(job, TP_INVALID_INPUT, "TIFF image is corrupt: its page directories loop");
-            return 0;
-        }
-        off = read_uint(d + off + count_size + entries * entry_size, (int)ptr_size, little);
-    }
-    if (n == 0) {
-        JOB_FAIL(job, TP_INVALID_INPUT, "TIFF image has no pages");
-        return 0;
-    }
-    if (n > (uint64_t)o->max_pages) {
-        JOB_FAIL(job, TP_TOO_LARGE, "TIFF image has %llu pages, over max_pages (%d)",
-                 (unsigned long long)n, o->max_pages);
-        return 0;
-    }
-    return (int)n;
-truncated:
-    JOB_FAIL(job, TP_INVALID_INPUT, "TIFF image is truncated: the directory of page %llu lies past "
-             "its end (%zu bytes)", (unsigned long long)n + 1, len);
-    return 0;
-}
-
-/* libpng and libjpeg report a file cut short on stderr before leptonica refuses it ("libpng
- * error: read error", "Premature end of JPEG file"); these walks refuse it first, quietly, with a
- * message that says what is wrong. Anything they do not recognise is left to the decoders. */
-
-/* PNG: chunks (length, type, data, CRC) walked to IEND. */
-static int png_complete(tp_job *job, const unsigned char *d, size_t len) {
-    size_t off = 8;                                  /* after the signature */
-    while (len - off >= 12) {
-        uint64_t n = read_uint(d + off, 4, 0);
-        if (n > len - off - 12) break;
-        if (memcmp(d + off + 4, "IEND", 4) == 0) return 1;
-        off += 12 + (size_t)n;
-    }
-    JOB_FAIL(job, TP_INVALID_INPUT, "PNG image is truncated: its %zu bytes end before the IEND "
-             "chunk", len);
-    return 0;
-}
-
-/* JPEG: marker segments walked to the first scan; after it, the end-of-image marker must come
- * (scan data never holds FF D9: an FF there is followed by 00 or a restart marker). */
-static int jpeg_complete(tp_job *job, const unsigned char *d, size_t len) {
-    size_t off = 2;                                  /* after SOI */
-    for (;;) {
-        if (off >= len) goto truncated;
-        if (d[off] != 0xFF) return 1;                /* not a marker: the decoder's business */
-        while (off < len && d[off] == 0xFF) off++;   /* fill bytes */
-        if (off >= len) goto truncated;
-        unsigned m = d[off++];
-        if (m == 0xDA) break;                        /* SOS: scan data follows */
-        if (m == 0xD9) return 1;
-        if ((m >= 0xD0 && m <= 0xD7) || m == 0x01) continue;   /* no length */
-        if (len - off < 2) goto truncated;
-        size_t seg = (size_t)read_uint(d + off, 2, 0);
-        if (seg < 2) return 1;
-        if (seg > len - off) goto truncated;
-        off += seg;
-    }
-    for (; off + 1 < len; off++)
-        if (d[off] == 0xFF && d[off + 1] == 0xD9) return 1;
-truncated:
-    JOB_FAIL(job, TP_INVALID_INPUT, "JPEG image is truncated: its %zu bytes end before the "
-             "end-of-image marker", len);
-    return 0;
-}
-
 /* Reads what can be known before decoding: refuses PDFs, bytes leptonica cannot read and a first
  * page too large to decode safely; counts a TIFF's pages (*tiff_pages, 0 for other formats).
  * 0 with the job's error set. */
@@ -295,10 +194,11 @@ static int probe(tp_job *job, const tp_options *o, const unsigned char *data, si
                                       "convert pages to images first");
         return 0;
     }
-    *tiff_pages = 0;
-    if (tiff_magic(data, len) && (*tiff_pages = tiff_page_count(job, o, data, len)) == 0) return 0;
-    if (len >= 8 && memcmp(data, "\x89PNG\r\n\x1a\n", 8) == 0 && !png_complete(job, data, len)) return 0;
-    if (len >= 3 && memcmp(data, "\xff\xd8\xff", 3) == 0 && !jpeg_complete(job, data, len)) return 0;
+    ic_status st = ic_check(data, len, o->max_pages, tiff_pages, job->message, sizeof job->message);
+    if (st != IC_OK) {
+        job->kind = st == IC_TOO_LARGE ? TP_TOO_LARGE : TP_INVALID_INPUT;
+        return 0;
+    }
     l_int32 format = 0, w = 0, h = 0, bps = 0, spp = 0, cmap = 0;
     if (len == 0 || pixReadHeaderMem(data, len, &format, &w, &h, &bps, &spp, &cmap) != 0
         || w <= 0 || h <= 0) {
@@ -334,7 +234,10 @@ static void recognise_page(tp_job *job, TessBaseAPI *api, ETEXT_DESC *monitor, P
     if (cancelled(job)) {
         /* the job's error is set */
     } else if (rc != 0) {
-        JOB_FAIL(job, TP_TASK_FAILED, "tesseract could not recognise %s", page > 1 ? "a page" : "the image");
+        if (page > 1)
+            JOB_FAIL(job, TP_TASK_FAILED, "tesseract could not recognise page %d of the image", page);
+        else
+            JOB_FAIL(job, TP_TASK_FAILED, "tesseract could not recognise the image");
     } else {
         int brc = result_add_text(r, TessBaseAPIGetUTF8Text(api), &pg.text_off, &pg.text_len);
         if (brc == OCR_BUF_OK) brc = ocr_buffer_append(&r->pages, &pg, sizeof pg);

@@ -259,3 +259,59 @@ describe("fuzz: ocr.curl against mutated HTTP answers", function()
     m:close()
   end)
 end)
+
+-- ocr.tesseract's byte checks (csrc/image_check.c) read lengths and offsets from the image before
+-- any decoder does: walked on random damage, they answer pages or an error of the model, and a
+-- file cut anywhere short is never taken for whole.
+local has_tess, tess = pcall(require, "ocr.tesseract")
+local describe_tess = has_tess and describe or function(name) pending(name .. " (ocr.tesseract not built)") end
+describe_tess("fuzz: ocr.tesseract's checks of image bytes", function()
+  local images = {
+    { "spec/fixtures/tiff/pages.tif", 2 }, { "examples/sample.png", 0 }, { "spec/fixtures/jpeg/page1.jpg", 0 },
+  }
+  for _, img in ipairs(images) do img.data = assert(require("helpers.files").read(img[1]), img[1]) end
+  local kinds = { invalid_input = true, too_large = true }
+
+  it("counts the pages of whole images and passes other formats", function()
+    for _, img in ipairs(images) do assert.equal(img[2], tess._check_image(img.data), img[1]) end
+    assert.equal(0, tess._check_image("GIF89a and the rest"))
+    assert.equal(0, tess._check_image(""))
+    local _, err = tess._check_image(images[1].data, 1)
+    assert.same({ kind = "too_large", message = "TIFF image has 2 pages, over max_pages (1)" }, err)
+    assert.has_error(function() tess._check_image(images[1].data, 0) end)
+  end)
+
+  it("takes no prefix of an image for the whole", function()
+    local g = prng(4242)
+    for _, img in ipairs(images) do
+      for _ = 1, 150 do
+        local prefix = img.data:sub(1, g.int(0, #img.data - 1))
+        local n, err = tess._check_image(prefix)
+        if #prefix < 8 then
+          -- too short to know the format by its magic number: left to the decoders, which refuse it
+          assert.truthy(n ~= nil or err.kind == "invalid_input")
+        else
+          assert.is_nil(n, ("%s cut to %d bytes"):format(img[1], #prefix))
+          assert.equal("invalid_input", err.kind)
+          assert.matches("truncated", err.message)
+        end
+      end
+    end
+  end)
+
+  it("answers mutated images with pages or an error of the model", function()
+    local g = prng(5151)
+    for round = 1, 600 do
+      local img = images[g.int(1, #images)]
+      local head = math.min(#img.data, 2000)
+      local bad = mutate(g, img.data:sub(1, head), 6) .. img.data:sub(head + 1)
+      local n, err = tess._check_image(bad, g.int(1, 3))
+      if n ~= nil then
+        assert.truthy(math.type == nil or math.type(n) == "integer")
+        assert.truthy(n >= 0 and n <= 3, ("round %d: %s"):format(round, tostring(n)))
+      else
+        assert.truthy(kinds[err.kind] and type(err.message) == "string", ("round %d"):format(round))
+      end
+    end
+  end)
+end)
