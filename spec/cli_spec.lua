@@ -129,6 +129,10 @@ describe("the ocr command", function()
       local form = emu:requests("/api/tasks/document/ocr", "POST")[1].form
       assert.equal("English,Digits", form.language[1].value)
       assert.equal("pdf", form.format[1].value)
+      local pdfs = {}
+      for _, f in ipairs(F.list(dir)) do if f:match("%.pdf$") then pdfs[#pdfs + 1] = f end end
+      assert.equal(1, #pdfs, "the provider's file is saved")
+      assert.is_false(F.exists(dir .. "/a.txt"), "and no text copy beside it")
     end)
   end)
 
@@ -174,6 +178,24 @@ describe("the ocr command", function()
         assert.equal(1, #lines_of(err), err)
         assert.truthy(err:find("invalid_input: %u+ image is truncated"), err)
       end
+    end)
+
+    it("saves each result in -o DIR as it prints it, never over an existing file", function()
+      local dir = F.tmpdir()
+      finally(function() F.rmdir(dir) end)
+      local out, err, status = ocr_cmd(("-q -o %s examples/sample.png spec/fixtures/tiff/pages.tif"):format(dir))
+      assert.equal(0, status, err)
+      assert.same({ "pages.txt", "sample.txt" }, F.list(dir))
+      assert.truthy(out:find(F.read(dir .. "/sample.txt"), 1, true), "the file holds what was printed")
+      assert.truthy(F.read(dir .. "/pages.txt"):find("\n\f\n", 1, true), "pages apart as printed")
+      assert.truthy(err:find("examples/sample.png: saved " .. dir .. "/sample.txt\n", 1, true), err)
+      local _, _, again = ocr_cmd(("-q --json -o %s examples/sample.png"):format(dir))
+      assert.equal(0, again)
+      _, _, again = ocr_cmd(("-q -o %s examples/sample.png"):format(dir))
+      assert.equal(0, again)
+      assert.same({ "pages.txt", "sample-1.txt", "sample.json", "sample.txt" }, F.list(dir))
+      assert.equal("examples/sample.png", cjson.decode(F.read(dir .. "/sample.json")).input)
+      assert.equal(F.read(dir .. "/sample.txt"), F.read(dir .. "/sample-1.txt"))
     end)
 
     it("prints every page of a multi-page TIFF: a form-feed line between pages, the page in TSV", function()

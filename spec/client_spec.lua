@@ -197,6 +197,18 @@ describe("client", function()
       assert.equal("scan.png:50292", named.text, "the caller's filename wins")
     end)
 
+    it("is fetched inside jobs too, several at once, each result in its place", function()
+      local client = ocr.new("client_spec_bytes")
+      local out = client:recognize_all({
+        { url = url("/files/examples/sample.png") }, { url = url("/files/spec/fixtures/tiff/pages.tif") },
+        { url = url("/files/examples/none.png") }, { data = "abc", filename = "given.bin" },
+      }, { concurrency = 3 })
+      assert.equal("sample.png:50292", out[1].res.text)
+      assert.equal("pages.tif:5568", out[2].res.text)
+      assert.equal("invalid_input", out[3].err.kind)
+      assert.equal("given.bin:3", out[4].res.text)
+    end)
+
     it("is retried on 503 and 429 like any unbilled request", function()
       http:fault{ action = "status", path = "/files/", status = 503, times = 1 }
       http:fault{ action = "status", path = "/files/", status = 429, times = 1,

@@ -5,6 +5,7 @@ local cjson = require "cjson"
 local core = require "ocr.core"
 local client_mod = require "ocr.client"
 local registry = require "ocr.registry"
+local files = require "ocr.files"
 
 local M = {}
 
@@ -21,7 +22,8 @@ Recognises text in each FILE (or http(s) URL, or - for standard input) and print
       --json            print one JSON object per input (JSON Lines): the result model
       --tsv             print one line per text line: input, line, page, x, y, w, h, confidence, text
       --lang L          recognition language, in the provider's own codes (tesseract: eng, chi_sim, eng+chi_sim)
-  -o, --output DIR      save result files (e.g. pdf/docx from picwish or compdf) in DIR
+  -o, --output DIR      save each result in DIR: the provider's files (pdf/docx from picwish or
+                        compdf), else what is printed (NAME.txt, .json or .tsv); never overwrites
   -j, --jobs N          inputs in flight at once (default 4)
       --set key=value   a provider or client option (e.g. --set format=docx --set psm=6)
   -q, --quiet           no progress on stderr
@@ -187,13 +189,49 @@ local function tsv_field(v)
   return (tostring(v):gsub("[\t\n\r\\]", { ["\t"] = "\\t", ["\n"] = "\\n", ["\r"] = "\\r", ["\\"] = "\\\\" }))
 end
 
-local function print_tsv(out, name, res)
+local function tsv_rows(name, res)
+  local rows = {}
   for i, line in ipairs(res.lines) do
     local b = line.box or {}
     local conf = line.confidence and ("%.3f"):format(line.confidence)
-    out:write(table.concat({ tsv_field(name), i, tsv_field(line.page or 1), tsv_field(b.x), tsv_field(b.y),
-                             tsv_field(b.w), tsv_field(b.h), tsv_field(conf), tsv_field(line.text) }, "\t"), "\n")
+    rows[i] = table.concat({ tsv_field(name), i, tsv_field(line.page or 1), tsv_field(b.x), tsv_field(b.y),
+                             tsv_field(b.w), tsv_field(b.h), tsv_field(conf), tsv_field(line.text) }, "\t") .. "\n"
   end
+  return table.concat(rows)
+end
+
+-- One input's result as the chosen format prints it (without the "==> name <==" header).
+local function render(format, name, res, err)
+  if format == "json" then return to_json(name, res, err) .. "\n" end
+  if not res then return "" end
+  if format == "tsv" then return tsv_rows(name, res) end
+  -- The result joins pages with "\f"; printed, the form feed gets a line of its own, so that a
+  -- page's last line and the next page's first stay apart on a terminal.
+  local text = res.text:gsub("\n?\f\n?", "\n\f\n")
+  return text .. (text:sub(-1) == "\n" and "" or "\n")
+end
+
+local EXTENSION = { text = "txt", json = "json", tsv = "tsv" }
+
+-- With -o, a result for which the provider saved no file (tesseract's, a text-only answer) is
+-- saved as what is printed, under the input's name: -o never leaves DIR empty without a word.
+-- Returns the path, or nil and why.
+local function save_rendered(dir, format, name, res, rendered)
+  for _, f in ipairs(res.files or {}) do
+    if f.path then return nil end
+  end
+  local base = name == "-" and "stdin"
+               or name:match("^[hH][tT][tT][pP][sS]?://") and files.url_name(name, "input")
+               or files.basename(name)
+  local stem = base:match("^(.+)%.[^.]*$") or base
+  local path, err = files.safe_path(dir, stem .. "." .. EXTENSION[format])
+  if not path then return nil, err end
+  local f, ferr = io.open(path, "wb")
+  if not f then return nil, ferr end
+  local ok, werr = f:write(rendered)
+  f:close()
+  if not ok then return nil, werr end
+  return path
 end
 
 -- Progress on stderr: a bar on a terminal, plain lines otherwise (only for several inputs).
@@ -289,19 +327,20 @@ function M.main(args, ocr, streams)
       status = 1
       err_out:write(("ocr: %s: %s\n"):format(name, tostring(r.err)))
     end
-    if o.format == "json" then
-      out:write(to_json(name, r.res, r.err), "\n")
-    elseif r.res and o.format == "tsv" then
-      print_tsv(out, name, r.res)
-    elseif r.res then
-      if #inputs > 1 then out:write(("==> %s <==\n"):format(name)) end
-      -- The result joins pages with "\f"; printed, the form feed gets a line of its own, so that a
-      -- page's last line and the next page's first stay apart on a terminal.
-      local text = r.res.text:gsub("\n?\f\n?", "\n\f\n")
-      out:write(text, text:sub(-1) == "\n" and "" or "\n")
-      for _, f in ipairs(r.res.files or {}) do
-        if f.path then err_out:write(("ocr: %s: saved %s\n"):format(name, f.path)) end
+    local rendered = render(o.format, name, r.res, r.err)
+    if r.res and o.format == "text" and #inputs > 1 then out:write(("==> %s <==\n"):format(name)) end
+    out:write(rendered)
+    if r.res and o.output then
+      local path, serr = save_rendered(o.output, o.format, name, r.res, rendered)
+      if path then
+        err_out:write(("ocr: %s: saved %s\n"):format(name, path))
+      elseif serr then
+        status = 1
+        err_out:write(("ocr: %s: cannot save the result in %s: %s\n"):format(name, o.output, serr))
       end
+    end
+    for _, f in ipairs(r.res and r.res.files or {}) do
+      if f.path then err_out:write(("ocr: %s: saved %s\n"):format(name, f.path)) end
     end
   end
   client:close()
