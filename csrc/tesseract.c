@@ -492,9 +492,9 @@ static void push_words(lua_State *L, const tp_result *r, const tp_line *line) {
     }
 }
 
-/* {text=, lines={...}, language=, width=, height=, pages={ {width=, height=}, ... }}: the pages'
- * texts joined by form feeds (as the tesseract command separates pages), width and height of the
- * first page. May raise (memory): the job stays owned by the pool until the caller releases it. */
+/* {text=, lines={...}, language=, width=, height=, angle=, pages={ {width=, height=, angle=}, ... }}:
+ * the pages' texts joined by form feeds (as the tesseract command separates pages), width, height
+ * and angle (only where orientation was detected) of the first page. May raise (memory): the job stays owned by the pool until the caller releases it. */
 static void push_result(lua_State *L, const lpool *lp, const tp_result *r) {
     size_t nlines = r->lines.len / sizeof(tp_line);
     size_t npages = r->pages.len / sizeof(tp_page);
@@ -515,11 +515,13 @@ static void push_result(lua_State *L, const lpool *lp, const tp_result *r) {
     lua_setfield(L, -2, "language");
     set_int(L, "width", npages > 0 ? pages[0].width : 0);
     set_int(L, "height", npages > 0 ? pages[0].height : 0);
+    if (npages > 0 && pages[0].angle >= 0) set_int(L, "angle", pages[0].angle);
     lua_createtable(L, (int)npages, 0);
     for (size_t i = 0; i < npages; i++) {
-        lua_createtable(L, 0, 2);
+        lua_createtable(L, 0, 3);
         set_int(L, "width", pages[i].width);
         set_int(L, "height", pages[i].height);
+        if (pages[i].angle >= 0) set_int(L, "angle", pages[i].angle);
         lua_rawseti(L, -2, (int)i + 1);
     }
     lua_setfield(L, -2, "pages");

@@ -221,11 +221,32 @@ static int cancelled(tp_job *job) {
     return 1;
 }
 
+/* The page segmentation modes that detect the page's orientation first (with the layout). */
+static int detects_orientation(int psm) {
+    return psm == PSM_AUTO_OSD || psm == PSM_SPARSE_TEXT_OSD;
+}
+
+/* Which way the first text block's "up" points, as clockwise degrees from upright; -1 when
+ * there is no text. Tesseract has turned the page upright to read it; boxes stay in the
+ * image's own coordinates. */
+static int page_angle(TessResultIterator *ri) {
+    TessPageIterator *pi = TessResultIteratorGetPageIterator(ri);
+    TessOrientation orientation = ORIENTATION_PAGE_UP;
+    TessWritingDirection direction;
+    TessTextlineOrder order;
+    float deskew = 0.0f;
+    if (pi == NULL || TessPageIteratorIsAtBeginningOf(pi, RIL_BLOCK) == 0) return -1;
+    TessPageIteratorOrientation(pi, &orientation, &direction, &order, &deskew);
+    return (int)orientation * 90;   /* PAGE_UP, PAGE_RIGHT, PAGE_DOWN, PAGE_LEFT */
+}
+
 /* Recognises one decoded page into the job's result as page `page`. */
-static void recognise_page(tp_job *job, TessBaseAPI *api, ETEXT_DESC *monitor, PIX *pix, int page) {
+static void recognise_page(tp_job *job, const tp_options *o, TessBaseAPI *api,
+                           ETEXT_DESC *monitor, PIX *pix, int page) {
     tp_result *r = &job->res;
     tp_page pg;
     memset(&pg, 0, sizeof pg);
+    pg.angle = -1;
     pg.width = (int)pixGetWidth(pix);
     pg.height = (int)pixGetHeight(pix);
     TessBaseAPISetImage2(api, pix);
@@ -240,8 +261,9 @@ static void recognise_page(tp_job *job, TessBaseAPI *api, ETEXT_DESC *monitor, P
             JOB_FAIL(job, TP_TASK_FAILED, "tesseract could not recognise the image");
     } else {
         int brc = result_add_text(r, TessBaseAPIGetUTF8Text(api), &pg.text_off, &pg.text_len);
-        if (brc == OCR_BUF_OK) brc = ocr_buffer_append(&r->pages, &pg, sizeof pg);
         TessResultIterator *ri = TessBaseAPIGetIterator(api);
+        if (ri != NULL && detects_orientation(o->psm)) pg.angle = page_angle(ri);
+        if (brc == OCR_BUF_OK) brc = ocr_buffer_append(&r->pages, &pg, sizeof pg);
         if (brc == OCR_BUF_OK && ri != NULL) brc = result_collect_lines(r, ri, page);
         if (ri != NULL) TessResultIteratorDelete(ri);
         if (brc == OCR_BUF_LIMIT)
@@ -275,7 +297,7 @@ static void recognise_tiff(tp_job *job, const tp_options *o, TessBaseAPI *api,
                      "or truncated", page, n);
             return;
         }
-        recognise_page(job, api, monitor, pix, page);
+        recognise_page(job, o, api, monitor, pix, page);
         pixDestroy(&pix);
     }
 }
@@ -306,7 +328,7 @@ static void run_job(tp_job *job, const tp_options *o, TessBaseAPI *api, ETEXT_DE
                 JOB_FAIL(job, TP_INVALID_INPUT, "cannot decode image (%zu bytes): corrupt or "
                          "truncated", len);
             else
-                recognise_page(job, api, monitor, pix, 1);
+                recognise_page(job, o, api, monitor, pix, 1);
             pixDestroy(&pix);
         }
     }

@@ -61,6 +61,8 @@ typedef struct {
 typedef struct {
     size_t text_off, text_len;              /* the page text (GetUTF8Text) */
     int width, height;
+    int angle;                              /* clockwise degrees the text is turned (0, 90, 180,
+                                               270) when orientation was detected, else -1 */
 } tp_page;
 
 /* An image's result: one tp_page for most formats, one per page of a multi-page TIFF. */

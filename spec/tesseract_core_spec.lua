@@ -49,6 +49,7 @@ end
 
 local TIFF = "spec/fixtures/tiff/pages.tif"
 local JPEG = "spec/fixtures/jpeg/page1.jpg"   -- spec/fixtures/tiff/page1.txt as a baseline JPEG
+local SIDEWAYS = "spec/fixtures/rotated/page1-ccw90.png"   -- the same page turned 90° counter-clockwise
 local TIFF_TXT = { "spec/fixtures/tiff/page1.txt", "spec/fixtures/tiff/page2.txt" }
 
 -- The text of page `n` of a result's text (pages joined by form feeds).
@@ -329,6 +330,28 @@ describe("ocr.tesseract", function()
         local e2 = fails{ data = tiff_set_next(tif, 1, tif.dirs[1].offset) }   -- onto itself
         assert.same(e, e2)
       end)
+    end)
+  end)
+
+  describe("orientation", function()
+    it("is detected with psm 1: the page's angle, clockwise, and its text read upright", function()
+      local res = assert(recognize({ psm = 1 }, { path = SIDEWAYS }))
+      assert.equal(270, res.angle, "turned counter-clockwise: its text points 270° clockwise")
+      assert.same({ { width = 372, height = 2250, angle = 270 } }, res.pages)
+      local rate = cer(read(TIFF_TXT[1]), res.text)
+      assert.truthy(rate <= MAX_CER, ("CER %.4f:\n%s"):format(rate, res.text))
+      for _, line in ipairs(res.lines) do   -- boxes in the image's own coordinates: tall lines
+        assert.truthy(line.box.h > line.box.w and line.box.x + line.box.w <= 372 and line.box.y + line.box.h <= 2250)
+      end
+      local upright = assert(recognize({ psm = 1 }, { path = JPEG }))
+      assert.equal(0, upright.angle)
+    end)
+
+    it("is not reported when the mode does not detect it", function()
+      local res = assert(recognize({}, { path = SIDEWAYS }))   -- psm 3
+      assert.is_nil(res.angle)
+      assert.is_nil(res.pages[1].angle)
+      assert.truthy(cer(read(TIFF_TXT[1]), res.text) > 0.5, "read sideways, the text is lost")
     end)
   end)
 

@@ -58,6 +58,12 @@ describe_if("tesseract provider", function()
     assert.equal(1, #http:requests("/files/examples/sample.png", "GET"))
   end)
 
+  it("reports the angle of a page scanned sideways with psm = 1", function()
+    local res = assert(ocr.new("tesseract", { psm = 1, threads = 1 }):recognize{ file = "spec/fixtures/rotated/page1-ccw90.png" })
+    assert.equal(270, res.angle)
+    assert.is_true(cer.rate(res.text, F.read("spec/fixtures/tiff/page1.txt")) <= 0.02)
+  end)
+
   it("maps an unreadable image to invalid_input and a PDF to unsupported", function()
     local client = ocr.new("tesseract")
     local _, err = client:recognize{ data = "definitely not an image" }

@@ -6,6 +6,8 @@
     /usr/bin/python3 spec/tools/render_sample.py spec/fixtures/tiff/page1.txt \
         spec/fixtures/tiff/page2.txt spec/fixtures/tiff/pages.tif
     /usr/bin/python3 spec/tools/render_sample.py spec/fixtures/tiff/page1.txt spec/fixtures/jpeg/page1.jpg
+    /usr/bin/python3 spec/tools/render_sample.py --rotate 90 spec/fixtures/tiff/page1.txt \
+        spec/fixtures/rotated/page1-ccw90.png
 
 The text file is the reference: paragraphs are separated by blank lines, and each paragraph is
 wrapped greedily to a 6.5-inch column (between words, or between any two characters with --cjk,
@@ -13,7 +15,8 @@ since Chinese has no spaces). The page is drawn black on white at 300 dpi in 12 
 to the text plus a half-inch margin, and saved as an 8-bit greyscale PNG carrying its resolution.
 With several text files and a .tif output, each text is one page of a multi-page TIFF, 1-bit and
 Group 4 compressed as a fax or a document scanner writes it. A .jpg output is a baseline JPEG
-(quality 75), as a camera or a phone writes it.
+(quality 75), as a camera or a phone writes it. --rotate DEG turns each page counter-clockwise
+(a page scanned sideways).
 
 Only needed to (re)make the committed PNGs, not to build or test. Debian packages used:
 python3-pil, fonts-liberation (Liberation Serif, metric-compatible with Times New Roman) and
@@ -54,6 +57,8 @@ def wrap(para, font, cjk):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cjk", action="store_true", help="wrap between characters, CJK font")
+    ap.add_argument("--rotate", type=int, default=0, choices=(0, 90, 180, 270),
+                    help="turn each page counter-clockwise by this many degrees")
     ap.add_argument("text", nargs="+", help="one text per page (several only for a .tif)")
     ap.add_argument("out", help="a .png or .jpg (one page) or a .tif (one page per text)")
     args = ap.parse_args()
@@ -61,7 +66,7 @@ def main():
     tiff = args.out.endswith(".tif")
     if len(args.text) > 1 and not tiff:
         ap.error("several pages need a .tif output")
-    pages = [render(path, args.cjk) for path in args.text]
+    pages = [render(path, args.cjk).rotate(args.rotate, expand=True) for path in args.text]
     if tiff:
         pages = [p.convert("1") for p in pages]
         pages[0].save(args.out, compression="group4", dpi=(DPI, DPI), save_all=True,

@@ -55,7 +55,9 @@ return {
     local res, rerr = ctx:await(pool, id)
     if not res then return nil, ctx:error{ kind = rerr.kind, message = rerr.message } end
     -- A multi-page TIFF gives every page: texts joined by "\f", lines with their page.
+    -- psm 1 and 12 detect the page's orientation: `angle`, clockwise degrees, as vendors report it.
     return result.new{ text = res.text, lines = res.lines, language = res.language, pages = #res.pages,
+                       angle = res.angle,
                        raw = { width = res.width, height = res.height, pages = res.pages } }
   end,
 }
