@@ -107,6 +107,11 @@ truncated:
 ic_status ic_check(const unsigned char *data, size_t len, int max_pages, int *tiff_pages,
                    char *msg, size_t msglen) {
     *tiff_pages = 0;
+    if (len >= 4 && memcmp(data, "%PDF", 4) == 0) {
+        snprintf(msg, msglen, "PDFs are not supported by the tesseract provider; convert pages to "
+                 "images first");
+        return IC_UNSUPPORTED;
+    }
     if (tiff_magic(data, len))
         return tiff_page_count(data, len, max_pages, tiff_pages, msg, msglen);
     if (len >= 8 && memcmp(data, "\x89PNG\r\n\x1a\n", 8) == 0)

@@ -1,5 +1,5 @@
-/* What can be known of an encoded image from its bytes alone, before a decoder sees them: how
- * many pages a TIFF has, and whether a TIFF, PNG or JPEG was cut short. Pure functions (no
+/* What can be known of an encoded image from its bytes alone, before a decoder sees them: a PDF
+ * (not an image), how many pages a TIFF has, and whether a TIFF, PNG or JPEG was cut short. Pure functions (no
  * leptonica, no tesseract), so they are fuzzed directly (ocr.tesseract's _check_image). */
 #ifndef OCR_IMAGE_CHECK_H
 #define OCR_IMAGE_CHECK_H
@@ -10,10 +10,12 @@
 typedef enum {
     IC_OK = 0,
     IC_INVALID,     /* cut short, a loop of TIFF directories, a TIFF without pages */
-    IC_TOO_LARGE    /* more TIFF pages than max_pages */
+    IC_TOO_LARGE,   /* more TIFF pages than max_pages */
+    IC_UNSUPPORTED  /* a PDF */
 } ic_status;
 
-/* Checks the formats it knows by their magic numbers and passes anything else (IC_OK): a TIFF's
+/* Checks the formats it knows by their magic numbers and passes anything else (IC_OK): a PDF is
+ * refused (tesseract reads images; a PDF's pages must be rendered first), a TIFF's
  * directory chain is walked and its pages counted into *tiff_pages (0 for other formats), a
  * PNG's chunks are walked to IEND, a JPEG's segments to its first scan and its end-of-image
  * marker looked for after it. On failure, msg says what is wrong. */

@@ -192,7 +192,7 @@ static int l_check_image(lua_State *L) {
     int pages = 0;
     ic_status st = ic_check((const unsigned char *)data, len, (int)max_pages, &pages, msg,
                             sizeof msg);
-    if (st != IC_OK) return fail(L, st == IC_TOO_LARGE ? TP_TOO_LARGE : TP_INVALID_INPUT, msg);
+    if (st != IC_OK) return fail(L, tp_kind_of_check(st), msg);
     lua_pushinteger(L, pages);
     return 1;
 }
@@ -492,16 +492,17 @@ static void push_words(lua_State *L, const tp_result *r, const tp_line *line) {
     }
 }
 
-/* {text=, lines={...}, language=, width=, height=, angle=, pages={ {width=, height=, angle=}, ... }}:
- * the pages' texts joined by form feeds (as the tesseract command separates pages), width, height
- * and angle (only where orientation was detected) of the first page. May raise (memory): the job stays owned by the pool until the caller releases it. */
+/* {text=, language=, pages={ {width=, height=, angle=}, ... }, lines={...}}: the pages' texts
+ * joined by form feeds (as the tesseract command separates pages); a page's angle only where
+ * orientation was detected. May raise (memory): the job stays owned by the pool until the
+ * caller releases it. */
 static void push_result(lua_State *L, const lpool *lp, const tp_result *r) {
     size_t nlines = r->lines.len / sizeof(tp_line);
     size_t npages = r->pages.len / sizeof(tp_page);
     const tp_line *lines = (const tp_line *)(const void *)r->lines.data;
     const tp_page *pages = (const tp_page *)(const void *)r->pages.data;
     luaL_checkstack(L, 8, "tesseract result");
-    lua_createtable(L, 0, 6);
+    lua_createtable(L, 0, 4);
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     for (size_t i = 0; i < npages; i++) {
@@ -513,9 +514,6 @@ static void push_result(lua_State *L, const lpool *lp, const tp_result *r) {
     lua_setfield(L, -2, "text");
     lua_pushstring(L, lp->languages);
     lua_setfield(L, -2, "language");
-    set_int(L, "width", npages > 0 ? pages[0].width : 0);
-    set_int(L, "height", npages > 0 ? pages[0].height : 0);
-    if (npages > 0 && pages[0].angle >= 0) set_int(L, "angle", pages[0].angle);
     lua_createtable(L, (int)npages, 0);
     for (size_t i = 0; i < npages; i++) {
         lua_createtable(L, 0, 3);

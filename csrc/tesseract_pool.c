@@ -184,19 +184,20 @@ static int size_ok(tp_job *job, const tp_options *o, l_int32 w, l_int32 h, int p
     return 1;
 }
 
-/* Reads what can be known before decoding: refuses PDFs, bytes leptonica cannot read and a first
- * page too large to decode safely; counts a TIFF's pages (*tiff_pages, 0 for other formats).
- * 0 with the job's error set. */
+/* An image_check.c status as the kind of a job's or a call's error. */
+tp_kind tp_kind_of_check(ic_status st) {
+    return st == IC_TOO_LARGE ? TP_TOO_LARGE : st == IC_UNSUPPORTED ? TP_UNSUPPORTED
+                                                                    : TP_INVALID_INPUT;
+}
+
+/* Reads what can be known before decoding: the byte checks (image_check.c), then the header:
+ * bytes leptonica cannot read and a first page too large to decode safely are refused; counts a
+ * TIFF's pages (*tiff_pages, 0 for other formats). 0 with the job's error set. */
 static int probe(tp_job *job, const tp_options *o, const unsigned char *data, size_t len,
                  int *tiff_pages) {
-    if (len >= 4 && memcmp(data, "%PDF", 4) == 0) {
-        JOB_FAIL(job, TP_UNSUPPORTED, "PDFs are not supported by the tesseract provider; "
-                                      "convert pages to images first");
-        return 0;
-    }
     ic_status st = ic_check(data, len, o->max_pages, tiff_pages, job->message, sizeof job->message);
     if (st != IC_OK) {
-        job->kind = st == IC_TOO_LARGE ? TP_TOO_LARGE : TP_INVALID_INPUT;
+        job->kind = tp_kind_of_check(st);
         return 0;
     }
     l_int32 format = 0, w = 0, h = 0, bps = 0, spp = 0, cmap = 0;
@@ -302,6 +303,13 @@ static void recognise_tiff(tp_job *job, const tp_options *o, TessBaseAPI *api,
     }
 }
 
+/* Frees the job's encoded bytes (read from its file, or given). */
+static void release_bytes(tp_job *job, ocr_buffer *file) {
+    ocr_buffer_free(file);
+    free(job->data);
+    job->data = NULL;
+}
+
 static void run_job(tp_job *job, const tp_options *o, TessBaseAPI *api, ETEXT_DESC *monitor) {
     ocr_buffer file;
     const unsigned char *bytes = job->data;
@@ -320,10 +328,7 @@ static void run_job(tp_job *job, const tp_options *o, TessBaseAPI *api, ETEXT_DE
             recognise_tiff(job, o, api, monitor, bytes, len, tiff_pages);
         } else {
             PIX *pix = pixReadMem(bytes, len);
-            /* The encoded bytes are not needed once decoded: free them before recognition. */
-            ocr_buffer_free(&file);
-            free(job->data);
-            job->data = NULL;
+            release_bytes(job, &file);   /* not needed once decoded: freed before recognition */
             if (pix == NULL)
                 JOB_FAIL(job, TP_INVALID_INPUT, "cannot decode image (%zu bytes): corrupt or "
                          "truncated", len);
@@ -332,9 +337,7 @@ static void run_job(tp_job *job, const tp_options *o, TessBaseAPI *api, ETEXT_DE
             pixDestroy(&pix);
         }
     }
-    ocr_buffer_free(&file);
-    free(job->data);
-    job->data = NULL;
+    release_bytes(job, &file);
     if (job->kind != TP_OK) result_free(&job->res);
 }
 

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "buffer.h"
+#include "image_check.h"
 
 #define TP_MAX_THREADS   64
 #define TP_MAX_LANGS_LEN 255
@@ -87,6 +88,9 @@ struct tp_job {
 };
 
 typedef struct tp_pool tp_pool;
+
+/* The error kind for a status of image_check.c's checks (which know nothing of jobs). */
+OCR_HIDDEN tp_kind tp_kind_of_check(ic_status st);
 
 /* Starts the workers and waits until each has loaded the model. NULL on failure, with *kind and
  * msg saying why (TP_INVALID_INPUT for language data, TP_SERVER for threads/memory). */

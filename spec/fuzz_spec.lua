@@ -276,6 +276,8 @@ describe_tess("fuzz: ocr.tesseract's checks of image bytes", function()
     for _, img in ipairs(images) do assert.equal(img[2], tess._check_image(img.data), img[1]) end
     assert.equal(0, tess._check_image("GIF89a and the rest"))
     assert.equal(0, tess._check_image(""))
+    local _, pdf = tess._check_image("%PDF-1.7\n1 0 obj << >> endobj\n%%EOF\n")
+    assert.equal("unsupported", pdf.kind)
     local _, err = tess._check_image(images[1].data, 1)
     assert.same({ kind = "too_large", message = "TIFF image has 2 pages, over max_pages (1)" }, err)
     assert.has_error(function() tess._check_image(images[1].data, 0) end)

@@ -179,8 +179,7 @@ describe("ocr.tesseract", function()
 
     it("gives the image size, and lines and words with boxes inside it", function()
       local w, h = png_size(read(SAMPLE))
-      assert.equal(w, res.width)
-      assert.equal(h, res.height)
+      assert.same({ { width = w, height = h } }, res.pages)
       local reference_lines = 0
       for line in read(SAMPLE_TXT):gmatch("[^\n]+") do reference_lines = reference_lines + 1 end
       assert.truthy(#res.lines >= reference_lines, "the renderer wraps, so at least the text's lines")
@@ -222,8 +221,6 @@ describe("ocr.tesseract", function()
     it("reads every page, in order, each within 2% character error rate", function()
       assert.is_nil(err)
       assert.same({ { width = 2250, height = 372 }, { width = 2250, height = 444 } }, res.pages)
-      assert.equal(2250, res.width)
-      assert.equal(372, res.height, "width and height are the first page's")
       local texts = {}
       for t in (res.text .. "\f"):gmatch("([^\f]*)\f") do texts[#texts + 1] = t end
       assert.equal(2, #texts, "pages joined by one form feed")
@@ -336,20 +333,19 @@ describe("ocr.tesseract", function()
   describe("orientation", function()
     it("is detected with psm 1: the page's angle, clockwise, and its text read upright", function()
       local res = assert(recognize({ psm = 1 }, { path = SIDEWAYS }))
-      assert.equal(270, res.angle, "turned counter-clockwise: its text points 270° clockwise")
-      assert.same({ { width = 372, height = 2250, angle = 270 } }, res.pages)
+      assert.same({ { width = 372, height = 2250, angle = 270 } }, res.pages,
+                  "turned counter-clockwise: its text points 270° clockwise")
       local rate = cer(read(TIFF_TXT[1]), res.text)
       assert.truthy(rate <= MAX_CER, ("CER %.4f:\n%s"):format(rate, res.text))
       for _, line in ipairs(res.lines) do   -- boxes in the image's own coordinates: tall lines
         assert.truthy(line.box.h > line.box.w and line.box.x + line.box.w <= 372 and line.box.y + line.box.h <= 2250)
       end
       local upright = assert(recognize({ psm = 1 }, { path = JPEG }))
-      assert.equal(0, upright.angle)
+      assert.equal(0, upright.pages[1].angle)
     end)
 
     it("is not reported when the mode does not detect it", function()
       local res = assert(recognize({}, { path = SIDEWAYS }))   -- psm 3
-      assert.is_nil(res.angle)
       assert.is_nil(res.pages[1].angle)
       assert.truthy(cer(read(TIFF_TXT[1]), res.text) > 0.5, "read sideways, the text is lost")
     end)

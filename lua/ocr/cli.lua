@@ -216,13 +216,12 @@ local EXTENSION = { text = "txt", json = "json", tsv = "tsv" }
 -- With -o, a result for which the provider saved no file (tesseract's, a text-only answer) is
 -- saved as what is printed, under the input's name: -o never leaves DIR empty without a word.
 -- Returns the path, or nil and why.
-local function save_rendered(dir, format, name, res, rendered)
+local function save_rendered(dir, format, input, res, rendered)
   for _, f in ipairs(res.files or {}) do
     if f.path then return nil end
   end
-  local base = name == "-" and "stdin"
-               or name:match("^[hH][tT][tT][pP][sS]?://") and files.url_name(name, "input")
-               or files.basename(name)
+  local base = input.url and files.url_name(input.url, "input") or input.file and files.basename(input.file)
+               or input.filename
   local stem = base:match("^(.+)%.[^.]*$") or base
   local path, err = files.safe_path(dir, stem .. "." .. EXTENSION[format])
   if not path then return nil, err end
@@ -331,7 +330,7 @@ function M.main(args, ocr, streams)
     if r.res and o.format == "text" and #inputs > 1 then out:write(("==> %s <==\n"):format(name)) end
     out:write(rendered)
     if r.res and o.output then
-      local path, serr = save_rendered(o.output, o.format, name, r.res, rendered)
+      local path, serr = save_rendered(o.output, o.format, inputs[i], r.res, rendered)
       if path then
         err_out:write(("ocr: %s: saved %s\n"):format(name, path))
       elseif serr then

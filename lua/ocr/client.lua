@@ -35,6 +35,15 @@ local Client = {}
 Client.__index = Client
 M.Client = Client
 
+-- accepted_sources.url for a provider whose `url` inputs the client fetches itself.
+local FETCHED = "fetched"
+
+-- The caller's transport, else libcurl (loaded only here, so a local engine never loads it
+-- unless it is given a URL).
+local function new_transport(client)
+  return client.options.transport or transport.curl{ user_agent = client.user_agent }
+end
+
 -- A provider with extras (e.g. oldfish's client:quota()) gets its own class on top of Client,
 -- made once per definition; each extra runs in a context like recognize does.
 local classes = setmetatable({}, { __mode = "k" })
@@ -113,6 +122,11 @@ function M.new(name, def, opts)
     accepted_sources = {},
   }, class_for(def))
   for _, src in ipairs(def.sources or {}) do self.accepted_sources[src] = true end
+  -- A vendor that takes bytes but no URL still gets `url`: the client fetches it (see
+  -- fetch_then_recognize). Marked here once, so that checking and running agree.
+  if self.accepted_sources.data and not self.accepted_sources.url then
+    self.accepted_sources.url = FETCHED
+  end
   if options.endpoint == nil and (os.getenv(env_name(name, "endpoint")) or "") ~= "" then
     options.endpoint = os.getenv(env_name(name, "endpoint"))
   end
@@ -129,7 +143,7 @@ function M.new(name, def, opts)
   if not context.is_http_url(self.endpoint) then
     error(("ocr.new(%q): endpoint must be an http(s) URL, got %s"):format(name, tostring(self.endpoint)), 3)
   end
-  self.transport = options.transport or transport.curl{ user_agent = self.user_agent }
+  self.transport = new_transport(self)
   local rate = options.rate
   if rate == nil then rate = def.rate end
   if rate and rate.per_second then
@@ -162,7 +176,7 @@ function Client:check_input(input)
     return count == 0 and ("one source is required: " .. list)
         or ("exactly one source is allowed, got " .. table.concat(given, " and "))
   end
-  if not self.accepted_sources[src] and not (src == "url" and self.accepted_sources.data) then
+  if not self.accepted_sources[src] then
     return ("provider %s does not accept the source '%s' (it takes %s)")
            :format(self.provider, src, table.concat(def.sources or {}, ", "))
   end
@@ -249,9 +263,7 @@ end
 -- the caller's own data would be.
 local function fetch_then_recognize(ctx, input)
   local client = ctx.client
-  if not client.transport then   -- a local engine loads libcurl for its first URL only
-    client.transport = client.options.transport or transport.curl{ user_agent = client.user_agent }
-  end
+  client.transport = client.transport or new_transport(client)   -- a local engine: its first URL
   local res, err = ctx:request{ method = "GET", url = input.url, stage = "download",
                                 check = input_url_check, max_response_size = client.def.max_file_size }
   if not res then return nil, err end
@@ -273,7 +285,7 @@ function Client:_recognize_now(input)
     return nil, errors.scrub(errors.new{ provider = self.provider, kind = kind or "invalid_input",
                                          message = msg }, self.secrets)
   end
-  if input.url and not self.accepted_sources.url then
+  if input.url and self.accepted_sources.url == FETCHED then
     return self:_run(fetch_then_recognize, input, input)
   end
   return self:_run(self.def.recognize, input, input)

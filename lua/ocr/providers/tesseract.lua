@@ -54,10 +54,11 @@ return {
     ctx:progress("processing", nil)
     local res, rerr = ctx:await(pool, id)
     if not res then return nil, ctx:error{ kind = rerr.kind, message = rerr.message } end
-    -- A multi-page TIFF gives every page: texts joined by "\f", lines with their page.
-    -- psm 1 and 12 detect the page's orientation: `angle`, clockwise degrees, as vendors report it.
+    -- A multi-page TIFF gives every page: texts joined by "\f", lines with their page. psm 1 and
+    -- 12 detect the orientation: `angle`, clockwise degrees, as vendors report it (the first page's).
+    local first = res.pages[1] or {}
     return result.new{ text = res.text, lines = res.lines, language = res.language, pages = #res.pages,
-                       angle = res.angle,
-                       raw = { width = res.width, height = res.height, pages = res.pages } }
+                       angle = first.angle,
+                       raw = { width = first.width, height = first.height, pages = res.pages } }
   end,
 }
