@@ -91,6 +91,34 @@ describe("the ocr command", function()
       assert.equal(1, failures, err)
     end)
 
+    it("shows progress on stderr: a bar on a terminal, plain lines otherwise, none with -q", function()
+      local args = ("-p picwish -j 2 --set poll_interval=0.01 --set rate=false %s/a.png %s/missing.png %s/b.png")
+                   :format(dir, dir, dir)
+      local _, err = ocr_cmd(args, env)
+      local plain = {}
+      for _, l in ipairs(lines_of(err)) do
+        local n, total, name, state = l:match("^ocr: (%d)/(%d) (%S+) (%a+)$")
+        if n then plain[#plain + 1] = { tonumber(n), tonumber(total), name:match("[^/]+$"), state } end
+      end
+      table.sort(plain, function(x, y) return x[1] < y[1] end)
+      assert.equal(3, #plain, err)
+      for i, p in ipairs(plain) do
+        assert.same({ i, 3 }, { p[1], p[2] })
+        assert.equal(p[3] == "missing.png" and "failed" or "ok", p[4])
+      end
+      local _, quiet = ocr_cmd("-q " .. args, env)
+      assert.equal(1, #lines_of(quiet), "only the failure: " .. quiet)
+      -- On a terminal (script(1) gives the command a pseudo-terminal): one bar redrawn in place.
+      local cmd = (env .. " lua5.4 bin/ocr " .. args):gsub("'", "'\\''")
+      -- script(1) is not ours to sanitize under make test-asan: helpers.shell starts it clean
+      local p = require("helpers.shell").popen("script -qec '" .. cmd .. "' /dev/null")
+      local tty = p:read("*a")
+      p:close()
+      assert.truthy(tty:find("\r%[#+%.*%] 1/3"), tty)
+      assert.truthy(tty:find("\r%[" .. ("#"):rep(30) .. "%] 3/3"), tty)
+      assert.is_nil(tty:find("ocr: %d/3"), "no plain progress lines on a terminal")
+    end)
+
     it("prints JSON Lines, one object per input, parsed back", function()
       local out, _, status = ocr_cmd(("-p picwish --json --set poll_interval=0.01 %s/a.png %s/b.png"):format(dir, dir), env)
       assert.equal(0, status)
