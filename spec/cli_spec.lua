@@ -247,6 +247,39 @@ describe("the ocr command", function()
     end)
   end)
 
+  -- In-process, with a provider that counts how many of its jobs are in flight at once: -j N
+  -- runs N inputs concurrently through the runtime, and the results still print in input order.
+  it("runs -j N inputs at once and prints them in input order", function()
+    local ocr = require "ocr"
+    local cli = require "ocr.cli"
+    local runtime = require "ocr.runtime"
+    local active, peak = 0, 0
+    ocr.register("cli_jobs_spec", {
+      offline = true, credentials = {}, sources = { "file" },
+      recognize = function(_, input)
+        active = active + 1
+        peak = math.max(peak, active)
+        runtime.sleep(0.02)
+        active = active - 1
+        return ocr.result.new{ text = input.file }
+      end,
+    })
+    local names = { "examples/sample.png", "examples/sample.txt", "examples/picwish.lua", "examples/setup.lua",
+                    "examples/uapi.lua", "examples/tencent.lua" }
+    for _, j in ipairs{ 1, 3 } do
+      peak = 0
+      local buf = {}
+      local sink = { write = function(self, ...) for _, v in ipairs{ ... } do buf[#buf + 1] = v end return self end }
+      local args = { "-p", "cli_jobs_spec", "-q", "-j", tostring(j) }
+      for _, n in ipairs(names) do args[#args + 1] = n end
+      assert.equal(0, cli.main(args, ocr, { stdout = sink, stderr = sink }))
+      assert.equal(j, peak, "-j " .. j)
+      local printed = {}
+      for name in table.concat(buf):gmatch("==> (%S+) <==") do printed[#printed + 1] = name end
+      assert.same(names, printed)
+    end
+  end)
+
   -- In-process (cli.main with its streams replaced): a provider that put what JSON cannot carry
   -- into its lines (a NaN, a function, a sparse table) still gets its result printed.
   it("prints --json for a result holding values JSON cannot carry", function()
