@@ -42,7 +42,8 @@ end
 
 -- --lua DIR runs the benchmarks on another copy of the Lua layer (a prototype under /tmp).
 local LUA_DIR = opts.lua or (ROOT .. "/lua")
-package.path = LUA_DIR .. "/?.lua;" .. LUA_DIR .. "/?/init.lua;" .. ROOT .. "/bench/?.lua;" .. package.path
+package.path = LUA_DIR .. "/?.lua;" .. LUA_DIR .. "/?/init.lua;" .. ROOT .. "/bench/?.lua;"
+               .. ROOT .. "/spec/?.lua;" .. package.path   -- spec/helpers/tiff.lua builds benchmark 5's fax
 package.cpath = opts.cpath .. "/?.so;" .. package.cpath
 
 local ocr = require "ocr"

@@ -6,6 +6,8 @@
 --   (b0) the command as installed (OpenMP left on, its default), on the first chunk of each
 --        round: what a user who spawns `tesseract IMG OUT` gets without tuning it
 --   (c)  provider `tesseract` with `threads = 2`
+--   (d)  one 20-page TIFF (a fax: spec/fixtures/tiff/pages.tif's two pages alternated), read by
+--        `threads = 1` and by `threads = 2`: the pages of one image spread over the workers
 -- Each round gives every side the 20 images in 5 chunks of 4, alternated a, b, b2, c, a, b, ...:
 -- the machine's speed drifts over seconds and a side timed as one 12 s block would catch a
 -- different machine than the next. A side's time in a round is the sum of its chunks; every
@@ -212,6 +214,53 @@ function M.run(ctx)
         r, N / ta[r], N / tb[r], N / tb2[r], N / tc[r], r_ab[r], r_ca[r], fixed[r] * 1000)
   end
 
+  -- (d): one multi-page image, 1 worker vs 2, alternated within each round.
+  local T = require "helpers.tiff"
+  local FAX_PAGES = ctx.quick and 8 or 20
+  local fax = dir .. "/fax.tif"
+  do
+    local order = {}
+    for i = 1, FAX_PAGES do order[i] = (i - 1) % 2 + 1 end
+    write_file(fax, T.of_pages(T.dirs(assert(read_all(lib.ROOT .. "/spec/fixtures/tiff/pages.tif"))), order))
+  end
+  local fax_key = squash("This is the second page of that file.")
+  local td1, td2, r_d = {}, {}, {}
+  local fax_text
+  local function read_fax(client)
+    local t = now()
+    local res, err = client:recognize{ file = fax }
+    t = now() - t
+    if not res then error("benchmark 5: the fax: " .. tostring(err), 0) end
+    local _, seen = squash(res.text):gsub(fax_key, "")
+    if res.pages ~= FAX_PAGES or seen ~= FAX_PAGES / 2 or (fax_text and res.text ~= fax_text) then
+      error(("benchmark 5: the fax read wrong: %s pages, page 2's line %d times"):format(tostring(res.pages), seen), 0)
+    end
+    fax_text = res.text
+    return t
+  end
+  -- The command reads every page of a TIFF too, one after another.
+  local fax_cmd = ("OMP_THREAD_LIMIT=1 exec tesseract %s %s %s 2>/dev/null")
+    :format(q(fax), q(dir .. "/fax"), tess_args)
+  local function command_fax()
+    os.remove(dir .. "/fax.txt")
+    local t = now()
+    local ok = execute(fax_cmd)
+    t = now() - t
+    local _, seen = squash(read_all(dir .. "/fax.txt") or ""):gsub(fax_key, "")
+    if not ok or seen ~= FAX_PAGES / 2 then error("benchmark 5: the command read the fax wrong", 0) end
+    return t
+  end
+  local tdb, r_db = {}, {}
+  read_fax(c2)   -- warm: both workers have read a page of it
+  for r = 1, ROUNDS do
+    td1[r] = read_fax(c1)
+    tdb[r] = command_fax()
+    td2[r] = read_fax(c2)
+    r_d[r], r_db[r] = td1[r] / td2[r], tdb[r] / td2[r]
+  end
+  log("5: (d) fax of %d pages: 1 worker %.2f s, 2 workers %.2f s, the command %.2f s", FAX_PAGES,
+      median(td1), median(td2), median(tdb))
+
   local function rate(ts) local t = median(ts) return ("%.2f images/s (%.3f s/image)"):format(N / t, t / N) end
   local images_what = ctx.mixed
     and ("%d page images: examples/sample.png (2250×984) and sample-chi.png (2250×912) alternated, copied"):format(N)
@@ -246,6 +295,15 @@ function M.run(ctx)
   ctx.row(B, "(a)/(b): module vs one command per image", ab_s, "≥ 1.5×", ctx.verdict(ab >= 1.5))
   ctx.row(B, "(c)/(a): 2 threads vs 1", ca_s, "≥ 1.6×", ctx.verdict(ca >= 1.6))
   ctx.row(B, "(c)/(b2): 2 threads vs 2 commands at a time", cb2_s)
+  ctx.row(B, ("(d) one %d-page TIFF (a fax: spec/fixtures/tiff/pages.tif's pages, 2250×372 and 2250×444, alternated), `client:recognize`, `threads = 1` / `threads = 2`")
+              :format(FAX_PAGES),
+          ("%.2f / %.2f pages/s"):format(FAX_PAGES / median(td1), FAX_PAGES / median(td2)))
+  ctx.row(B, "(db) `OMP_THREAD_LIMIT=1 tesseract FAX OUT`: the command reads the pages in order",
+          ("%.2f pages/s"):format(FAX_PAGES / median(tdb)))
+  local _, d_s = ratio(r_d)
+  ctx.row(B, "(d2)/(d1): one image's pages on 2 workers vs 1", d_s)
+  local _, db_s = ratio(r_db)
+  ctx.row(B, "(d2)/(db): 2 workers vs the command on the one file", db_s)
   local _, ab0_s = ratio(r_ab0)
   ctx.row(B, "(a)/(b0): module vs the command as installed, on the same images (the module keeps OpenMP out of its workers; the target above is judged against (b), the command's best configuration)",
           ab0_s)

@@ -20,32 +20,62 @@ static uint64_t read_uint(const unsigned char *p, int bytes, int little) {
     return v;
 }
 
+/* Where a TIFF's fields are: classic TIFF has 2-byte entry counts, 12-byte entries and 4-byte
+ * offsets; BigTIFF 8, 20 and 8. An entry is tag (2), type (2), count, value (an offset's size). */
+typedef struct {
+    int little;
+    size_t count_size, entry_size, ptr_size, header;
+} tiff_layout;
+
+static tiff_layout layout_of(const unsigned char *d) {
+    tiff_layout t;
+    t.little = d[0] == 'I';
+    int big = read_uint(d + 2, 2, t.little) == 43;
+    t.count_size = big ? 8 : 2;
+    t.entry_size = big ? 20 : 12;
+    t.ptr_size = big ? 8 : 4;
+    t.header = big ? 16 : 8;
+    return t;
+}
+
+/* The number of entries of the directory at off, if it and the next-directory pointer after it
+ * lie inside the data; -1 otherwise. */
+static int64_t directory_entries(const unsigned char *d, size_t len, const tiff_layout *t,
+                                 uint64_t off) {
+    if (off > len || len - off < t->count_size) return -1;
+    uint64_t entries = read_uint(d + off, (int)t->count_size, t->little);
+    size_t room = len - (size_t)off - t->count_size;
+    if (entries > room / t->entry_size || room - entries * t->entry_size < t->ptr_size) return -1;
+    return (int64_t)entries;
+}
+
+static uint64_t next_directory(const unsigned char *d, const tiff_layout *t, uint64_t off,
+                               int64_t entries) {
+    return read_uint(d + off + t->count_size + (size_t)entries * t->entry_size, (int)t->ptr_size,
+                     t->little);
+}
+
 /* Walks a TIFF's chain of page directories (classic TIFF and BigTIFF, either byte order) and
  * counts the pages. Done before any page is recognised, so that a damaged file fails at once
  * instead of after its readable pages, and never gives a result with pages left out. */
 static ic_status tiff_page_count(const unsigned char *d, size_t len, int max_pages, int *pages,
                                  char *msg, size_t msglen) {
-    int little = d[0] == 'I';
-    int big = read_uint(d + 2, 2, little) == 43;
-    size_t count_size = big ? 8 : 2, entry_size = big ? 20 : 12, ptr_size = big ? 8 : 4;
-    size_t header = big ? 16 : 8;
-    if (len < header) {
+    tiff_layout t = layout_of(d);
+    if (len < t.header) {
         snprintf(msg, msglen, "TIFF image is truncated: %zu bytes", len);
         return IC_INVALID;
     }
-    uint64_t off = read_uint(d + header - ptr_size, (int)ptr_size, little);
+    uint64_t off = read_uint(d + t.header - t.ptr_size, (int)t.ptr_size, t.little);
     /* Distinct directories take at least count_size + ptr_size bytes each: a longer chain loops. */
-    uint64_t n = 0, most = len / (count_size + ptr_size);
+    uint64_t n = 0, most = len / (t.count_size + t.ptr_size);
     while (off != 0) {
-        if (off > len || len - off < count_size) goto truncated;
-        uint64_t entries = read_uint(d + off, (int)count_size, little);
-        size_t room = len - (size_t)off - count_size;
-        if (entries > room / entry_size || room - entries * entry_size < ptr_size) goto truncated;
+        int64_t entries = directory_entries(d, len, &t, off);
+        if (entries < 0) goto truncated;
         if (++n > most) {
             snprintf(msg, msglen, "TIFF image is corrupt: its page directories loop");
             return IC_INVALID;
         }
-        off = read_uint(d + off + count_size + entries * entry_size, (int)ptr_size, little);
+        off = next_directory(d, &t, off, entries);
     }
     if (n == 0) {
         snprintf(msg, msglen, "TIFF image has no pages");
@@ -62,6 +92,55 @@ truncated:
     snprintf(msg, msglen, "TIFF image is truncated: the directory of page %llu lies past its end "
              "(%zu bytes)", (unsigned long long)n + 1, len);
     return IC_INVALID;
+}
+
+/* An entry's value when it is one SHORT, LONG or LONG8 (how a TIFF gives a size); 0 otherwise. */
+static uint32_t entry_size_value(const unsigned char *e, const tiff_layout *t) {
+    unsigned type = (unsigned)read_uint(e + 2, 2, t->little);
+    uint64_t count = read_uint(e + 4, (int)t->ptr_size, t->little);
+    const unsigned char *value = e + 4 + t->ptr_size;
+    uint64_t v;
+    if (count != 1) return 0;
+    if (type == 3) v = read_uint(value, 2, t->little);
+    else if (type == 4) v = read_uint(value, 4, t->little);
+    else if (type == 16 && t->ptr_size == 8) v = read_uint(value, 8, t->little);
+    else return 0;
+    return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
+ic_status ic_tiff_pages(const unsigned char *d, size_t len, ic_tiff_page *pages, int n,
+                        char *msg, size_t msglen) {
+    if (!tiff_magic(d, len) || len < layout_of(d).header) {
+        snprintf(msg, msglen, "not a TIFF image");
+        return IC_INVALID;
+    }
+    tiff_layout t = layout_of(d);
+    uint64_t off = read_uint(d + t.header - t.ptr_size, (int)t.ptr_size, t.little);
+    for (int i = 0; i < n; i++) {
+        /* ic_check walked this chain; the bounds are checked again so this stands on its own */
+        int64_t entries = off == 0 ? -1 : directory_entries(d, len, &t, off);
+        if (entries < 0) {
+            snprintf(msg, msglen, "TIFF image is truncated: the directory of page %d lies past "
+                     "its end (%zu bytes)", i + 1, len);
+            return IC_INVALID;
+        }
+        ic_tiff_page *pg = &pages[i];
+        pg->offset = off;
+        pg->width = pg->height = 0;
+        for (int64_t k = 0; k < entries; k++) {
+            const unsigned char *e = d + off + t.count_size + (size_t)k * t.entry_size;
+            unsigned tag = (unsigned)read_uint(e, 2, t.little);
+            if (tag == 256) pg->width = entry_size_value(e, &t);           /* ImageWidth */
+            else if (tag == 257) pg->height = entry_size_value(e, &t);     /* ImageLength */
+        }
+        if (pg->width == 0 || pg->height == 0) {
+            snprintf(msg, msglen, "TIFF image is corrupt: page %d has no image size in its "
+                     "directory", i + 1);
+            return IC_INVALID;
+        }
+        off = next_directory(d, &t, off, entries);
+    }
+    return IC_OK;
 }
 
 /* PNG: chunks (length, type, data, CRC) walked to IEND. */

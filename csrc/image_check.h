@@ -5,6 +5,7 @@
 #define OCR_IMAGE_CHECK_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "compat.h"
 
 typedef enum {
@@ -21,5 +22,18 @@ typedef enum {
  * marker looked for after it. On failure, msg says what is wrong. */
 OCR_HIDDEN ic_status ic_check(const unsigned char *data, size_t len, int max_pages, int *tiff_pages,
                               char *msg, size_t msglen);
+
+/* A TIFF page as its directory says: where the directory is (what leptonica's
+ * pixReadMemFromMultipageTiff takes to decode that page) and the page's size. */
+typedef struct {
+    uint64_t offset;
+    uint32_t width, height;
+} ic_tiff_page;
+
+/* Fills pages[0..n-1] for a TIFF in which ic_check counted n pages, walking the chain once, so
+ * every page's size is known before any is decoded and any page can be decoded on its own.
+ * IC_INVALID (msg) when a directory has no usable ImageWidth or ImageLength. */
+OCR_HIDDEN ic_status ic_tiff_pages(const unsigned char *data, size_t len, ic_tiff_page *pages,
+                                   int n, char *msg, size_t msglen);
 
 #endif

@@ -7,8 +7,9 @@
  *   pool:submit{path= | data=} -> id     pool:poll() -> { {id=, res=} | {id=, err=}, ... }
  *   pool:wait(id[, timeout]) -> res | nil, err    pool:cancel(id)  pool:fd()  pool:pending()
  *   pool:stats()  pool:close()    tess.languages([datapath]) -> names, dir    tess.datapath() -> dir | nil
- *   tess._check_image(bytes[, max_pages]) -> TIFF pages (0: another format) | nil, err: the byte
- *   checks a job runs before decoding (image_check.c), callable alone so that specs can fuzz them
+ *   tess._check_image(bytes[, max_pages]) -> TIFF pages, {{width=, height=}, ...} (0: another
+ *   format) | nil, err: the byte checks a job runs before decoding (image_check.c), callable
+ *   alone so that specs can fuzz them
  *
  * Wrong types and malformed calls raise; bad values, missing data and failed images return
  * nil, {kind=, message=} with the kinds of ocr.errors. */
@@ -193,8 +194,25 @@ static int l_check_image(lua_State *L) {
     ic_status st = ic_check((const unsigned char *)data, len, (int)max_pages, &pages, msg,
                             sizeof msg);
     if (st != IC_OK) return fail(L, tp_kind_of_check(st), msg);
+    if (pages == 0) {
+        lua_pushinteger(L, 0);
+        return 1;
+    }
+    /* A userdata holds the directories, so a Lua memory error while building the table frees them */
+    ic_tiff_page *dirs = lua_newuserdata(L, (size_t)pages * sizeof *dirs);
+    st = ic_tiff_pages((const unsigned char *)data, len, dirs, pages, msg, sizeof msg);
+    if (st != IC_OK) return fail(L, tp_kind_of_check(st), msg);
     lua_pushinteger(L, pages);
-    return 1;
+    lua_createtable(L, pages, 0);
+    for (int i = 0; i < pages; i++) {
+        lua_createtable(L, 0, 2);
+        lua_pushinteger(L, (lua_Integer)dirs[i].width);
+        lua_setfield(L, -2, "width");
+        lua_pushinteger(L, (lua_Integer)dirs[i].height);
+        lua_setfield(L, -2, "height");
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 2;
 }
 
 static int l_datapath(lua_State *L) {
@@ -617,15 +635,16 @@ static int l_pending(lua_State *L) {
     return 1;
 }
 
-/* pool:stats() -> {queued=, running=, finished=, threads=}: for progress displays. */
+/* pool:stats() -> {queued=, running=, finished=, busy=, threads=}: for progress displays. */
 static int l_stats(lua_State *L) {
     lpool *lp = check_open(L);
-    size_t q, r, d;
-    tp_pool_stats(lp->pool, &q, &r, &d);
-    lua_createtable(L, 0, 4);
-    set_int(L, "queued", (lua_Integer)q);
-    set_int(L, "running", (lua_Integer)r);
-    set_int(L, "finished", (lua_Integer)d);
+    tp_stats st;
+    tp_pool_stats(lp->pool, &st);
+    lua_createtable(L, 0, 5);
+    set_int(L, "queued", (lua_Integer)st.queued);
+    set_int(L, "running", (lua_Integer)st.running);
+    set_int(L, "finished", (lua_Integer)st.finished);
+    set_int(L, "busy", (lua_Integer)st.busy);
     set_int(L, "threads", lp->threads);
     return 1;
 }

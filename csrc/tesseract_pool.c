@@ -44,6 +44,7 @@ struct tp_pool {
     tp_job *done_head, *done_tail;
     tp_job *collected;                 /* handed to the caller, not yet released (caller's thread) */
     size_t  outstanding;               /* submitted and not released */
+    size_t  running;                   /* taken by a worker and not finished */
     int64_t next_id;
     int     stopping;
     int     pipefd[2];
@@ -58,8 +59,15 @@ static void set_msg(char *dst, size_t n, const char *fmt, ...) {
     va_end(ap);
 }
 
-#define JOB_FAIL(job, k, ...) \
-    do { (job)->kind = (k); set_msg((job)->message, sizeof (job)->message, __VA_ARGS__); } while (0)
+/* How a job, or one page of it, ended. */
+typedef struct {
+    tp_kind kind;
+    char    message[TP_MSG_LEN];
+} tp_outcome;
+
+/* Sets the kind and message of a tp_job or a tp_outcome. */
+#define FAIL(out, k, ...) \
+    do { (out)->kind = (k); set_msg((out)->message, sizeof (out)->message, __VA_ARGS__); } while (0)
 
 /* ---- results ----------------------------------------------------------------------------- */
 
@@ -140,13 +148,13 @@ static int result_collect_lines(tp_result *r, TessResultIterator *ri, int page) 
     return rc;
 }
 
-/* ---- one job on a worker ------------------------------------------------------------------ */
+/* ---- reading one page ---------------------------------------------------------------------- */
 
 /* Reads a whole file into b (bounded by max_bytes). */
 static void read_file(tp_job *job, ocr_buffer *b, size_t max_bytes) {
     FILE *f = fopen(job->path, "rb");
     if (f == NULL) {
-        JOB_FAIL(job, TP_INVALID_INPUT, "cannot open image '%s': %s", job->path, strerror(errno));
+        FAIL(job, TP_INVALID_INPUT, "cannot open image '%s': %s", job->path, strerror(errno));
         return;
     }
     ocr_buffer_init(b, max_bytes);
@@ -156,29 +164,29 @@ static void read_file(tp_job *job, ocr_buffer *b, size_t max_bytes) {
     while (rc == OCR_BUF_OK && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
         rc = ocr_buffer_append(b, chunk, n);
     if (rc == OCR_BUF_LIMIT)
-        JOB_FAIL(job, TP_TOO_LARGE, "image file '%s' is larger than max_bytes (%zu bytes)",
+        FAIL(job, TP_TOO_LARGE, "image file '%s' is larger than max_bytes (%zu bytes)",
                  job->path, max_bytes);
     else if (rc == OCR_BUF_NOMEM)
-        JOB_FAIL(job, TP_SERVER, "out of memory reading '%s'", job->path);
+        FAIL(job, TP_SERVER, "out of memory reading '%s'", job->path);
     else if (ferror(f))
-        JOB_FAIL(job, TP_INVALID_INPUT, "cannot read image '%s'", job->path);
+        FAIL(job, TP_INVALID_INPUT, "cannot read image '%s'", job->path);
     fclose(f);
 }
 
-/* Whether a page of w x h may be decoded; the job's error otherwise. Pages after the first
- * are named in the message. */
-static int size_ok(tp_job *job, const tp_options *o, l_int32 w, l_int32 h, int page) {
+/* Whether a page of w x h may be decoded; out's error otherwise. Pages after the first are
+ * named in the message. */
+static int size_ok(tp_outcome *out, const tp_options *o, uint64_t w, uint64_t h, int page) {
     char where[48] = "image";
     if (page > 1) snprintf(where, sizeof where, "page %d of the image", page);
-    if ((uint64_t)w * (uint64_t)h > o->max_pixels) {
-        JOB_FAIL(job, TP_TOO_LARGE, "%s is %dx%d = %llu pixels, over max_pixels (%llu)", where,
-                 (int)w, (int)h, (unsigned long long)w * (unsigned long long)h,
-                 (unsigned long long)o->max_pixels);
+    if (w * h > o->max_pixels) {
+        FAIL(out, TP_TOO_LARGE, "%s is %llux%llu = %llu pixels, over max_pixels (%llu)", where,
+             (unsigned long long)w, (unsigned long long)h, (unsigned long long)(w * h),
+             (unsigned long long)o->max_pixels);
         return 0;
     }
     if (w > TP_MAX_SIDE || h > TP_MAX_SIDE) {
-        JOB_FAIL(job, TP_TOO_LARGE, "%s is %dx%d; tesseract handles at most %d pixels a side",
-                 where, (int)w, (int)h, TP_MAX_SIDE);
+        FAIL(out, TP_TOO_LARGE, "%s is %llux%llu; tesseract handles at most %d pixels a side",
+             where, (unsigned long long)w, (unsigned long long)h, TP_MAX_SIDE);
         return 0;
     }
     return 1;
@@ -192,22 +200,22 @@ tp_kind tp_kind_of_check(ic_status st) {
 
 /* Reads what can be known before decoding: the byte checks (image_check.c), then the header:
  * bytes leptonica cannot read and a first page too large to decode safely are refused; counts a
- * TIFF's pages (*tiff_pages, 0 for other formats). 0 with the job's error set. */
-static int probe(tp_job *job, const tp_options *o, const unsigned char *data, size_t len,
+ * TIFF's pages (*tiff_pages, 0 for other formats). 0 with out's error set. */
+static int probe(tp_outcome *out, const tp_options *o, const unsigned char *data, size_t len,
                  int *tiff_pages) {
-    ic_status st = ic_check(data, len, o->max_pages, tiff_pages, job->message, sizeof job->message);
+    ic_status st = ic_check(data, len, o->max_pages, tiff_pages, out->message, sizeof out->message);
     if (st != IC_OK) {
-        job->kind = tp_kind_of_check(st);
+        out->kind = tp_kind_of_check(st);
         return 0;
     }
     l_int32 format = 0, w = 0, h = 0, bps = 0, spp = 0, cmap = 0;
     if (len == 0 || pixReadHeaderMem(data, len, &format, &w, &h, &bps, &spp, &cmap) != 0
         || w <= 0 || h <= 0) {
-        JOB_FAIL(job, TP_INVALID_INPUT, "cannot decode image (%zu bytes): not a PNG, JPEG, TIFF, "
-                 "BMP, GIF, WebP or PNM image leptonica can read", len);
+        FAIL(out, TP_INVALID_INPUT, "cannot decode image (%zu bytes): not a PNG, JPEG, TIFF, "
+             "BMP, GIF, WebP or PNM image leptonica can read", len);
         return 0;
     }
-    return size_ok(job, o, w, h, 1);
+    return size_ok(out, o, (uint64_t)w, (uint64_t)h, 1);
 }
 
 static bool cancel_cb(void *cancel_this, int words) {
@@ -216,9 +224,9 @@ static bool cancel_cb(void *cancel_this, int words) {
     return __atomic_load_n(&job->cancel, __ATOMIC_ACQUIRE) != 0;
 }
 
-static int cancelled(tp_job *job) {
+static int cancelled(tp_job *job, tp_outcome *out) {
     if (!__atomic_load_n(&job->cancel, __ATOMIC_ACQUIRE)) return 0;
-    JOB_FAIL(job, TP_CANCELLED, "job %lld cancelled", (long long)job->id);
+    FAIL(out, TP_CANCELLED, "job %lld cancelled", (long long)job->id);
     return 1;
 }
 
@@ -241,10 +249,9 @@ static int page_angle(TessResultIterator *ri) {
     return (int)orientation * 90;   /* PAGE_UP, PAGE_RIGHT, PAGE_DOWN, PAGE_LEFT */
 }
 
-/* Recognises one decoded page into the job's result as page `page`. */
-static void recognise_page(tp_job *job, const tp_options *o, TessBaseAPI *api,
-                           ETEXT_DESC *monitor, PIX *pix, int page) {
-    tp_result *r = &job->res;
+/* Recognises one decoded page of `job` into r as page `page`; out says how it went. */
+static void recognise_page(tp_job *job, tp_result *r, tp_outcome *out, const tp_options *o,
+                           TessBaseAPI *api, ETEXT_DESC *monitor, PIX *pix, int page) {
     tp_page pg;
     memset(&pg, 0, sizeof pg);
     pg.angle = -1;
@@ -253,13 +260,13 @@ static void recognise_page(tp_job *job, const tp_options *o, TessBaseAPI *api,
     TessBaseAPISetImage2(api, pix);
     TessMonitorSetCancelThis(monitor, job);
     int rc = TessBaseAPIRecognize(api, monitor);
-    if (cancelled(job)) {
-        /* the job's error is set */
+    if (cancelled(job, out)) {
+        /* out says so */
     } else if (rc != 0) {
         if (page > 1)
-            JOB_FAIL(job, TP_TASK_FAILED, "tesseract could not recognise page %d of the image", page);
+            FAIL(out, TP_TASK_FAILED, "tesseract could not recognise page %d of the image", page);
         else
-            JOB_FAIL(job, TP_TASK_FAILED, "tesseract could not recognise the image");
+            FAIL(out, TP_TASK_FAILED, "tesseract could not recognise the image");
     } else {
         int brc = result_add_text(r, TessBaseAPIGetUTF8Text(api), &pg.text_off, &pg.text_len);
         TessResultIterator *ri = TessBaseAPIGetIterator(api);
@@ -268,9 +275,9 @@ static void recognise_page(tp_job *job, const tp_options *o, TessBaseAPI *api,
         if (brc == OCR_BUF_OK && ri != NULL) brc = result_collect_lines(r, ri, page);
         if (ri != NULL) TessResultIteratorDelete(ri);
         if (brc == OCR_BUF_LIMIT)
-            JOB_FAIL(job, TP_TOO_LARGE, "recognised text over %u bytes", TP_TEXT_LIMIT);
+            FAIL(out, TP_TOO_LARGE, "recognised text over %u bytes", TP_TEXT_LIMIT);
         else if (brc == OCR_BUF_NOMEM)
-            JOB_FAIL(job, TP_SERVER, "out of memory storing the result");
+            FAIL(out, TP_SERVER, "out of memory storing the result");
     }
     /* Frees the page and, with the legacy engine, what it adapted to this page: results must not
      * depend on which images a worker saw before. The model stays loaded. */
@@ -278,30 +285,135 @@ static void recognise_page(tp_job *job, const tp_options *o, TessBaseAPI *api,
     TessBaseAPIClearAdaptiveClassifier(api);
 }
 
-/* Every page of a TIFF (n, counted by probe), in order. Every page's size is checked from its
- * directory before the first is decoded; then one decoded page is in memory at a time. */
-static void recognise_tiff(tp_job *job, const tp_options *o, TessBaseAPI *api,
-                           ETEXT_DESC *monitor, const unsigned char *data, size_t len, int n) {
-    for (int page = 2; page <= n; page++) {   /* the first page's size was checked by probe() */
-        l_int32 w = 0, h = 0, bps = 0, spp = 0, res = 0, cmap = 0, format = 0;
-        if (readHeaderMemTiff(data, len, page - 1, &w, &h, &bps, &spp, &res, &cmap, &format) != 0) {
-            JOB_FAIL(job, TP_INVALID_INPUT, "cannot read page %d of %d of a TIFF image", page, n);
-            return;
-        }
-        if (!size_ok(job, o, w, h, page)) return;
-    }
-    size_t offset = 0;   /* the next page's directory, as pixReadMemFromMultipageTiff walks */
-    for (int page = 1; page <= n && job->kind == TP_OK && !cancelled(job); page++) {
-        PIX *pix = page > 1 && offset == 0 ? NULL : pixReadMemFromMultipageTiff(data, len, &offset);
-        if (pix == NULL) {
-            JOB_FAIL(job, TP_INVALID_INPUT, "cannot decode page %d of %d of a TIFF image: corrupt "
-                     "or truncated", page, n);
-            return;
-        }
-        recognise_page(job, o, api, monitor, pix, page);
-        pixDestroy(&pix);
-    }
+/* ---- a multi-page TIFF, read by several workers ------------------------------------------- */
+
+/* The pages of a TIFF are handed out one at a time to whichever worker is free: the job goes
+ * back to the end of the queue after each page handed out, so other images keep their turn, and
+ * every free worker can take the next page. Results wait in their page's slot and are joined in
+ * page order once the last page is read. Only the encoded bytes are shared (read-only); each
+ * worker decodes its own page, so one decoded page per worker is in memory. */
+typedef struct {
+    ic_tiff_page dir;                  /* where its directory is, its size */
+    tp_result    res;                  /* its result, once recognised */
+} tp_page_slot;
+
+typedef struct tp_doc tp_doc;
+struct tp_doc {
+    ocr_buffer file;                   /* the bytes read from the job's path (else job->data) */
+    const unsigned char *bytes;
+    size_t len;
+    int npages;
+    /* under pool->mu: */
+    int next_page;                     /* the next page to hand out, 1-based */
+    int reading;                       /* pages being recognised */
+    int queued;                        /* the job is in the queue for its next page */
+    int failed_page;                   /* the first page that failed (the job's error), or 0 */
+    tp_page_slot slots[];
+};
+
+static void doc_free(tp_job *job) {
+    tp_doc *doc = job->doc;
+    if (doc == NULL) return;
+    for (int i = 0; i < doc->npages; i++) result_free(&doc->slots[i].res);
+    ocr_buffer_free(&doc->file);
+    free(doc);
+    job->doc = NULL;
+    free(job->data);
+    job->data = NULL;
 }
+
+/* Splits a TIFF of n > 1 pages (bytes moved from *file, or the job's data). Every page's size is
+ * checked from its directory before any is decoded. 0 with the job's error set. */
+static int doc_create(tp_job *job, const tp_options *o, ocr_buffer *file,
+                      const unsigned char *bytes, size_t len, int n) {
+    tp_doc *doc = calloc(1, sizeof *doc + (size_t)n * sizeof(tp_page_slot));
+    if (doc == NULL) {
+        FAIL(job, TP_SERVER, "out of memory reading a TIFF of %d pages", n);
+        return 0;
+    }
+    ic_tiff_page *dirs = malloc((size_t)n * sizeof *dirs);
+    ic_status st = dirs ? ic_tiff_pages(bytes, len, dirs, n, job->message, sizeof job->message)
+                        : IC_INVALID;
+    if (dirs == NULL) FAIL(job, TP_SERVER, "out of memory reading a TIFF of %d pages", n);
+    else if (st != IC_OK) job->kind = tp_kind_of_check(st);
+    for (int i = 0; job->kind == TP_OK && i < n; i++) {
+        tp_outcome out = { TP_OK, "" };
+        if (!size_ok(&out, o, dirs[i].width, dirs[i].height, i + 1)) FAIL(job, out.kind, "%s", out.message);
+        doc->slots[i].dir = dirs[i];
+        result_init(&doc->slots[i].res);
+    }
+    free(dirs);
+    if (job->kind != TP_OK) {
+        free(doc);
+        return 0;
+    }
+    doc->file = *file;
+    ocr_buffer_init(file, 0);
+    doc->bytes = bytes;
+    doc->len = len;
+    doc->npages = n;
+    doc->next_page = 1;
+    job->doc = doc;
+    return 1;
+}
+
+/* Decodes and recognises page `page` into its slot; a failure becomes the job's error when no
+ * earlier page failed, so the error does not depend on which worker finished first. */
+static void read_page(tp_pool *p, tp_job *job, int page, TessBaseAPI *api, ETEXT_DESC *monitor) {
+    tp_doc *doc = job->doc;
+    tp_page_slot *slot = &doc->slots[page - 1];
+    tp_outcome out = { TP_OK, "" };
+    size_t offset = page == 1 ? 0 : (size_t)slot->dir.offset;
+    PIX *pix = cancelled(job, &out) ? NULL : pixReadMemFromMultipageTiff(doc->bytes, doc->len, &offset);
+    if (pix != NULL)
+        recognise_page(job, &slot->res, &out, &p->opt, api, monitor, pix, page);
+    else if (out.kind == TP_OK)
+        FAIL(&out, TP_INVALID_INPUT, "cannot decode page %d of %d of a TIFF image: corrupt or "
+             "truncated", page, doc->npages);
+    pixDestroy(&pix);
+    if (out.kind == TP_OK) return;
+    result_free(&slot->res);
+    pthread_mutex_lock(&p->mu);
+    if (doc->failed_page == 0 || page < doc->failed_page) {
+        doc->failed_page = page;
+        FAIL(job, out.kind, "%s", out.message);
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Joins the pages' results, in page order, into the job's. */
+static void doc_join(tp_job *job) {
+    tp_doc *doc = job->doc;
+    tp_result *r = &job->res;
+    int rc = OCR_BUF_OK;
+    result_init(r);
+    for (int i = 0; rc == OCR_BUF_OK && i < doc->npages; i++) {
+        tp_result *pr = &doc->slots[i].res;
+        size_t text_base = r->strings.len, word_base = r->words.len / sizeof(tp_word);
+        size_t pages_at = r->pages.len, lines_at = r->lines.len, words_at = r->words.len;
+        rc = ocr_buffer_append(&r->strings, pr->strings.data, pr->strings.len);
+        if (rc == OCR_BUF_OK) rc = ocr_buffer_append(&r->pages, pr->pages.data, pr->pages.len);
+        if (rc == OCR_BUF_OK) rc = ocr_buffer_append(&r->lines, pr->lines.data, pr->lines.len);
+        if (rc == OCR_BUF_OK) rc = ocr_buffer_append(&r->words, pr->words.data, pr->words.len);
+        if (rc != OCR_BUF_OK) break;
+        for (size_t at = pages_at; at < r->pages.len; at += sizeof(tp_page))
+            ((tp_page *)(void *)(r->pages.data + at))->text_off += text_base;
+        for (size_t at = lines_at; at < r->lines.len; at += sizeof(tp_line)) {
+            tp_line *l = (tp_line *)(void *)(r->lines.data + at);
+            l->text_off += text_base;
+            l->first_word += word_base;
+        }
+        for (size_t at = words_at; at < r->words.len; at += sizeof(tp_word))
+            ((tp_word *)(void *)(r->words.data + at))->text_off += text_base;
+    }
+    if (rc == OCR_BUF_LIMIT)
+        FAIL(job, TP_TOO_LARGE, "recognised text over %u bytes", TP_TEXT_LIMIT);
+    else if (rc == OCR_BUF_NOMEM)
+        FAIL(job, TP_SERVER, "out of memory storing the result");
+    if (rc != OCR_BUF_OK) result_free(r);
+}
+
+/* ---- a job's first turn ------------------------------------------------------------------- */
 
 /* Frees the job's encoded bytes (read from its file, or given). */
 static void release_bytes(tp_job *job, ocr_buffer *file) {
@@ -310,11 +422,14 @@ static void release_bytes(tp_job *job, ocr_buffer *file) {
     job->data = NULL;
 }
 
-static void run_job(tp_job *job, const tp_options *o, TessBaseAPI *api, ETEXT_DESC *monitor) {
+/* A job's first turn: reads and checks the image and recognises it. Returns 1 when it is a
+ * multi-page TIFF, split into pages (job->doc) with page 1 left for this worker to read. */
+static int run_job(tp_job *job, const tp_options *o, TessBaseAPI *api, ETEXT_DESC *monitor) {
     ocr_buffer file;
     const unsigned char *bytes = job->data;
     size_t len = job->len;
-    int tiff_pages = 0;
+    int tiff_pages = 0, split = 0;
+    tp_outcome out = { TP_OK, "" };
     ocr_buffer_init(&file, 0);
     job->kind = TP_OK;
     result_init(&job->res);
@@ -323,22 +438,26 @@ static void run_job(tp_job *job, const tp_options *o, TessBaseAPI *api, ETEXT_DE
         bytes = (const unsigned char *)file.data;
         len = file.len;
     }
-    if (job->kind == TP_OK && probe(job, o, bytes, len, &tiff_pages)) {
-        if (tiff_pages > 0) {
-            recognise_tiff(job, o, api, monitor, bytes, len, tiff_pages);
-        } else {
-            PIX *pix = pixReadMem(bytes, len);
-            release_bytes(job, &file);   /* not needed once decoded: freed before recognition */
-            if (pix == NULL)
-                JOB_FAIL(job, TP_INVALID_INPUT, "cannot decode image (%zu bytes): corrupt or "
-                         "truncated", len);
-            else
-                recognise_page(job, o, api, monitor, pix, 1);
-            pixDestroy(&pix);
-        }
+    if (job->kind != TP_OK) {
+        /* the job's error is set */
+    } else if (!probe(&out, o, bytes, len, &tiff_pages)) {
+        FAIL(job, out.kind, "%s", out.message);
+    } else if (tiff_pages > 1) {
+        split = doc_create(job, o, &file, bytes, len, tiff_pages);
+    } else {
+        PIX *pix = pixReadMem(bytes, len);
+        release_bytes(job, &file);   /* not needed once decoded: freed before recognition */
+        if (pix == NULL)
+            FAIL(job, TP_INVALID_INPUT, "cannot decode image (%zu bytes): corrupt or truncated", len);
+        else
+            recognise_page(job, &job->res, &out, o, api, monitor, pix, 1);
+        if (out.kind != TP_OK) FAIL(job, out.kind, "%s", out.message);
+        pixDestroy(&pix);
     }
+    if (split) return 1;
     release_bytes(job, &file);
     if (job->kind != TP_OK) result_free(&job->res);
+    return 0;
 }
 
 /* ---- workers ------------------------------------------------------------------------------ */
@@ -360,6 +479,65 @@ static void drain_pipe_if_idle(tp_pool *p) {
     char buf[64];
     ssize_t n;
     do n = read(p->pipefd[0], buf, sizeof buf); while (n > 0 || (n < 0 && errno == EINTR));
+}
+
+/* Under p->mu. */
+static void enqueue(tp_pool *p, tp_job *job) {
+    job->next = NULL;
+    if (p->queue_tail) p->queue_tail->next = job; else p->queue_head = job;
+    p->queue_tail = job;
+    pthread_cond_signal(&p->work_cv);
+}
+
+static tp_job *dequeue(tp_pool *p) {
+    tp_job *job = p->queue_head;
+    p->queue_head = job->next;
+    if (p->queue_head == NULL) p->queue_tail = NULL;
+    return job;
+}
+
+/* Under p->mu: a started job is finished; w stops holding it. */
+static void finish(tp_pool *p, tp_worker *w, tp_job *job) {
+    w->current = NULL;
+    /* cancel() said yes while this job was current: honour it even if tesseract finished */
+    if (job->kind == TP_OK && __atomic_load_n(&job->cancel, __ATOMIC_ACQUIRE)) {
+        result_free(&job->res);
+        FAIL(job, TP_CANCELLED, "job %lld cancelled", (long long)job->id);
+    }
+    p->running--;
+    push_done(p, job);
+}
+
+/* Under p->mu: the next page of a split job for worker w, or 0 when none is left to hand out
+ * (all handed out, a page failed, or the job was cancelled). The job goes back in the queue
+ * while it has pages left. */
+static int take_page(tp_pool *p, tp_job *job) {
+    tp_doc *doc = job->doc;
+    if (doc->next_page > doc->npages || doc->failed_page
+        || __atomic_load_n(&job->cancel, __ATOMIC_ACQUIRE))
+        return 0;
+    int page = doc->next_page++;
+    doc->reading++;
+    if (doc->next_page <= doc->npages) {
+        doc->queued = 1;
+        enqueue(p, job);
+    }
+    return page;
+}
+
+/* Under p->mu, when worker w is done with a split job (a page read, or none left to take):
+ * the last one out joins the pages and finishes the job. */
+static void leave_doc(tp_pool *p, tp_worker *w, tp_job *job) {
+    tp_doc *doc = job->doc;
+    if (doc->reading > 0 || doc->queued) {
+        w->current = NULL;
+        return;
+    }
+    pthread_mutex_unlock(&p->mu);   /* w->current keeps the job in flight meanwhile */
+    if (job->kind == TP_OK && !__atomic_load_n(&job->cancel, __ATOMIC_ACQUIRE)) doc_join(job);
+    doc_free(job);
+    pthread_mutex_lock(&p->mu);
+    finish(p, w, job);
 }
 
 static TessBaseAPI *load_model(tp_worker *w, ETEXT_DESC **monitor) {
@@ -403,22 +581,32 @@ static void *worker_main(void *arg) {
     while (api) {
         while (!p->stopping && p->queue_head == NULL) pthread_cond_wait(&p->work_cv, &p->mu);
         if (p->stopping) break;
-        tp_job *job = p->queue_head;
-        p->queue_head = job->next;
-        if (p->queue_head == NULL) p->queue_tail = NULL;
+        tp_job *job = dequeue(p);
         w->current = job;
-        pthread_mutex_unlock(&p->mu);
-
-        run_job(job, &p->opt, api, monitor);
-
-        pthread_mutex_lock(&p->mu);
-        w->current = NULL;
-        /* cancel() said yes while this job was current: honour it even if tesseract finished */
-        if (job->kind == TP_OK && __atomic_load_n(&job->cancel, __ATOMIC_ACQUIRE)) {
-            result_free(&job->res);
-            JOB_FAIL(job, TP_CANCELLED, "job %lld cancelled", (long long)job->id);
+        int page;
+        if (job->doc == NULL) {                    /* its first turn */
+            p->running++;
+            pthread_mutex_unlock(&p->mu);
+            int split = run_job(job, &p->opt, api, monitor);
+            pthread_mutex_lock(&p->mu);
+            if (!split) {
+                finish(p, w, job);
+                continue;
+            }
+            page = take_page(p, job);              /* page 1, for this worker */
+        } else {                                    /* a split job's next page */
+            job->doc->queued = 0;
+            page = take_page(p, job);
         }
-        push_done(p, job);
+        if (page == 0) {
+            leave_doc(p, w, job);
+            continue;
+        }
+        pthread_mutex_unlock(&p->mu);
+        read_page(p, job, page, api, monitor);
+        pthread_mutex_lock(&p->mu);
+        job->doc->reading--;
+        leave_doc(p, w, job);
     }
     pthread_mutex_unlock(&p->mu);
     if (api) TessBaseAPIDelete(api);   /* End()s it: frees the model */
@@ -453,6 +641,7 @@ static void quiet_libraries(void) {
 /* ---- pool --------------------------------------------------------------------------------- */
 
 static void free_job(tp_job *job) {
+    doc_free(job);
     if (job->kind == TP_OK) result_free(&job->res);
     free(job->path);
     free(job->data);
@@ -593,10 +782,8 @@ tp_kind tp_pool_submit(tp_pool *p, const char *path, const void *data, size_t le
     job->kind = TP_CANCELLED;   /* until a worker runs it (free_job must not free a result) */
     pthread_mutex_lock(&p->mu);
     job->id = p->next_id++;
-    if (p->queue_tail) p->queue_tail->next = job; else p->queue_head = job;
-    p->queue_tail = job;
+    enqueue(p, job);
     p->outstanding++;
-    pthread_cond_signal(&p->work_cv);
     pthread_mutex_unlock(&p->mu);
     *id = job->id;
     return TP_OK;
@@ -691,12 +878,16 @@ int tp_pool_cancel(tp_pool *p, int64_t id) {
     tp_job *prev = NULL;
     for (tp_job *j = p->queue_head; j; prev = j, j = j->next) {
         if (j->id != id) continue;
+        found = 1;
+        if (j->doc != NULL) {   /* pages being read: the worker that takes it next finishes it */
+            __atomic_store_n(&j->cancel, 1, __ATOMIC_RELEASE);
+            break;
+        }
         if (prev) prev->next = j->next; else p->queue_head = j->next;
         if (p->queue_tail == j) p->queue_tail = prev;
         set_msg(j->message, sizeof j->message, "job %lld cancelled", (long long)id);
         j->kind = TP_CANCELLED;
         push_done(p, j);
-        found = 1;
         break;
     }
     for (int i = 0; !found && i < p->opt.threads; i++) {
@@ -714,17 +905,15 @@ size_t tp_pool_pending(tp_pool *p) {
     return p->outstanding;
 }
 
-void tp_pool_stats(tp_pool *p, size_t *queued, size_t *running, size_t *finished) {
-    size_t q = 0, r = 0, d = 0;
+void tp_pool_stats(tp_pool *p, tp_stats *s) {
+    memset(s, 0, sizeof *s);
     pthread_mutex_lock(&p->mu);
-    for (tp_job *j = p->queue_head; j; j = j->next) q++;
-    for (tp_job *j = p->done_head; j; j = j->next) d++;
-    for (int i = 0; i < p->opt.threads; i++) r += p->workers[i].current != NULL;
+    for (tp_job *j = p->queue_head; j; j = j->next) s->queued += j->doc == NULL;  /* not started */
+    for (tp_job *j = p->done_head; j; j = j->next) s->finished++;
+    for (int i = 0; i < p->opt.threads; i++) s->busy += p->workers[i].current != NULL;
+    s->running = p->running;
     pthread_mutex_unlock(&p->mu);
-    for (tp_job *j = p->collected; j; j = j->next) d++;
-    *queued = q;
-    *running = r;
-    *finished = d;
+    for (tp_job *j = p->collected; j; j = j->next) s->finished++;
 }
 
 int tp_pool_fd(tp_pool *p) {

@@ -85,6 +85,8 @@ struct tp_job {
     char    message[TP_MSG_LEN];
     tp_result res;                          /* valid when kind == TP_OK */
     tp_job *next;
+    struct tp_doc *doc;                     /* pool-internal: a multi-page TIFF being read by
+                                               several workers, a page each */
 };
 
 typedef struct tp_pool tp_pool;
@@ -97,7 +99,9 @@ OCR_HIDDEN tp_kind tp_kind_of_check(ic_status st);
 OCR_HIDDEN tp_pool *tp_pool_create(const tp_options *o, tp_kind *kind, char *msg, size_t msglen);
 
 /* Queues an image (exactly one of path / data+len; both are copied). Never blocks on
- * recognition. TP_OK and *id, or a kind and msg (queue full, too large, out of memory). */
+ * recognition. The pages of a multi-page TIFF are spread over the workers: each worker free
+ * takes the image's next page, so one image's pages are read in parallel; the result is
+ * assembled in page order. TP_OK and *id, or a kind and msg (queue full, too large, out of memory). */
 OCR_HIDDEN tp_kind tp_pool_submit(tp_pool *p, const char *path, const void *data, size_t len,
                                   int64_t *id, char *msg, size_t msglen);
 
@@ -118,8 +122,15 @@ OCR_HIDDEN int tp_pool_cancel(tp_pool *p, int64_t id);
 
 OCR_HIDDEN size_t tp_pool_pending(tp_pool *p);
 
-/* A snapshot: jobs waiting for a worker, being recognised, finished and not yet collected. */
-OCR_HIDDEN void tp_pool_stats(tp_pool *p, size_t *queued, size_t *running, size_t *finished);
+/* A snapshot of the pool. */
+typedef struct {
+    size_t queued;                          /* jobs waiting for their first worker */
+    size_t running;                         /* jobs started and not finished */
+    size_t finished;                        /* jobs finished and not yet released */
+    size_t busy;                            /* workers recognising (several on one multi-page TIFF) */
+} tp_stats;
+
+OCR_HIDDEN void tp_pool_stats(tp_pool *p, tp_stats *s);
 
 /* Readable while finished jobs wait to be collected (a pipe, level-triggered). */
 OCR_HIDDEN int tp_pool_fd(tp_pool *p);

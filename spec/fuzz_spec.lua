@@ -274,6 +274,9 @@ describe_tess("fuzz: ocr.tesseract's checks of image bytes", function()
 
   it("counts the pages of whole images and passes other formats", function()
     for _, img in ipairs(images) do assert.equal(img[2], tess._check_image(img.data), img[1]) end
+    local _, sizes = tess._check_image(images[1].data)
+    assert.same({ { width = 2250, height = 372 }, { width = 2250, height = 444 } }, sizes,
+                "each TIFF page's size, from its directory")
     assert.equal(0, tess._check_image("GIF89a and the rest"))
     assert.equal(0, tess._check_image(""))
     local _, pdf = tess._check_image("%PDF-1.7\n1 0 obj << >> endobj\n%%EOF\n")
@@ -311,6 +314,11 @@ describe_tess("fuzz: ocr.tesseract's checks of image bytes", function()
       if n ~= nil then
         assert.truthy(math.type == nil or math.type(n) == "integer")
         assert.truthy(n >= 0 and n <= 3, ("round %d: %s"):format(round, tostring(n)))
+        if n > 0 then   -- a TIFF: every page's size, each a positive number
+          local sizes = err
+          assert.equal(n, #sizes, ("round %d"):format(round))
+          for _, sz in ipairs(sizes) do assert.truthy(sz.width >= 1 and sz.height >= 1) end
+        end
       else
         assert.truthy(kinds[err.kind] and type(err.message) == "string", ("round %d"):format(round))
       end

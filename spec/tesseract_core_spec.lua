@@ -61,49 +61,9 @@ local function texts_of(text, n)
   end
 end
 
--- A little-endian classic TIFF's page directories, read independently of libtiff, so that specs
--- can damage one: {data=, dirs={ {offset=, entries=, finish=}, ... }} (1-based offsets).
-local function le(data, i, n)
-  local v = 0
-  for k = n - 1, 0, -1 do v = v * 256 + data:byte(i + k) end
-  return v
-end
-local function le_bytes(v, n)
-  local out = {}
-  for k = 1, n do out[k] = string.char(v % 256) v = math.floor(v / 256) end
-  return table.concat(out)
-end
-local function patch(data, at, bytes) return data:sub(1, at - 1) .. bytes .. data:sub(at + #bytes) end
-
-local function tiff_dirs(data)
-  assert(data:sub(1, 4) == "II*\0", "a little-endian classic TIFF")
-  local dirs, off = {}, le(data, 5, 4)
-  while off ~= 0 do
-    local entries = le(data, off + 1, 2)
-    local next_at = off + 1 + 2 + 12 * entries
-    dirs[#dirs + 1] = { offset = off, entries = entries, next_at = next_at, finish = next_at + 3 }
-    off = le(data, next_at, 4)
-  end
-  return { data = data, dirs = dirs }
-end
-
--- The data with directory `n` pointing on to `offset` (0-based, as TIFF stores it).
-local function tiff_set_next(tif, n, offset)
-  return patch(tif.data, tif.dirs[n].next_at, le_bytes(offset, 4))
-end
-
--- The data with page `n`'s ImageWidth tag (256, SHORT or LONG) set to `width`.
-local function tiff_set_width(tif, n, width)
-  local dir = tif.dirs[n]
-  for e = 0, dir.entries - 1 do
-    local at = dir.offset + 1 + 2 + 12 * e
-    if le(tif.data, at, 2) == 256 then
-      local long = le(tif.data, at + 2, 2) == 4
-      return patch(tif.data, at + 8, le_bytes(width, long and 4 or 2))
-    end
-  end
-  error("no ImageWidth tag")
-end
+-- Little-endian classic TIFFs taken apart and put together again (spec/helpers/tiff.lua).
+local T = require "helpers.tiff"
+local tiff_dirs, tiff_set, tiff_set_next, tiff_of_pages, patch = T.dirs, T.set, T.set_next, T.of_pages, T.patch
 
 -- UTF-8 text as a list of code points (a byte loop, so it works on every Lua version).
 local cer_helper = require "helpers.cer"
@@ -271,7 +231,7 @@ describe("ocr.tesseract", function()
         assert.equal("too_large", e.kind)
         assert.matches("^page 2 of the image is 2250x444 = 999000 pixels, over max_pixels", e.message)
         local tif = tiff_dirs(read(TIFF))
-        local wide = tiff_set_width(tif, 2, 40000)
+        local wide = tiff_set(tif, 2, 256, 40000)
         e = fails{ data = wide }
         assert.equal("too_large", e.kind)
         assert.matches("page 2 of the image is 40000x444; tesseract handles at most 32767", e.message, 1, true)
@@ -326,6 +286,139 @@ describe("ocr.tesseract", function()
         assert.equal("TIFF image is corrupt: its page directories loop", e.message)
         local e2 = fails{ data = tiff_set_next(tif, 1, tif.dirs[1].offset) }   -- onto itself
         assert.same(e, e2)
+      end)
+    end)
+
+    -- The pages of one TIFF go to whichever workers are free. Eight pages: the fixture's two,
+    -- alternately. Expected: each page read alone as a one-page TIFF (which is never split).
+    describe("read by several workers", function()
+      local ORDER = { 1, 2, 1, 2, 1, 2, 1, 2 }
+      local tif, eight, alone
+      setup(function()
+        tif = tiff_dirs(read(TIFF))
+        eight = tiff_of_pages(tif, ORDER)
+        local pool = assert(tess.pool{ threads = 1 })
+        alone = {}
+        for n = 1, 2 do alone[n] = assert(pool:wait(assert(pool:submit{ data = tiff_of_pages(tif, { n }) }))) end
+        pool:close()
+      end)
+
+      -- What the eight pages give when joined by hand from the pages read alone.
+      local function expected()
+        local texts, pages, lines = {}, {}, {}
+        for i, n in ipairs(ORDER) do
+          texts[i] = alone[n].text
+          pages[i] = alone[n].pages[1]
+          for _, line in ipairs(alone[n].lines) do
+            local copy = {}
+            for k, v in pairs(line) do copy[k] = v end
+            copy.page = i
+            lines[#lines + 1] = copy
+          end
+        end
+        return { text = table.concat(texts, "\f"), language = "eng", pages = pages, lines = lines }
+      end
+
+      it("has both workers on one image at once, and joins its pages in page order", function()
+        local pool = assert(tess.pool{ threads = 2 })
+        local id = assert(pool:submit{ data = eight })
+        local most_busy, st = 0, nil
+        local until_t = core.monotime() + 60
+        repeat
+          st = pool:stats()
+          assert.equal(1, st.queued + st.running + st.finished, "one job")
+          most_busy = math.max(most_busy, st.busy)
+          if most_busy < 2 then core.sleep(0.001) end
+        until most_busy == 2 or st.finished == 1 or core.monotime() > until_t
+        local res8 = assert(pool:wait(id))
+        pool:close()
+        assert.equal(2, most_busy, "two workers reading pages of the one image")
+        assert.same(expected(), res8)
+        for i, n in ipairs(ORDER) do
+          assert.truthy(cer(read(TIFF_TXT[n]), texts_of(res8.text, i)) <= MAX_CER, "page " .. i)
+        end
+      end)
+
+      it("gives one worker's result, page by page, as several workers' result", function()
+        assert.same(expected(), assert(recognize({ threads = 1 }, { data = eight })))
+        assert.same(expected(), assert(recognize({ threads = 3 }, { data = eight })))
+      end)
+
+      it("keeps other images' turn: a job queued behind it finishes before its last page", function()
+        local pool = assert(tess.pool{ threads = 1 })
+        local big = assert(pool:submit{ data = eight })
+        local small = assert(pool:submit{ data = tiff_of_pages(tif, { 1 }) })
+        local order = {}
+        local until_t = core.monotime() + 120
+        while #order < 2 and core.monotime() < until_t do
+          for _, job in ipairs(pool:poll()) do
+            assert.is_nil(job.err)
+            order[#order + 1] = job.id
+          end
+          core.sleep(0.005)
+        end
+        pool:close()
+        assert.same({ small, big }, order)
+      end)
+
+      it("fails as a whole when a page cannot be decoded, naming the first such page", function()
+        local pool = assert(tess.pool{ threads = 2 })
+        local many = tiff_dirs(eight)
+        -- compression 99 is no scheme libtiff knows: the directory reads, the page does not decode
+        local bad5 = tiff_set(many, 5, 259, 99)
+        local r, e = pool:wait(assert(pool:submit{ data = bad5 }))
+        assert.is_nil(r)
+        assert.same({ kind = "invalid_input",
+                      message = "cannot decode page 5 of 8 of a TIFF image: corrupt or truncated" }, e)
+        -- pages 1 and 2 read at once by the two workers: page 1's error, whichever fails last
+        local bad1and2 = tiff_set(tiff_dirs(tiff_set(many, 2, 259, 99)), 1, 259, 99)
+        for _ = 1, 10 do
+          r, e = pool:wait(assert(pool:submit{ data = bad1and2 }))
+          assert.is_nil(r)
+          assert.matches("^cannot decode page 1 of 8", e.message)
+        end
+        -- a page without its size is refused before any page is decoded
+        r, e = pool:wait(assert(pool:submit{ data = tiff_set(many, 6, 256, nil, 65000) }))
+        assert.is_nil(r)
+        assert.same({ kind = "invalid_input",
+                      message = "TIFF image is corrupt: page 6 has no image size in its directory" }, e)
+        -- and the pool goes on
+        assert.same(expected(), assert(pool:wait(assert(pool:submit{ data = eight }))))
+        pool:close()
+      end)
+
+      it("cancels at any moment into a cancelled job, never part of a result", function()
+        local pool = assert(tess.pool{ threads = 2 })
+        local kinds = {}
+        for _, delay in ipairs({ 0, 0.001, 0.01, 0.03, 0.06, 0.1, 0.15, 0.25, 0.4 }) do
+          local id = assert(pool:submit{ data = eight })
+          core.sleep(delay)
+          pool:cancel(id)
+          local r, e = pool:wait(id, 60)
+          if r then
+            assert.same(expected(), r)
+            kinds.whole = true
+          else
+            assert.equal("cancelled", e.kind)
+            kinds.cancelled = true
+          end
+          local st = pool:stats()
+          assert.same({ 0, 0, 0 }, { st.queued, st.running, st.busy })
+        end
+        assert.truthy(kinds.cancelled)
+        assert.same(expected(), assert(pool:wait(assert(pool:submit{ data = eight }))))
+        pool:close()
+      end)
+
+      it("is freed whole when the pool closes while its pages are read", function()
+        for _, delay in ipairs({ 0, 0.005, 0.05, 0.2 }) do
+          local pool = assert(tess.pool{ threads = 2 })
+          local id = assert(pool:submit{ data = eight })
+          assert(pool:submit{ data = eight })
+          core.sleep(delay)
+          pool:close()
+          assert.has_error(function() pool:wait(id) end)
+        end
       end)
     end)
   end)
