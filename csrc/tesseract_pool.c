@@ -381,7 +381,7 @@ static void read_page(tp_pool *p, tp_job *job, int page, TessBaseAPI *api, ETEXT
     pthread_mutex_unlock(&p->mu);
 }
 
-/* Joins the pages' results, in page order, into the job's. */
+/* Joins the pages' results, in page order, into the job's, freeing each page's as it goes. */
 static void doc_join(tp_job *job) {
     tp_doc *doc = job->doc;
     tp_result *r = &job->res;
@@ -405,6 +405,7 @@ static void doc_join(tp_job *job) {
         }
         for (size_t at = words_at; at < r->words.len; at += sizeof(tp_word))
             ((tp_word *)(void *)(r->words.data + at))->text_off += text_base;
+        result_free(pr);   /* a page's result is held once, here or in its slot */
     }
     if (rc == OCR_BUF_LIMIT)
         FAIL(job, TP_TOO_LARGE, "recognised text over %u bytes", TP_TEXT_LIMIT);
