@@ -6,7 +6,7 @@
  *             queue_size=}
  *   pool:submit{path= | data=} -> id     pool:poll() -> { {id=, res=} | {id=, err=}, ... }
  *   pool:wait(id[, timeout]) -> res | nil, err    pool:cancel(id)  pool:fd()  pool:pending()
- *   pool:stats()  pool:close()    tess.languages([datapath]) -> names, dir    tess.datapath() -> dir | nil
+ *   pool:stats()  pool:usable()  pool:close()    tess.languages([datapath]) -> names, dir    tess.datapath() -> dir | nil
  *   tess._check_image(bytes[, max_pages]) -> TIFF pages, {{width=, height=}, ...} (0: another
  *   format) | nil, err: the byte checks a job runs before decoding (image_check.c), callable
  *   alone so that specs can fuzz them
@@ -37,6 +37,7 @@ OCR_EXPORT int luaopen_ocr_tesseract(lua_State *L);
 
 typedef struct {
     tp_pool *pool;                       /* NULL once closed */
+    pid_t owner;                         /* the process whose threads these are */
     char languages[TP_MAX_LANGS_LEN + 1];
     int threads;
 } lpool;
@@ -426,6 +427,7 @@ static int l_pool(lua_State *L) {
     /* The userdata exists (with __gc) before the threads, so nothing can leak them. */
     lpool *lp = lua_newuserdata(L, sizeof *lp);
     lp->pool = NULL;
+    lp->owner = getpid();
     memcpy(lp->languages, o.languages, sizeof lp->languages);
     lp->threads = o.threads;
     luaL_setmetatable(L, POOL_MT);
@@ -437,9 +439,21 @@ static int l_pool(lua_State *L) {
 
 /* ---- pool methods ------------------------------------------------------------------------- */
 
+/* After fork() the child has a copy of the pool but none of its worker threads: a job would
+ * wait forever and joining the workers would hang. The copy is let go untouched (its memory
+ * is the parent's, copied on write), so the pool is closed in the child. An OpenResty master
+ * that recognised a page in init_by_lua hands such a copy to every nginx worker. */
+static void disown_if_forked(lpool *lp) {
+    if (lp->pool != NULL && lp->owner != getpid()) lp->pool = NULL;
+}
+
 static lpool *check_open(lua_State *L) {
     lpool *lp = luaL_checkudata(L, 1, POOL_MT);
-    if (lp->pool == NULL) luaL_error(L, "tesseract pool is closed");
+    disown_if_forked(lp);
+    if (lp->pool == NULL)
+        luaL_error(L, lp->owner == getpid() ? "tesseract pool is closed"
+                      : "tesseract pool is closed: it was created in process %d, before a fork; "
+                        "create it again in this process", (int)lp->owner);
     return lp;
 }
 
@@ -652,14 +666,24 @@ static int l_stats(lua_State *L) {
 /* close(), __gc and __close: cancels what runs, joins the workers, frees everything. Idempotent. */
 static int l_close(lua_State *L) {
     lpool *lp = luaL_checkudata(L, 1, POOL_MT);
+    disown_if_forked(lp);
     tp_pool *p = lp->pool;
     lp->pool = NULL;
     tp_pool_destroy(p);
     return 0;
 }
 
+/* pool:usable() -> false once closed, and in a process forked after the pool was made. */
+static int l_usable(lua_State *L) {
+    lpool *lp = luaL_checkudata(L, 1, POOL_MT);
+    disown_if_forked(lp);
+    lua_pushboolean(L, lp->pool != NULL);
+    return 1;
+}
+
 static int l_tostring(lua_State *L) {
     lpool *lp = luaL_checkudata(L, 1, POOL_MT);
+    disown_if_forked(lp);
     if (lp->pool == NULL)
         lua_pushfstring(L, "ocr.tesseract.pool (%s, closed)", lp->languages);
     else
@@ -676,6 +700,7 @@ static const luaL_Reg pool_methods[] = {
     {"fd", l_fd},
     {"pending", l_pending},
     {"stats", l_stats},
+    {"usable", l_usable},
     {"close", l_close},
     {NULL, NULL}
 };

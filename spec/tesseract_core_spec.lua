@@ -732,6 +732,37 @@ describe("ocr.tesseract", function()
       assert.has_error(function() pool:poll() end, "tesseract pool is closed")
     end)
 
+    -- An OpenResty master that made a pool before forking its nginx workers: each worker gets a
+    -- copy without the threads. (Needs a VM with FFI to fork: LuaJIT.)
+    local fork = require "helpers.fork"
+    local it_fork = fork.available and it or function(name) pending(name .. " (fork needs LuaJIT's FFI)") end
+    it_fork("is closed in a forked child, where close and collection return at once", function()
+      local pool = assert(tess.pool{ threads = 2 })
+      local expected = assert(pool:wait(assert(pool:submit{ path = SAMPLE })))
+      local queued = assert(pool:submit{ path = SAMPLE })   -- in flight at the fork
+      local ok, why = fork.run(function()
+        assert(pool:usable() == false, "usable in the child")
+        local ok2, err = pcall(pool.submit, pool, { path = SAMPLE })
+        assert(not ok2 and err:find("created in process %d+, before a fork"), tostring(err))
+        assert(tostring(pool):find("closed"), tostring(pool))
+        pool:close()
+        pool = nil
+        collectgarbage()
+        collectgarbage()
+        -- a pool made in the child works
+        local own = assert(tess.pool{ threads = 1 })
+        local r = assert(own:wait(assert(own:submit{ path = SAMPLE })))
+        assert(r.text == expected.text, "the child's own pool reads the page")
+        own:close()
+      end, 60)
+      assert.is_true(ok, why)
+      -- the parent's pool is untouched: its job in flight at the fork finishes
+      assert.is_true(pool:usable())
+      assert.same(expected, assert(pool:wait(queued)))
+      pool:close()
+      assert.is_false(pool:usable())
+    end)
+
     it("is collected with jobs in flight", function()
       do
         local pool = assert(tess.pool{ threads = 2 })

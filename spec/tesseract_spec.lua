@@ -65,6 +65,22 @@ describe_if("tesseract provider", function()
     assert.is_true(cer.rate(res.text, F.read("spec/fixtures/tiff/page1.txt")) <= 0.02)
   end)
 
+  -- OpenResty: init_by_lua makes a client and warms it on a page; nginx forks its workers, each
+  -- of which recognises with that client. (Needs LuaJIT's FFI to fork.)
+  local fork = require "helpers.fork"
+  local it_fork = fork.available and it or function(name) pending(name .. " (fork needs LuaJIT's FFI)") end
+  it_fork("recognises in a forked child with a client warmed before the fork", function()
+    local client = ocr.new("tesseract", { threads = 1 })
+    local before = assert(client:recognize{ file = "examples/sample.png" })
+    local ok, why = fork.run(function()
+      local res, err = client:recognize{ file = "examples/sample.png" }
+      assert(res, tostring(err))
+      assert(res.text == before.text, "the same text in the child")
+    end, 60)
+    assert.is_true(ok, why)
+    assert.same(before.text, assert(client:recognize{ file = "examples/sample.png" }).text)
+  end)
+
   it("maps an unreadable image to invalid_input and a PDF to unsupported", function()
     local client = ocr.new("tesseract")
     local _, err = client:recognize{ data = "definitely not an image" }

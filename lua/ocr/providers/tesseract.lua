@@ -6,7 +6,8 @@ local core = require "ocr.core"
 local result = require "ocr.result"
 
 -- Pools are shared by every client with the same engine settings, so creating clients again
--- (a CLI run, a test) never reloads a model.
+-- (a CLI run, a test) never reloads a model. A pool made before a fork (an OpenResty master
+-- warmed up in init_by_lua) is not usable in the child: the child makes its own.
 local pools = {}
 
 local PACKAGES = "libtesseract-dev libleptonica-dev tesseract-ocr-eng"
@@ -16,7 +17,7 @@ local function pool_for(ctx)
   local threads = o.threads or math.min(4, core.cpu_count())
   local key = table.concat({ o.languages or "eng", o.datapath or "", o.psm or "", o.oem or "", threads,
                              o.max_pixels or "", o.max_pages or "" }, "|")
-  if pools[key] then return pools[key] end
+  if pools[key] and pools[key]:usable() then return pools[key] end
   local ok, tess = pcall(require, "ocr.tesseract")
   if not ok then
     return nil, ctx:error{ kind = "unsupported",
