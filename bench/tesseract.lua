@@ -1,7 +1,7 @@
 --- Benchmark 5 (issue 6): local OCR throughput, images per second on 20 page images.
 --   (a)  provider `tesseract` (ocr.tesseract), `threads = 1`, through `client:recognize_all`
 --   (b)  the `tesseract` command spawned per image, one at a time, OMP_THREAD_LIMIT=1 (its best
---        configuration here: BENCHMARKING.md), same languages, psm, oem and tessdata directory
+--        configuration here: compare (b0)), same languages, psm, oem and tessdata directory
 --   (b2) the same commands two at a time (`xargs -P 2`): what (c) competes with on 2 cores
 --   (b0) the command as installed (OpenMP left on, its default), on the first chunk of each
 --        round: what a user who spawns `tesseract IMG OUT` gets without tuning it
