@@ -443,13 +443,14 @@ static int l_pool(lua_State *L) {
  * wait forever and joining the workers would hang. The copy is let go untouched (its memory
  * is the parent's, copied on write), so the pool is closed in the child. An OpenResty master
  * that recognised a page in init_by_lua hands such a copy to every nginx worker. */
-static void disown_if_forked(lpool *lp) {
+static lpool *check_pool(lua_State *L) {
+    lpool *lp = luaL_checkudata(L, 1, POOL_MT);
     if (lp->pool != NULL && lp->owner != getpid()) lp->pool = NULL;
+    return lp;
 }
 
 static lpool *check_open(lua_State *L) {
-    lpool *lp = luaL_checkudata(L, 1, POOL_MT);
-    disown_if_forked(lp);
+    lpool *lp = check_pool(L);
     if (lp->pool == NULL)
         luaL_error(L, lp->owner == getpid() ? "tesseract pool is closed"
                       : "tesseract pool is closed: it was created in process %d, before a fork; "
@@ -582,11 +583,11 @@ static int l_poll(lua_State *L) {
         lua_createtable(L, 0, 2);
         lua_pushinteger(L, (lua_Integer)j->id);
         lua_setfield(L, -2, "id");
-        if (j->kind == TP_OK) {
+        if (j->out.kind == TP_OK) {
             push_result(L, lp, &j->res);
             lua_setfield(L, -2, "res");
         } else {
-            push_error_table(L, j->kind, j->message);
+            push_error_table(L, j->out.kind, j->out.message);
             lua_setfield(L, -2, "err");
         }
         lua_rawseti(L, -2, ++n);
@@ -619,11 +620,11 @@ static int l_wait(lua_State *L) {
         return fail(L, kind, msg);
     }
     int nret = 1;
-    if (job->kind == TP_OK) {
+    if (job->out.kind == TP_OK) {
         push_result(L, lp, &job->res);
     } else {
         lua_pushnil(L);
-        push_error_table(L, job->kind, job->message);
+        push_error_table(L, job->out.kind, job->out.message);
         nret = 2;
     }
     tp_pool_release(lp->pool, job);
@@ -665,8 +666,7 @@ static int l_stats(lua_State *L) {
 
 /* close(), __gc and __close: cancels what runs, joins the workers, frees everything. Idempotent. */
 static int l_close(lua_State *L) {
-    lpool *lp = luaL_checkudata(L, 1, POOL_MT);
-    disown_if_forked(lp);
+    lpool *lp = check_pool(L);
     tp_pool *p = lp->pool;
     lp->pool = NULL;
     tp_pool_destroy(p);
@@ -675,15 +675,13 @@ static int l_close(lua_State *L) {
 
 /* pool:usable() -> false once closed, and in a process forked after the pool was made. */
 static int l_usable(lua_State *L) {
-    lpool *lp = luaL_checkudata(L, 1, POOL_MT);
-    disown_if_forked(lp);
+    lpool *lp = check_pool(L);
     lua_pushboolean(L, lp->pool != NULL);
     return 1;
 }
 
 static int l_tostring(lua_State *L) {
-    lpool *lp = luaL_checkudata(L, 1, POOL_MT);
-    disown_if_forked(lp);
+    lpool *lp = check_pool(L);
     if (lp->pool == NULL)
         lua_pushfstring(L, "ocr.tesseract.pool (%s, closed)", lp->languages);
     else

@@ -59,13 +59,7 @@ static void set_msg(char *dst, size_t n, const char *fmt, ...) {
     va_end(ap);
 }
 
-/* How a job, or one page of it, ended. */
-typedef struct {
-    tp_kind kind;
-    char    message[TP_MSG_LEN];
-} tp_outcome;
-
-/* Sets the kind and message of a tp_job or a tp_outcome. */
+/* Sets the kind and message of a tp_outcome. */
 #define FAIL(out, k, ...) \
     do { (out)->kind = (k); set_msg((out)->message, sizeof (out)->message, __VA_ARGS__); } while (0)
 
@@ -154,7 +148,7 @@ static int result_collect_lines(tp_result *r, TessResultIterator *ri, int page) 
 static void read_file(tp_job *job, ocr_buffer *b, size_t max_bytes) {
     FILE *f = fopen(job->path, "rb");
     if (f == NULL) {
-        FAIL(job, TP_INVALID_INPUT, "cannot open image '%s': %s", job->path, strerror(errno));
+        FAIL(&job->out, TP_INVALID_INPUT, "cannot open image '%s': %s", job->path, strerror(errno));
         return;
     }
     ocr_buffer_init(b, max_bytes);
@@ -164,12 +158,12 @@ static void read_file(tp_job *job, ocr_buffer *b, size_t max_bytes) {
     while (rc == OCR_BUF_OK && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
         rc = ocr_buffer_append(b, chunk, n);
     if (rc == OCR_BUF_LIMIT)
-        FAIL(job, TP_TOO_LARGE, "image file '%s' is larger than max_bytes (%zu bytes)",
+        FAIL(&job->out, TP_TOO_LARGE, "image file '%s' is larger than max_bytes (%zu bytes)",
                  job->path, max_bytes);
     else if (rc == OCR_BUF_NOMEM)
-        FAIL(job, TP_SERVER, "out of memory reading '%s'", job->path);
+        FAIL(&job->out, TP_SERVER, "out of memory reading '%s'", job->path);
     else if (ferror(f))
-        FAIL(job, TP_INVALID_INPUT, "cannot read image '%s'", job->path);
+        FAIL(&job->out, TP_INVALID_INPUT, "cannot read image '%s'", job->path);
     fclose(f);
 }
 
@@ -328,22 +322,21 @@ static int doc_create(tp_job *job, const tp_options *o, ocr_buffer *file,
                       const unsigned char *bytes, size_t len, int n) {
     tp_doc *doc = calloc(1, sizeof *doc + (size_t)n * sizeof(tp_page_slot));
     if (doc == NULL) {
-        FAIL(job, TP_SERVER, "out of memory reading a TIFF of %d pages", n);
+        FAIL(&job->out, TP_SERVER, "out of memory reading a TIFF of %d pages", n);
         return 0;
     }
     ic_tiff_page *dirs = malloc((size_t)n * sizeof *dirs);
-    ic_status st = dirs ? ic_tiff_pages(bytes, len, dirs, n, job->message, sizeof job->message)
+    ic_status st = dirs ? ic_tiff_pages(bytes, len, dirs, n, job->out.message, sizeof job->out.message)
                         : IC_INVALID;
-    if (dirs == NULL) FAIL(job, TP_SERVER, "out of memory reading a TIFF of %d pages", n);
-    else if (st != IC_OK) job->kind = tp_kind_of_check(st);
-    for (int i = 0; job->kind == TP_OK && i < n; i++) {
-        tp_outcome out = { TP_OK, "" };
-        if (!size_ok(&out, o, dirs[i].width, dirs[i].height, i + 1)) FAIL(job, out.kind, "%s", out.message);
+    if (dirs == NULL) FAIL(&job->out, TP_SERVER, "out of memory reading a TIFF of %d pages", n);
+    else if (st != IC_OK) job->out.kind = tp_kind_of_check(st);
+    for (int i = 0; job->out.kind == TP_OK && i < n; i++) {
+        size_ok(&job->out, o, dirs[i].width, dirs[i].height, i + 1);
         doc->slots[i].dir = dirs[i];
         result_init(&doc->slots[i].res);
     }
     free(dirs);
-    if (job->kind != TP_OK) {
+    if (job->out.kind != TP_OK) {
         free(doc);
         return 0;
     }
@@ -376,7 +369,7 @@ static void read_page(tp_pool *p, tp_job *job, int page, TessBaseAPI *api, ETEXT
     pthread_mutex_lock(&p->mu);
     if (doc->failed_page == 0 || page < doc->failed_page) {
         doc->failed_page = page;
-        FAIL(job, out.kind, "%s", out.message);
+        job->out = out;
     }
     pthread_mutex_unlock(&p->mu);
 }
@@ -408,9 +401,9 @@ static void doc_join(tp_job *job) {
         result_free(pr);   /* a page's result is held once, here or in its slot */
     }
     if (rc == OCR_BUF_LIMIT)
-        FAIL(job, TP_TOO_LARGE, "recognised text over %u bytes", TP_TEXT_LIMIT);
+        FAIL(&job->out, TP_TOO_LARGE, "recognised text over %u bytes", TP_TEXT_LIMIT);
     else if (rc == OCR_BUF_NOMEM)
-        FAIL(job, TP_SERVER, "out of memory storing the result");
+        FAIL(&job->out, TP_SERVER, "out of memory storing the result");
     if (rc != OCR_BUF_OK) result_free(r);
 }
 
@@ -430,34 +423,30 @@ static int run_job(tp_job *job, const tp_options *o, TessBaseAPI *api, ETEXT_DES
     const unsigned char *bytes = job->data;
     size_t len = job->len;
     int tiff_pages = 0, split = 0;
-    tp_outcome out = { TP_OK, "" };
     ocr_buffer_init(&file, 0);
-    job->kind = TP_OK;
+    job->out.kind = TP_OK;
     result_init(&job->res);
     if (job->path != NULL) {
         read_file(job, &file, o->max_bytes);
         bytes = (const unsigned char *)file.data;
         len = file.len;
     }
-    if (job->kind != TP_OK) {
+    if (job->out.kind != TP_OK || !probe(&job->out, o, bytes, len, &tiff_pages)) {
         /* the job's error is set */
-    } else if (!probe(&out, o, bytes, len, &tiff_pages)) {
-        FAIL(job, out.kind, "%s", out.message);
     } else if (tiff_pages > 1) {
         split = doc_create(job, o, &file, bytes, len, tiff_pages);
     } else {
         PIX *pix = pixReadMem(bytes, len);
         release_bytes(job, &file);   /* not needed once decoded: freed before recognition */
         if (pix == NULL)
-            FAIL(job, TP_INVALID_INPUT, "cannot decode image (%zu bytes): corrupt or truncated", len);
+            FAIL(&job->out, TP_INVALID_INPUT, "cannot decode image (%zu bytes): corrupt or truncated", len);
         else
-            recognise_page(job, &job->res, &out, o, api, monitor, pix, 1);
-        if (out.kind != TP_OK) FAIL(job, out.kind, "%s", out.message);
+            recognise_page(job, &job->res, &job->out, o, api, monitor, pix, 1);
         pixDestroy(&pix);
     }
     if (split) return 1;
     release_bytes(job, &file);
-    if (job->kind != TP_OK) result_free(&job->res);
+    if (job->out.kind != TP_OK) result_free(&job->res);
     return 0;
 }
 
@@ -501,9 +490,9 @@ static tp_job *dequeue(tp_pool *p) {
 static void finish(tp_pool *p, tp_worker *w, tp_job *job) {
     w->current = NULL;
     /* cancel() said yes while this job was current: honour it even if tesseract finished */
-    if (job->kind == TP_OK && __atomic_load_n(&job->cancel, __ATOMIC_ACQUIRE)) {
+    if (job->out.kind == TP_OK && __atomic_load_n(&job->cancel, __ATOMIC_ACQUIRE)) {
         result_free(&job->res);
-        FAIL(job, TP_CANCELLED, "job %lld cancelled", (long long)job->id);
+        FAIL(&job->out, TP_CANCELLED, "job %lld cancelled", (long long)job->id);
     }
     p->running--;
     push_done(p, job);
@@ -535,7 +524,7 @@ static void leave_doc(tp_pool *p, tp_worker *w, tp_job *job) {
         return;
     }
     pthread_mutex_unlock(&p->mu);   /* w->current keeps the job in flight meanwhile */
-    if (job->kind == TP_OK && !__atomic_load_n(&job->cancel, __ATOMIC_ACQUIRE)) doc_join(job);
+    if (job->out.kind == TP_OK && !__atomic_load_n(&job->cancel, __ATOMIC_ACQUIRE)) doc_join(job);
     doc_free(job);
     pthread_mutex_lock(&p->mu);
     finish(p, w, job);
@@ -643,7 +632,7 @@ static void quiet_libraries(void) {
 
 static void free_job(tp_job *job) {
     doc_free(job);
-    if (job->kind == TP_OK) result_free(&job->res);
+    if (job->out.kind == TP_OK) result_free(&job->res);
     free(job->path);
     free(job->data);
     free(job);
@@ -780,7 +769,7 @@ tp_kind tp_pool_submit(tp_pool *p, const char *path, const void *data, size_t le
         set_msg(msg, msglen, "out of memory queueing the image");
         return TP_SERVER;
     }
-    job->kind = TP_CANCELLED;   /* until a worker runs it (free_job must not free a result) */
+    job->out.kind = TP_CANCELLED;   /* until a worker runs it (free_job must not free a result) */
     pthread_mutex_lock(&p->mu);
     job->id = p->next_id++;
     enqueue(p, job);
@@ -886,8 +875,8 @@ int tp_pool_cancel(tp_pool *p, int64_t id) {
         }
         if (prev) prev->next = j->next; else p->queue_head = j->next;
         if (p->queue_tail == j) p->queue_tail = prev;
-        set_msg(j->message, sizeof j->message, "job %lld cancelled", (long long)id);
-        j->kind = TP_CANCELLED;
+        set_msg(j->out.message, sizeof j->out.message, "job %lld cancelled", (long long)id);
+        j->out.kind = TP_CANCELLED;
         push_done(p, j);
         break;
     }

@@ -41,6 +41,12 @@ typedef struct {
     size_t max_pending;                     /* submitted and not yet collected */
 } tp_options;
 
+/* How a job, or one page of it, ended: TP_OK, or a kind and what went wrong. */
+typedef struct {
+    tp_kind kind;
+    char    message[TP_MSG_LEN];
+} tp_outcome;
+
 typedef struct { int x, y, w, h; } tp_box;
 
 /* Texts live in one arena (tp_result.strings) and are referenced by offset, so a result is a
@@ -81,9 +87,8 @@ struct tp_job {
     unsigned char *data;                    /* input: bytes (owned copy) */
     size_t  len;
     int     cancel;                         /* set atomically; read by tesseract's monitor */
-    tp_kind kind;                           /* outcome, valid once the job is finished */
-    char    message[TP_MSG_LEN];
-    tp_result res;                          /* valid when kind == TP_OK */
+    tp_outcome out;                         /* valid once the job is finished */
+    tp_result res;                          /* valid when out.kind == TP_OK */
     tp_job *next;
     struct tp_doc *doc;                     /* pool-internal: a multi-page TIFF being read by
                                                several workers, a page each */

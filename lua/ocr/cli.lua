@@ -213,15 +213,18 @@ end
 
 local EXTENSION = { text = "txt", json = "json", tsv = "tsv" }
 
+-- The files the provider saved for a result (picwish's pdf with -o), by path.
+local function saved_paths(res)
+  local paths = {}
+  for _, f in ipairs(res and res.files or {}) do paths[#paths + 1] = f.path end
+  return paths
+end
+
 -- With -o, a result for which the provider saved no file (tesseract's, a text-only answer) is
 -- saved as what is printed, under the input's name: -o never leaves DIR empty without a word.
 -- Returns the path, or nil and why.
-local function save_rendered(dir, format, input, res, rendered)
-  for _, f in ipairs(res.files or {}) do
-    if f.path then return nil end
-  end
-  local base = input.url and files.url_name(input.url, "input") or input.file and files.basename(input.file)
-               or input.filename
+local function save_rendered(dir, format, input, rendered)
+  local base = files.name_for(input, "input")
   local stem = base:match("^(.+)%.[^.]*$") or base
   local path, err = files.safe_path(dir, stem .. "." .. EXTENSION[format])
   if not path then return nil, err end
@@ -329,18 +332,17 @@ function M.main(args, ocr, streams)
     local rendered = render(o.format, name, r.res, r.err)
     if r.res and o.format == "text" and #inputs > 1 then out:write(("==> %s <==\n"):format(name)) end
     out:write(rendered)
-    if r.res and o.output then
-      local path, serr = save_rendered(o.output, o.format, inputs[i], r.res, rendered)
+    local saved = saved_paths(r.res)
+    if r.res and o.output and #saved == 0 then
+      local path, serr = save_rendered(o.output, o.format, inputs[i], rendered)
       if path then
-        err_out:write(("ocr: %s: saved %s\n"):format(name, path))
-      elseif serr then
+        saved[1] = path
+      else
         status = 1
         err_out:write(("ocr: %s: cannot save the result in %s: %s\n"):format(name, o.output, serr))
       end
     end
-    for _, f in ipairs(r.res and r.res.files or {}) do
-      if f.path then err_out:write(("ocr: %s: saved %s\n"):format(name, f.path)) end
-    end
+    for _, path in ipairs(saved) do err_out:write(("ocr: %s: saved %s\n"):format(name, path)) end
   end
   client:close()
   return status

@@ -270,7 +270,7 @@ local function fetch_then_recognize(ctx, input)
   local fetched = {}
   for k, v in pairs(input) do fetched[k] = v end
   fetched.url, fetched.data = nil, res.body or ""
-  fetched.filename = input.filename or files.url_name(input.url, "input")
+  fetched.filename = files.name_for(input, "input")
   local msg, kind = client:check_input(fetched)
   if msg then
     return nil, ctx:error{ kind = kind or "invalid_input", message = "fetched from the input URL: " .. msg }

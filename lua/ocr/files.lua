@@ -105,11 +105,13 @@ function M.sniff_extension(data)
   return nil
 end
 
---- The name to upload an input under: the caller's `filename`, the file's own name, or
--- `stem` plus the extension sniffed from in-memory `data` ("image.png"; just `stem` if unknown).
+--- The name to upload an input under: the caller's `filename`, the file's own name, the name its
+-- `url` suggests, or `stem` plus the extension sniffed from in-memory `data` ("image.png"; just
+-- `stem` if unknown).
 function M.name_for(input, stem)
   if input.filename then return input.filename end
   if input.file then return M.basename(input.file) end
+  if input.url then return M.url_name(input.url, stem) end
   local ext = input.data and M.sniff_extension(input.data)
   return ext and (stem .. "." .. ext) or stem
 end
