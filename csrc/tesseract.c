@@ -3,9 +3,10 @@
  * the pool's workers; finished jobs become Lua tables only in poll()/wait().
  *
  *   tess.pool{languages=, datapath=, psm=, oem=, threads=, max_pixels=, max_pages=, max_bytes=,
- *             queue_size=}
+ *             queue_size=, page_timeout=}
  *   pool:submit{path= | data=} -> id     pool:poll() -> { {id=, res=} | {id=, err=}, ... }
  *   pool:wait(id[, timeout]) -> res | nil, err    pool:cancel(id)  pool:fd()  pool:pending()
+ *   pool:progress(id) -> percent, pages_done, pages, "queued"|"running"|"finished" | nil
  *   pool:stats()  pool:usable()  pool:close()    tess.languages([datapath]) -> names, dir    tess.datapath() -> dir | nil
  *   tess._check_image(bytes[, max_pages]) -> TIFF pages, {{width=, height=}, ...} (0: another
  *   format) | nil, err: the byte checks a job runs before decoding (image_check.c), callable
@@ -306,7 +307,7 @@ static int l_languages(lua_State *L) {
 
 static const char *const pool_keys[] = {
     "languages", "datapath", "psm", "oem", "threads", "max_pixels", "max_pages", "max_bytes",
-    "queue_size", NULL
+    "queue_size", "page_timeout", NULL
 };
 
 static void check_keys(lua_State *L, int t, const char *const *keys, const char *what) {
@@ -409,6 +410,21 @@ static int read_pool_options(lua_State *L, int t, tp_options *o, char *msg, size
     o->max_pages = (int)max_pages;
     o->max_bytes = max_bytes > (double)SIZE_MAX ? SIZE_MAX : (size_t)max_bytes;
     o->max_pending = (size_t)queue;
+    /* seconds, not a whole number: a frame-bound caller may want a fraction */
+    lua_getfield(L, t, "page_timeout");
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TNUMBER)
+            luaL_error(L, "tesseract.pool: option 'page_timeout' must be a number (got %s)",
+                       luaL_typename(L, -1));
+        double v = (double)lua_tonumber(L, -1);
+        if (!(v > 0 && v <= 1e6)) {
+            snprintf(msg, n, "option page_timeout must be seconds above 0, up to 1e6");
+            lua_pop(L, 1);
+            return 0;
+        }
+        o->page_timeout = v;
+    }
+    lua_pop(L, 1);
     return 1;
 }
 
@@ -612,12 +628,17 @@ static int l_wait(lua_State *L) {
     tp_job *job = tp_pool_wait(lp->pool, (int64_t)id, (double)timeout, &kind);
     if (job == NULL) {
         char msg[128];
-        if (kind == TP_TIMEOUT)
-            snprintf(msg, sizeof msg, "tesseract job %lld not finished after %g s", (long long)id,
-                     (double)timeout);
-        else
+        if (kind != TP_TIMEOUT) {
             snprintf(msg, sizeof msg, "no pending tesseract job %lld", (long long)id);
-        return fail(L, kind, msg);
+            return fail(L, kind, msg);
+        }
+        /* pending = true tells this wait's own timeout from a job that ended over page_timeout */
+        snprintf(msg, sizeof msg, "tesseract job %lld not finished after %g s", (long long)id,
+                 (double)timeout);
+        fail(L, kind, msg);
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "pending");
+        return 2;
     }
     int nret = 1;
     if (job->out.kind == TP_OK) {
@@ -629,6 +650,25 @@ static int l_wait(lua_State *L) {
     }
     tp_pool_release(lp->pool, job);
     return nret;
+}
+
+/* pool:progress(id) -> percent (0..100 over all pages), pages_done, pages, state | nil (no such
+ * job: never submitted, or already collected) */
+static int l_progress(lua_State *L) {
+    static const char *const states[] = { NULL, "queued", "running", "finished" };
+    lpool *lp = check_open(L);
+    lua_Integer id = luaL_checkinteger(L, 2);
+    int percent = 0, done = 0, pages = 0;
+    int state = tp_pool_progress(lp->pool, (int64_t)id, &percent, &done, &pages);
+    if (state == 0) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_pushinteger(L, percent);
+    lua_pushinteger(L, done);
+    lua_pushinteger(L, pages);
+    lua_pushstring(L, states[state]);
+    return 4;
 }
 
 static int l_cancel(lua_State *L) {
@@ -694,6 +734,7 @@ static const luaL_Reg pool_methods[] = {
     {"submit", l_submit},
     {"poll", l_poll},
     {"wait", l_wait},
+    {"progress", l_progress},
     {"cancel", l_cancel},
     {"fd", l_fd},
     {"pending", l_pending},

@@ -212,10 +212,53 @@ static int probe(tp_outcome *out, const tp_options *o, const unsigned char *data
     return size_ok(out, o, (uint64_t)w, (uint64_t)h, 1);
 }
 
+/* `seconds` from now on CLOCK_MONOTONIC, the clock of state_cv and of page deadlines. */
+static void deadline_after(struct timespec *ts, double seconds) {
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    if (seconds > 1e9) seconds = 1e9;
+    time_t whole = (time_t)seconds;
+    long nsec = ts->tv_nsec + (long)((seconds - (double)whole) * 1e9);
+    ts->tv_sec += whole + nsec / 1000000000L;
+    ts->tv_nsec = nsec % 1000000000L;
+}
+
+/* What tesseract's monitor calls back with while it recognises one page (between words): the
+ * job, for its cancel flag and progress, and the page's deadline. */
+typedef struct {
+    tp_job *job;
+    ETEXT_DESC *monitor;
+    int reported;                      /* the page's percentage already added to job->progress */
+    int has_deadline, timed_out;
+    struct timespec deadline;          /* CLOCK_MONOTONIC */
+} tp_watch;
+
+static void add_progress(tp_watch *w, int percent) {
+    if (percent <= w->reported) return;
+    __atomic_add_fetch(&w->job->progress, (unsigned)(percent - w->reported), __ATOMIC_RELAXED);
+    w->reported = percent;
+}
+
+static int past(const struct timespec *deadline) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > deadline->tv_sec
+           || (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
+}
+
+/* Returns true to stop recognising: cancelled, or the page is over its deadline. A page counts
+ * 100 only once its result is stored, so what tesseract says is kept under 100 here. */
 static bool cancel_cb(void *cancel_this, int words) {
     (void)words;
-    tp_job *job = cancel_this;
-    return __atomic_load_n(&job->cancel, __ATOMIC_ACQUIRE) != 0;
+    tp_watch *w = cancel_this;
+    if (w == NULL) return false;
+    int percent = TessMonitorGetProgress(w->monitor);
+    add_progress(w, percent > 99 ? 99 : percent);
+    if (__atomic_load_n(&w->job->cancel, __ATOMIC_ACQUIRE)) return true;
+    if (w->has_deadline && past(&w->deadline)) {
+        w->timed_out = 1;
+        return true;
+    }
+    return false;
 }
 
 static int cancelled(tp_job *job, tp_outcome *out) {
@@ -247,15 +290,29 @@ static int page_angle(TessResultIterator *ri) {
 static void recognise_page(tp_job *job, tp_result *r, tp_outcome *out, const tp_options *o,
                            TessBaseAPI *api, ETEXT_DESC *monitor, PIX *pix, int page) {
     tp_page pg;
+    tp_watch watch;
     memset(&pg, 0, sizeof pg);
+    memset(&watch, 0, sizeof watch);
     pg.angle = -1;
     pg.width = (int)pixGetWidth(pix);
     pg.height = (int)pixGetHeight(pix);
+    watch.job = job;
+    watch.monitor = monitor;
+    watch.has_deadline = o->page_timeout > 0;
+    if (watch.has_deadline) deadline_after(&watch.deadline, o->page_timeout);
     TessBaseAPISetImage2(api, pix);
-    TessMonitorSetCancelThis(monitor, job);
+    TessMonitorSetCancelThis(monitor, &watch);
     int rc = TessBaseAPIRecognize(api, monitor);
+    TessMonitorSetCancelThis(monitor, NULL);
     if (cancelled(job, out)) {
         /* out says so */
+    } else if (watch.timed_out) {
+        if (page > 1)
+            FAIL(out, TP_TIMEOUT, "page %d was not recognised within page_timeout (%g s)", page,
+                 o->page_timeout);
+        else
+            FAIL(out, TP_TIMEOUT, "the image was not recognised within page_timeout (%g s)",
+                 o->page_timeout);
     } else if (rc != 0) {
         if (page > 1)
             FAIL(out, TP_TASK_FAILED, "tesseract could not recognise page %d of the image", page);
@@ -273,6 +330,9 @@ static void recognise_page(tp_job *job, tp_result *r, tp_outcome *out, const tp_
         else if (brc == OCR_BUF_NOMEM)
             FAIL(out, TP_SERVER, "out of memory storing the result");
     }
+    add_progress(&watch, 100);
+    /* release: whoever sees the page done sees its 100 too */
+    __atomic_add_fetch(&job->pages_done, 1, __ATOMIC_RELEASE);
     /* Frees the page and, with the legacy engine, what it adapted to this page: results must not
      * depend on which images a worker saw before. The model stays loaded. */
     TessBaseAPIClear(api);
@@ -347,6 +407,7 @@ static int doc_create(tp_job *job, const tp_options *o, ocr_buffer *file,
     doc->npages = n;
     doc->next_page = 1;
     job->doc = doc;
+    __atomic_store_n(&job->npages, n, __ATOMIC_RELAXED);
     return 1;
 }
 
@@ -797,13 +858,23 @@ tp_job *tp_pool_collect(tp_pool *p) {
     return p->collected;
 }
 
-/* Under p->mu: is job `id` queued or running? */
-static int in_flight(tp_pool *p, int64_t id) {
-    for (tp_job *j = p->queue_head; j; j = j->next)
-        if (j->id == id) return 1;
+/* Under p->mu for the shared lists; the collected list is the caller's. A split TIFF's job may
+ * be queued (for its next page) and current on workers at once: it is running. */
+static tp_job *find_job(tp_pool *p, int64_t id, tp_state *state) {
+    *state = TP_RUNNING;
     for (int i = 0; i < p->opt.threads; i++)
-        if (p->workers[i].current && p->workers[i].current->id == id) return 1;
-    return 0;
+        if (p->workers[i].current && p->workers[i].current->id == id) return p->workers[i].current;
+    for (tp_job *j = p->queue_head; j; j = j->next)
+        if (j->id == id) {
+            if (j->doc == NULL) *state = TP_QUEUED;
+            return j;
+        }
+    *state = TP_FINISHED;
+    for (tp_job *j = p->done_head; j; j = j->next)
+        if (j->id == id) return j;
+    for (tp_job *j = p->collected; j; j = j->next)
+        if (j->id == id) return j;
+    return NULL;
 }
 
 /* Under p->mu: unlinks job `id` from the done list. */
@@ -819,14 +890,6 @@ static tp_job *take_done(tp_pool *p, int64_t id) {
     return NULL;
 }
 
-static void deadline_after(struct timespec *ts, double seconds) {
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    if (seconds > 1e9) seconds = 1e9;
-    time_t whole = (time_t)seconds;
-    long nsec = ts->tv_nsec + (long)((seconds - (double)whole) * 1e9);
-    ts->tv_sec += whole + nsec / 1000000000L;
-    ts->tv_nsec = nsec % 1000000000L;
-}
 
 tp_job *tp_pool_wait(tp_pool *p, int64_t id, double timeout, tp_kind *kind) {
     for (tp_job *j = p->collected; j; j = j->next)
@@ -838,7 +901,8 @@ tp_job *tp_pool_wait(tp_pool *p, int64_t id, double timeout, tp_kind *kind) {
     for (;;) {
         job = take_done(p, id);
         if (job != NULL) break;
-        if (!in_flight(p, id)) { *kind = TP_NOT_FOUND; break; }
+        tp_state state;
+        if (find_job(p, id, &state) == NULL || state == TP_FINISHED) { *kind = TP_NOT_FOUND; break; }
         int rc = timeout < 0 ? pthread_cond_wait(&p->state_cv, &p->mu)
                              : pthread_cond_timedwait(&p->state_cv, &p->mu, &deadline);
         if (rc == ETIMEDOUT) {
@@ -893,6 +957,23 @@ int tp_pool_cancel(tp_pool *p, int64_t id) {
 
 size_t tp_pool_pending(tp_pool *p) {
     return p->outstanding;
+}
+
+int tp_pool_progress(tp_pool *p, int64_t id, int *percent, int *pages_done, int *pages) {
+    tp_state state = TP_QUEUED;
+    pthread_mutex_lock(&p->mu);
+    tp_job *job = find_job(p, id, &state);
+    if (job != NULL) {
+        /* A job is freed only by tp_pool_release, on this thread, so reading it is safe; the
+         * counters are written by workers, hence the atomics. */
+        int n = __atomic_load_n(&job->npages, __ATOMIC_RELAXED);
+        *pages_done = __atomic_load_n(&job->pages_done, __ATOMIC_ACQUIRE);
+        unsigned units = __atomic_load_n(&job->progress, __ATOMIC_RELAXED);
+        *pages = n > 0 ? n : 1;
+        *percent = units >= 100u * (unsigned)*pages ? 100 : (int)(units / (unsigned)*pages);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return job != NULL ? (int)state : 0;
 }
 
 void tp_pool_stats(tp_pool *p, tp_stats *s) {

@@ -24,7 +24,7 @@ typedef enum {
     TP_TASK_FAILED,     /* tesseract accepted the image and failed on it */
     TP_CANCELLED,       /* tp_pool_cancel() or close while running */
     TP_RATE_LIMITED,    /* the queue is full */
-    TP_TIMEOUT,         /* tp_pool_wait() gave up */
+    TP_TIMEOUT,         /* tp_pool_wait() gave up; a page over page_timeout */
     TP_NOT_FOUND,       /* no such pending job */
     TP_SERVER           /* out of memory, no threads: the machine failed, not the input */
 } tp_kind;
@@ -39,6 +39,8 @@ typedef struct {
     int    max_pages;                       /* pages of a multi-page TIFF, counted before decoding */
     size_t max_bytes;                       /* encoded image size limit */
     size_t max_pending;                     /* submitted and not yet collected */
+    double page_timeout;                    /* seconds one page's recognition may take (checked
+                                               between words); 0 = no limit */
 } tp_options;
 
 /* How a job, or one page of it, ended: TP_OK, or a kind and what went wrong. */
@@ -87,6 +89,11 @@ struct tp_job {
     unsigned char *data;                    /* input: bytes (owned copy) */
     size_t  len;
     int     cancel;                         /* set atomically; read by tesseract's monitor */
+    /* Progress, written by workers and read by tp_pool_progress (atomically): */
+    unsigned progress;                      /* 100 per page read, plus the pages in hand's
+                                               percentages as tesseract reports them */
+    int     npages;                         /* pages of the image once known (a TIFF's), else 0 */
+    int     pages_done;                     /* pages read (successfully or not) */
     tp_outcome out;                         /* valid once the job is finished */
     tp_result res;                          /* valid when out.kind == TP_OK */
     tp_job *next;
@@ -126,6 +133,14 @@ OCR_HIDDEN void tp_pool_release(tp_pool *p, tp_job *job);
 OCR_HIDDEN int tp_pool_cancel(tp_pool *p, int64_t id);
 
 OCR_HIDDEN size_t tp_pool_pending(tp_pool *p);
+
+/* Where job `id` is: waiting for its first worker, being recognised, or finished (not yet
+ * released). */
+typedef enum { TP_QUEUED = 1, TP_RUNNING, TP_FINISHED } tp_state;
+
+/* How far job `id` has got: *percent 0..100 over all its pages, *pages_done of *pages (1 until
+ * a multi-page TIFF is opened). 0 if no such job, else its tp_state. */
+OCR_HIDDEN int tp_pool_progress(tp_pool *p, int64_t id, int *percent, int *pages_done, int *pages);
 
 /* A snapshot of the pool. */
 typedef struct {

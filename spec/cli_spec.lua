@@ -226,6 +226,28 @@ describe("the ocr command", function()
       assert.equal(F.read(dir .. "/sample.txt"), F.read(dir .. "/sample-1.txt"))
     end)
 
+    it("fills the bar on a terminal as one long input's pages are read", function()
+      local T = require "helpers.tiff"
+      local tif = os.tmpname()
+      finally(function() os.remove(tif) end)
+      local order = {}
+      for i = 1, 12 do order[i] = 2 - i % 2 end   -- a page takes ~0.1 s: long enough to watch
+      assert(F.write(tif, T.of_pages(T.dirs(F.read("spec/fixtures/tiff/pages.tif")), order)))
+      local cmd = "lua5.4 bin/ocr -j 1 --set threads=1 " .. tif .. " >/dev/null"
+      local p = require("helpers.shell").popen("script -qec '" .. cmd .. "' /dev/null")
+      local tty = p:read("*a")
+      p:close()
+      local fills = {}
+      for hashes in tty:gmatch("\r%[(#*)%.+%] 0/1") do fills[#fills + 1] = #hashes end
+      local grew = 0
+      for i = 2, #fills do
+        assert.truthy(fills[i] >= fills[i - 1], "fills up, never back")
+        if fills[i] > fills[i - 1] then grew = grew + 1 end
+      end
+      assert.truthy(grew >= 2 and fills[#fills] < 30, "the bar grew while the one input was read: " .. tty)
+      assert.truthy(tty:find("\r%[" .. ("#"):rep(30) .. "%] 1/1"), tty)
+    end)
+
     it("prints every page of a multi-page TIFF: a form-feed line between pages, the page in TSV", function()
       local tif = "spec/fixtures/tiff/pages.tif"
       local out, _, status = ocr_cmd(tif)

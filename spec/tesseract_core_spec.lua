@@ -719,6 +719,118 @@ describe("ocr.tesseract", function()
       pool:close()
     end)
 
+    describe("progress", function()
+      -- Samples pool:progress(id) every millisecond until the job is finished (not collected).
+      local function watch(pool, id)
+        local seen = {}
+        local until_t = core.monotime() + 120
+        repeat
+          local percent, done, pages, state = pool:progress(id)
+          assert.is_number(percent, "a pending job has progress")
+          local last = seen[#seen]
+          if not last or last.percent ~= percent or last.done ~= done or last.pages ~= pages
+             or last.state ~= state then
+            seen[#seen + 1] = { percent = percent, done = done, pages = pages, state = state }
+          end
+          if state ~= "finished" then core.sleep(0.001) end
+        until state == "finished" or core.monotime() > until_t
+        return seen
+      end
+
+      it("goes from queued through rising percentages to finished at 100, then is gone", function()
+        local pool = assert(tess.pool{ threads = 1 })
+        local first = assert(pool:submit{ path = SAMPLE })
+        local second = assert(pool:submit{ path = SAMPLE })
+        local _, _, _, state = pool:progress(second)
+        assert.equal("queued", state, "behind the first job on the one worker")
+        local seen = watch(pool, first)
+        local between = 0
+        for i, s in ipairs(seen) do
+          assert.equal(1, s.pages)
+          if i > 1 then assert.truthy(s.percent >= seen[i - 1].percent, "never goes back") end
+          if s.done == 0 then assert.truthy(s.percent < 100, "100 only once the page's result is stored") end
+          if s.state == "queued" then assert.equal(0, s.percent) end
+          if s.percent > 0 and s.percent < 100 then between = between + 1 end
+        end
+        assert.truthy(between >= 2, "tesseract's percentages while it reads: " .. #seen .. " samples")
+        assert.same({ percent = 100, done = 1, pages = 1, state = "finished" }, seen[#seen])
+        assert.is_table(pool:wait(first))
+        assert.is_nil(pool:progress(first), "collected: no longer known")
+        assert.is_nil(pool:progress(12345))
+        pool:close()
+      end)
+
+      it("counts a TIFF's pages on every worker: never less than the pages read", function()
+        local six = tiff_of_pages(tiff_dirs(read(TIFF)), { 1, 2, 1, 2, 1, 2 })
+        local pool = assert(tess.pool{ threads = 2 })
+        local id = assert(pool:submit{ data = six })
+        local seen = watch(pool, id)
+        local dones = {}
+        for i, s in ipairs(seen) do
+          assert.truthy(s.pages == 1 or s.pages == 6, "1 until the TIFF is opened, then 6")
+          assert.truthy(s.percent >= math.floor(100 * s.done / s.pages), "percent covers pages read")
+          if i > 1 then
+            assert.truthy(s.percent >= seen[i - 1].percent and s.done >= seen[i - 1].done)
+          end
+          dones[s.done] = true
+        end
+        local distinct = 0
+        for _ in pairs(dones) do distinct = distinct + 1 end
+        assert.truthy(distinct >= 3, "pages counted as they are read")
+        assert.same({ percent = 100, done = 6, pages = 6, state = "finished" }, seen[#seen])
+        assert.equal(6, #assert(pool:wait(id)).pages)
+        pool:close()
+      end)
+    end)
+
+    describe("page_timeout", function()
+      it("ends a page over it as a timeout naming the limit; the worker carries on", function()
+        local pool = assert(tess.pool{ threads = 1, page_timeout = 0.02 })
+        local t0 = core.monotime()
+        local res, err = pool:wait(assert(pool:submit{ path = SAMPLE }))
+        assert.is_nil(res)
+        assert.equal("timeout", err.kind)
+        assert.is_nil(err.pending, "the job ended: not this wait's own timeout")
+        assert.matches("not recognised within page_timeout %(0%.02 s%)", err.message)
+        assert.truthy(core.monotime() - t0 < 5, "stopped, not read to the end")
+        -- a page without words has nothing to stop between: it is read
+        local blank = assert(pool:wait(assert(pool:submit{ data = "P5\n1 1\n255\n\255" })))
+        assert.equal(1, #blank.pages)
+        local _, terr = pool:wait(assert(pool:submit{ data = tiff_of_pages(tiff_dirs(read(TIFF)), { 1, 2 }) }))
+        assert.equal("timeout", terr.kind)
+        assert.matches("not recognised within page_timeout", terr.message)
+        assert.same({ queued = 0, running = 0, finished = 0, busy = 0, threads = 1 }, pool:stats())
+        pool:close()
+      end)
+
+      it("leaves a page read within it alone", function()
+        assert.same(assert(recognize({}, { path = SAMPLE })),
+                    assert(recognize({ page_timeout = 600 }, { path = SAMPLE })))
+      end)
+
+      it("must be seconds above 0", function()
+        for _, bad in ipairs{ 0, -1, 1e7, 0 / 0 } do
+          local pool, err = tess.pool{ page_timeout = bad }
+          assert.is_nil(pool)
+          assert.equal("invalid_input", err.kind)
+          assert.matches("page_timeout", err.message)
+        end
+        assert.has_error(function() tess.pool{ page_timeout = "1" } end,
+                         "tesseract.pool: option 'page_timeout' must be a number (got string)")
+      end)
+    end)
+
+    it("tells its own wait timeout (pending) from a job that ended", function()
+      local pool = assert(tess.pool{ threads = 1 })
+      local id = assert(pool:submit{ path = SAMPLE })
+      local res, err = pool:wait(id, 0)
+      assert.is_nil(res)
+      assert.same({ kind = "timeout", pending = true,
+                    message = ("tesseract job %d not finished after 0 s"):format(id) }, err)
+      assert.is_table(pool:wait(id))
+      pool:close()
+    end)
+
     it("closes cleanly with jobs queued and running, and only once", function()
       local pool = assert(tess.pool{ threads = 2 })
       for _ = 1, 6 do pool:submit{ path = SAMPLE } end
@@ -823,10 +935,16 @@ describe("ocr.tesseract", function()
             if res or (err and err.kind ~= "timeout") then check(res, err, "wait, round " .. round) end
           elseif op == 9 then
             assert.is_number(pool:pending())
+            if #ids > 0 then   -- a pending id is known until collected (a wait above collected it)
+              local percent, done, pages, state = pool:progress(ids[int(1, #ids)])
+              assert.truthy(percent >= 0 and percent <= 100 and done <= pages, "progress")
+              assert.truthy(state == "queued" or state == "running" or state == "finished")
+            end
           elseif int(1, 4) == 1 then
             pool:close()
             closed = true
             assert.has_error(function() pool:submit(inputs[1]) end, "tesseract pool is closed")
+            assert.has_error(function() pool:progress(1) end, "tesseract pool is closed")
             break
           end
         end

@@ -133,4 +133,61 @@ describe_if("tesseract provider", function()
       assert.equal(one.text, out[i].res.text)
     end
   end)
+
+  describe("progress", function()
+    -- The events one input got, and what they must be: queued at 0 first, then processing
+    -- with percentages and pages read that never go back, then done at 100.
+    local function check(events, pages)
+      assert.same({ "queued", 0 }, { events[1].stage, events[1].progress })
+      assert.same({ "done", 100 }, { events[#events].stage, events[#events].progress })
+      local between = 0
+      for i = 2, #events - 1 do
+        local ev, prev = events[i], events[i - 1]
+        assert.equal("processing", ev.stage)
+        assert.equal("tesseract", ev.provider)
+        assert.truthy(ev.progress >= prev.progress and ev.pages_done >= prev.pages_done, "never goes back")
+        assert.truthy(ev.pages == 1 or ev.pages == pages)
+        assert.truthy(ev.progress >= math.floor(100 * ev.pages_done / ev.pages))
+        if ev.progress > 0 and ev.progress < 100 then between = between + 1 end
+      end
+      return between
+    end
+
+    local twelve   -- pages of ~0.1 s each: long enough to watch
+    setup(function()
+      local T = require "helpers.tiff"
+      local order = {}
+      for i = 1, 12 do order[i] = 2 - i % 2 end
+      twelve = T.of_pages(T.dirs(assert(F.read("spec/fixtures/tiff/pages.tif"))), order)
+    end)
+
+    it("is reported while the pages are read, when jobs run (steps wake up to ask)", function()
+      local events = {}
+      local client = ocr.new("tesseract", { threads = 1 })
+      local out = client:recognize_all({ { data = twelve } }, { on_progress = function(ev)
+        events[#events + 1] = ev
+      end })
+      assert.equal(12, out[1].res.pages)
+      assert.equal(1, events[1].index)
+      assert.truthy(check(events, 12) >= 3, "several percentages seen: " .. #events .. " events")
+    end)
+
+    it("is reported by a direct client:recognize too", function()
+      local events = {}
+      local client = ocr.new("tesseract", { threads = 1, on_progress = function(ev) events[#events + 1] = ev end })
+      assert.equal(12, assert(client:recognize{ data = twelve }).pages)
+      assert.truthy(check(events, 12) >= 3, "several percentages seen: " .. #events .. " events")
+    end)
+  end)
+
+  it("ends a page over page_timeout as a timeout that is not retried", function()
+    local client = ocr.new("tesseract", { threads = 1, page_timeout = 0.02 })
+    local res, err = client:recognize{ file = "examples/sample.png" }
+    assert.is_nil(res)
+    assert.equal("timeout", err.kind)
+    assert.is_false(err.retryable)
+    assert.equal("tesseract: timeout: the image was not recognised within page_timeout (0.02 s)", tostring(err))
+    assert.has_error(function() ocr.new("tesseract", { page_timeout = 0 }) end)
+    assert.has_error(function() ocr.new("tesseract", { page_timeout = "1" }) end)
+  end)
 end)

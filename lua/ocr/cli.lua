@@ -237,26 +237,43 @@ local function save_rendered(dir, format, input, rendered)
 end
 
 -- Progress on stderr: a bar on a terminal, plain lines otherwise (only for several inputs).
+-- On a terminal the bar also fills with the inputs in flight (the percentage of their
+-- "processing" stage: tesseract's page by page, a vendor's own), so one long input does not
+-- leave it still.
 local function progress_reporter(o, n, err_out)
-  if o.quiet then return function() end end
+  local quiet = { done = function() end, progress = function() end, finish = function() end }
+  if o.quiet then return quiet end
   local tty = core.isatty(2)
-  if not tty and n < 2 then return function() end end
-  local done = 0
-  return function(name, ok, final)
-    if final then
-      if tty then err_out:write("\r\27[K") end
-      return
-    end
-    done = done + 1
-    if tty then
-      local width = 30
-      local filled = math.floor(width * done / n)
-      err_out:write(("\r[%s%s] %d/%d %s\27[K"):format(("#"):rep(filled), ("."):rep(width - filled),
-                                                       done, n, ok and "" or "(failed: " .. name .. ")"))
-    else
-      err_out:write(("ocr: %d/%d %s %s\n"):format(done, n, name, ok and "ok" or "failed"))
-    end
+  if not tty and n < 2 then return quiet end
+  local done, partial, width = 0, {}, 30
+  local failed_name
+  local function draw()
+    local sum = done
+    for _, f in pairs(partial) do sum = sum + f end
+    local filled = math.min(width, math.floor(width * sum / n))
+    err_out:write(("\r[%s%s] %d/%d %s\27[K"):format(("#"):rep(filled), ("."):rep(width - filled), done, n,
+                                                     failed_name and "(failed: " .. failed_name .. ")" or ""))
   end
+  return {
+    done = function(i, name, ok)
+      done, partial[i] = done + 1, nil
+      if tty then
+        failed_name = not ok and name or failed_name
+        draw()
+      else
+        err_out:write(("ocr: %d/%d %s %s\n"):format(done, n, name, ok and "ok" or "failed"))
+      end
+    end,
+    progress = function(i, percent)
+      if not (tty and percent) or percent >= 100 then return end
+      local f = percent / 100
+      if f > (partial[i] or 0) then
+        partial[i] = f
+        draw()
+      end
+    end,
+    finish = function() if tty then err_out:write("\r\27[K") end end,
+  }
 end
 
 --- Runs the command; returns the exit status. `io` streams can be replaced for embedding.
@@ -316,11 +333,11 @@ function M.main(args, ocr, streams)
 
   local inputs = {}
   for i, name in ipairs(o.inputs) do inputs[i] = make_input(name, input_opts, o.output) end
-  local report = progress_reporter(o, #inputs, err_out)
-  local results = client:recognize_all(inputs, { concurrency = o.jobs, on_result = function(i, res)
-    report(o.inputs[i], res ~= nil)
-  end })
-  report(nil, nil, true)
+  local bar = progress_reporter(o, #inputs, err_out)
+  local results = client:recognize_all(inputs, { concurrency = o.jobs,
+    on_result = function(i, res) bar.done(i, o.inputs[i], res ~= nil) end,
+    on_progress = function(ev) bar.progress(ev.index, ev.stage == "processing" and ev.progress) end })
+  bar.finish()
 
   local status = 0
   for i, r in ipairs(results) do

@@ -330,9 +330,17 @@ end
 
 --- Waits for item `id` of an event source (e.g. a pool of OCR worker threads; see
 -- ocr.scheduler.await): inside a job the job yields; elsewhere `source:wait(id)` blocks.
-function Context:await(source, id)
-  if self.job then return require("ocr.scheduler").await(source, id) end
-  return source:wait(id)
+-- With `report` (and a source that has `progress(id)`), report(source:progress(id)) is called
+-- every `ocr.scheduler.progress_interval` seconds while the item runs.
+function Context:await(source, id, report)
+  local scheduler = require("ocr.scheduler")
+  if self.job then return scheduler.await(source, id, report) end
+  if not (report and source.progress) then return source:wait(id) end
+  while true do   -- (source:wait's own timeout says `pending`: the item still runs)
+    local res, err = source:wait(id, scheduler.progress_interval)
+    if res or not (err and err.pending) then return res, err end
+    report(source:progress(id))
+  end
 end
 
 -- Result files sit on object storage behind pre-signed URLs: 403/404/410 there means the link

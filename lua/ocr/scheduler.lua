@@ -180,7 +180,7 @@ local function resume(job, n, v1, v2)
   elseif tag == AWAIT then
     awaiting[a] = awaiting[a] or {}
     awaiting[a][b] = job
-    job.awaiting = { a, b }
+    job.awaiting = { a, b, c }
   elseif tag == HTTP then
     push(to_start, job, a, b, c)
   else
@@ -246,6 +246,12 @@ local function collect(deadline)
           make_ready(job, 2, item.res, item.err)
         end
       end
+      if source.progress then
+        for id, job in pairs(waiters) do
+          local report = job.awaiting and job.awaiting[3]
+          if report then report(source:progress(id)) end
+        end
+      end
     else
       awaiting[source] = nil
     end
@@ -299,6 +305,21 @@ local function next_timer()
   return t
 end
 
+--- Seconds between progress reports of work awaited outside curl (an OCR thread says nothing
+-- until it finishes, so a step that would sleep longer wakes up to ask it).
+M.progress_interval = 0.1
+
+local function progress_watched()
+  for source, waiters in pairs(awaiting) do
+    if source.progress then
+      for _, job in pairs(waiters) do
+        if job.awaiting and job.awaiting[3] then return true end
+      end
+    end
+  end
+  return false
+end
+
 --- Advances every job without blocking longer than `timeout` seconds (default 0); returns as
 -- soon as a job finished, or when the time is up. Returns the number of jobs still in flight.
 function M.step(timeout)
@@ -312,6 +333,7 @@ function M.step(timeout)
     if wait <= 0 then return #jobs end
     local t = next_timer()
     if t then wait = math.min(wait, math.max(0, t - now)) end
+    if wait > M.progress_interval and progress_watched() then wait = M.progress_interval end
     if empty(ready) and empty(to_start) and wait > 0 then
       local fds = {}
       for source in pairs(awaiting) do
@@ -346,10 +368,11 @@ function M.sleep(seconds)
 end
 
 --- Waits for work done outside curl: `source` has `poll() -> { {id=, res=} | {id=, err=}, ... }`
--- (never blocking), optionally `fd()` (readable when something finished) and `cancel(id)`.
--- Returns the item's res, err.
-function M.await(source, id)
-  return coroutine.yield(AWAIT, source, id)
+-- (never blocking), optionally `fd()` (readable when something finished), `cancel(id)` and
+-- `progress(id) -> ...`: with `report`, report(source:progress(id)) is called after every step
+-- while the item runs, at least every `progress_interval` seconds. Returns the item's res, err.
+function M.await(source, id, report)
+  return coroutine.yield(AWAIT, source, id, report)
 end
 
 --- Sends `req` (an ocr.curl request) through the multi handle. With `report`, it is called with

@@ -16,7 +16,7 @@ local function pool_for(ctx)
   local o = ctx.options
   local threads = o.threads or math.min(4, core.cpu_count())
   local key = table.concat({ o.languages or "eng", o.datapath or "", o.psm or "", o.oem or "", threads,
-                             o.max_pixels or "", o.max_pages or "" }, "|")
+                             o.max_pixels or "", o.max_pages or "", o.page_timeout or "" }, "|")
   if pools[key] and pools[key]:usable() then return pools[key] end
   local ok, tess = pcall(require, "ocr.tesseract")
   if not ok then
@@ -25,17 +25,35 @@ local function pool_for(ctx)
   end
   local pool, err = tess.pool{ languages = o.languages or "eng", datapath = o.datapath, psm = o.psm,
                                oem = o.oem, threads = threads, max_pixels = o.max_pixels,
-                               max_pages = o.max_pages }
+                               max_pages = o.max_pages, page_timeout = o.page_timeout }
   if not pool then return nil, ctx:error{ kind = err.kind, message = err.message } end
   pools[key] = pool
   return pool
+end
+
+-- Progress events while the pool works: "queued" until a worker takes the image, then
+-- "processing" with the percentage tesseract reports (over all pages of a TIFF) and the pages
+-- read so far; an event only when something changed.
+local function progress_reporter(ctx)
+  if not ctx:progress_wanted() then return nil end
+  local last_stage, last_percent, last_done
+  local function report(percent, done, pages, state)
+    if not percent or state == "finished" then return end   -- ("done" follows from the client)
+    local stage = state == "queued" and "queued" or "processing"
+    if stage == last_stage and percent == last_percent and done == last_done then return end
+    last_stage, last_percent, last_done = stage, percent, done
+    ctx:progress(stage, percent, { pages = pages, pages_done = done })
+  end
+  report(0, 0, 1, "queued")
+  return report
 end
 
 return {
   offline = true,
   credentials = {},
   client_options = { languages = "string", datapath = "string", psm = "integer", oem = "integer",
-                     threads = "integer", max_pixels = "number", max_pages = "integer" },
+                     threads = "integer", max_pixels = "number", max_pages = "integer",
+                     page_timeout = "number" },
   sources = { "file", "data" },
   options = {},
 
@@ -45,6 +63,8 @@ return {
     assert(o.threads == nil or (o.threads >= 1 and o.threads <= 64), "threads must be between 1 and 64")
     assert(o.psm == nil or (o.psm >= 0 and o.psm <= 13), "psm must be between 0 and 13")
     assert(o.oem == nil or (o.oem >= 0 and o.oem <= 3), "oem must be between 0 and 3")
+    assert(o.page_timeout == nil or (o.page_timeout > 0 and o.page_timeout <= 1e6),
+           "page_timeout must be seconds above 0 (up to 1e6)")
   end,
 
   recognize = function(ctx, input)
@@ -52,9 +72,12 @@ return {
     if not pool then return nil, err end
     local id, serr = pool:submit(input.file and { path = input.file } or { data = input.data })
     if not id then return nil, ctx:error{ kind = serr.kind, message = serr.message } end
-    ctx:progress("processing", nil)
-    local res, rerr = ctx:await(pool, id)
-    if not res then return nil, ctx:error{ kind = rerr.kind, message = rerr.message } end
+    local res, rerr = ctx:await(pool, id, progress_reporter(ctx))
+    if not res then
+      local e = ctx:error{ kind = rerr.kind, message = rerr.message }
+      if e.kind == "timeout" then e.retryable = false end   -- (over page_timeout: it would be again)
+      return nil, e
+    end
     -- A multi-page TIFF gives every page: texts joined by "\f", lines with their page. psm 1 and
     -- 12 detect the orientation: `angle`, clockwise degrees, as vendors report it (the first page's).
     local first = res.pages[1] or {}
