@@ -307,14 +307,14 @@ static void recognise_page(tp_job *job, tp_result *r, tp_outcome *out, const tp_
     if (cancelled(job, out)) {
         /* out says so */
     } else if (watch.timed_out) {
-        if (page > 1)
+        if (job->doc != NULL)
             FAIL(out, TP_TIMEOUT, "page %d was not recognised within page_timeout (%g s)", page,
                  o->page_timeout);
         else
             FAIL(out, TP_TIMEOUT, "the image was not recognised within page_timeout (%g s)",
                  o->page_timeout);
     } else if (rc != 0) {
-        if (page > 1)
+        if (job->doc != NULL)
             FAIL(out, TP_TASK_FAILED, "tesseract could not recognise page %d of the image", page);
         else
             FAIL(out, TP_TASK_FAILED, "tesseract could not recognise the image");
