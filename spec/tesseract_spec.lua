@@ -180,6 +180,30 @@ describe_if("tesseract provider", function()
     end)
   end)
 
+  it("never blocks an embedder's runtime: the page is waited for in its sleeps", function()
+    -- as OpenResty's ngx.sleep would be: each sleep hands the thread back to the event loop
+    local runtime = require "ocr.runtime"
+    local sleeps, others = {}, 0
+    runtime.set{ name = "embedder", now = core.monotime, sleep = function(s)
+      sleeps[#sleeps + 1] = s
+      others = others + 1   -- the event loop's other work
+      core.sleep(s)
+    end }
+    finally(runtime.reset)
+    local events = {}
+    local client = ocr.new("tesseract", { threads = 1, on_progress = function(ev) events[#events + 1] = ev end })
+    local res = assert(client:recognize{ file = "examples/sample.png" })
+    assert.is_true(cer.rate(res.text, sample_text) <= 0.02)
+    assert.truthy(#sleeps >= 5, "the wait was the runtime's sleeps: " .. #sleeps)
+    assert.equal(0.005, sleeps[1])
+    for i = 2, #sleeps do assert.equal(math.min(0.05, sleeps[i - 1] * 2), sleeps[i]) end
+    assert.equal(#sleeps, others)
+    local processing = 0
+    for _, ev in ipairs(events) do processing = processing + (ev.stage == "processing" and 1 or 0) end
+    assert.truthy(processing >= 2, "progress between the sleeps")
+    assert.equal("done", events[#events].stage)
+  end)
+
   it("ends a page over page_timeout as a timeout that is not retried", function()
     local client = ocr.new("tesseract", { threads = 1, page_timeout = 0.02 })
     local res, err = client:recognize{ file = "examples/sample.png" }

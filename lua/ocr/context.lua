@@ -329,13 +329,27 @@ function Context:poll(opts)
 end
 
 --- Waits for item `id` of an event source (e.g. a pool of OCR worker threads; see
--- ocr.scheduler.await): inside a job the job yields; elsewhere `source:wait(id)` blocks.
+-- ocr.scheduler.await): inside a job the job yields. Elsewhere, under the default runtime,
+-- `source:wait(id)` blocks; under an embedder's runtime (ngx.sleep) the thread is not ours to
+-- block, so the source is asked between the runtime's sleeps (5 ms, doubling up to 50 ms).
 -- With `report` (and a source that has `progress(id)`), report(source:progress(id)) is called
--- every `ocr.scheduler.progress_interval` seconds while the item runs.
+-- while the item runs, at least every `ocr.scheduler.progress_interval` seconds.
 function Context:await(source, id, report)
   local scheduler = require("ocr.scheduler")
   if self.job then return scheduler.await(source, id, report) end
-  if not (report and source.progress) then return source:wait(id) end
+  if not source.progress then report = nil end
+  local rt = runtime.get()
+  if rt.name ~= "blocking" then
+    local pause = 0.005
+    while true do
+      local res, err = source:wait(id, 0)
+      if res or not (err and err.pending) then return res, err end
+      if report then report(source:progress(id)) end
+      rt.sleep(pause)
+      pause = math.min(pause * 2, 0.05)
+    end
+  end
+  if not report then return source:wait(id) end
   while true do   -- (source:wait's own timeout says `pending`: the item still runs)
     local res, err = source:wait(id, scheduler.progress_interval)
     if res or not (err and err.pending) then return res, err end
