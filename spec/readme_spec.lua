@@ -211,4 +211,20 @@ describe("README examples", function()
     local _, res = run(block_with('ocr.new("tesseract"'), "", "res")
     assert.truthy(res.text:find("Offline OCR for Lua", 1, true), res.text)
   end)
+
+  it_tess("ocr.tesseract: the pool polled once per frame", function()
+    local seen = {}
+    local printed, text, pool = run(block_with("tess.pool{"), "", "text, pool", {
+      -- the example's frame sleep, counted (a page takes far longer than a frame)
+      require = function(m)
+        if m == "ocr.core" then
+          return setmetatable({ sleep = function(s) seen[#seen + 1] = s core.sleep(s) end }, { __index = core })
+        end
+        return require(m)
+      end })
+    assert.truthy(text:find("Offline OCR for Lua", 1, true), text)
+    assert.equal(text, printed)
+    assert.truthy(#seen >= 3, "frames went by while the page was read: " .. #seen)
+    assert.is_false(pool:usable(), "closed at the end")
+  end)
 end)
