@@ -218,11 +218,7 @@ function M.run(ctx)
   local T = require "helpers.tiff"
   local FAX_PAGES = ctx.quick and 8 or 20
   local fax = dir .. "/fax.tif"
-  do
-    local order = {}
-    for i = 1, FAX_PAGES do order[i] = (i - 1) % 2 + 1 end
-    write_file(fax, T.of_pages(T.dirs(assert(read_all(lib.ROOT .. "/spec/fixtures/tiff/pages.tif"))), order))
-  end
+  write_file(fax, T.fax(FAX_PAGES, lib.ROOT))
   local fax_key = squash("This is the second page of that file.")
   local td1, td2, r_d = {}, {}, {}
   local fax_text

@@ -304,20 +304,15 @@ static void recognise_page(tp_job *job, tp_result *r, tp_outcome *out, const tp_
     TessMonitorSetCancelThis(monitor, &watch);
     int rc = TessBaseAPIRecognize(api, monitor);
     TessMonitorSetCancelThis(monitor, NULL);
+    char what[32] = "the image";   /* what a failure names: a TIFF's page, even page 1 */
+    if (job->doc != NULL) snprintf(what, sizeof what, "page %d", page);
     if (cancelled(job, out)) {
         /* out says so */
     } else if (watch.timed_out) {
-        if (job->doc != NULL)
-            FAIL(out, TP_TIMEOUT, "page %d was not recognised within page_timeout (%g s)", page,
-                 o->page_timeout);
-        else
-            FAIL(out, TP_TIMEOUT, "the image was not recognised within page_timeout (%g s)",
-                 o->page_timeout);
+        FAIL(out, TP_TIMEOUT, "%s was not recognised within page_timeout (%g s)", what,
+             o->page_timeout);
     } else if (rc != 0) {
-        if (job->doc != NULL)
-            FAIL(out, TP_TASK_FAILED, "tesseract could not recognise page %d of the image", page);
-        else
-            FAIL(out, TP_TASK_FAILED, "tesseract could not recognise the image");
+        FAIL(out, TP_TASK_FAILED, "tesseract could not recognise %s", what);
     } else {
         int brc = result_add_text(r, TessBaseAPIGetUTF8Text(api), &pg.text_off, &pg.text_len);
         TessResultIterator *ri = TessBaseAPIGetIterator(api);

@@ -92,7 +92,9 @@ struct tp_job {
     /* Progress, written by workers and read by tp_pool_progress (atomically): */
     unsigned progress;                      /* 100 per page read, plus the pages in hand's
                                                percentages as tesseract reports them */
-    int     npages;                         /* pages of the image once known (a TIFF's), else 0 */
+    int     npages;                         /* pages of the image once known (a TIFF's), else 0:
+                                               doc->npages's own copy, as doc is set and freed
+                                               outside the pool's lock */
     int     pages_done;                     /* pages read (successfully or not) */
     tp_outcome out;                         /* valid once the job is finished */
     tp_result res;                          /* valid when out.kind == TP_OK */

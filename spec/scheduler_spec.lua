@@ -427,7 +427,7 @@ describe("scheduler", function()
     local arrivals = {}
     for _, e in ipairs(http:requests("/slow")) do arrivals[#arrivals + 1] = e.t end
     assert.equal(2, #arrivals)
-    assert.is_true(math.abs(arrivals[2] - arrivals[1]) < 0.3, "the requests did not overlap")
+    assert.is_true(math.abs(arrivals[2] - arrivals[1]) < 0.3, "the requests did not overlap: " .. (arrivals[2] - arrivals[1]))
     local long = c:submit{ data = "long", ms = 400 }
     assert.equal("short", (c:recognize{ data = "short", ms = 0 }).text)
     assert.is_false(long:done(), "recognize waited for another job")

@@ -761,7 +761,7 @@ describe("ocr.tesseract", function()
       end)
 
       it("counts a TIFF's pages on every worker: never less than the pages read", function()
-        local six = tiff_of_pages(tiff_dirs(read(TIFF)), { 1, 2, 1, 2, 1, 2 })
+        local six = T.fax(6)
         local pool = assert(tess.pool{ threads = 2 })
         local id = assert(pool:submit{ data = six })
         local seen = watch(pool, id)

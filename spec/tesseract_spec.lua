@@ -154,12 +154,7 @@ describe_if("tesseract provider", function()
     end
 
     local twelve   -- pages of ~0.1 s each: long enough to watch
-    setup(function()
-      local T = require "helpers.tiff"
-      local order = {}
-      for i = 1, 12 do order[i] = 2 - i % 2 end
-      twelve = T.of_pages(T.dirs(assert(F.read("spec/fixtures/tiff/pages.tif"))), order)
-    end)
+    setup(function() twelve = require("helpers.tiff").fax(12) end)
 
     it("is reported while the pages are read, when jobs run (steps wake up to ask)", function()
       local events = {}
@@ -184,7 +179,7 @@ describe_if("tesseract provider", function()
     -- as OpenResty's ngx.sleep would be: each sleep hands the thread back to the event loop
     local runtime = require "ocr.runtime"
     local sleeps, others = {}, 0
-    runtime.set{ name = "embedder", now = core.monotime, sleep = function(s)
+    runtime.set{ now = core.monotime, sleep = function(s)
       sleeps[#sleeps + 1] = s
       others = others + 1   -- the event loop's other work
       core.sleep(s)

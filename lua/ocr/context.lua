@@ -338,22 +338,17 @@ function Context:await(source, id, report)
   local scheduler = require("ocr.scheduler")
   if self.job then return scheduler.await(source, id, report) end
   if not source.progress then report = nil end
-  local rt = runtime.get()
-  if rt.name ~= "blocking" then
-    local pause = 0.005
-    while true do
-      local res, err = source:wait(id, 0)
-      if res or not (err and err.pending) then return res, err end
-      if report then report(source:progress(id)) end
-      rt.sleep(pause)
+  local blocking = runtime.is_default()
+  if blocking and not report then return source:wait(id) end
+  local pause = 0.005
+  while true do   -- (source:wait's own timeout says `pending`: the item still runs)
+    local res, err = source:wait(id, blocking and scheduler.progress_interval or 0)
+    if res or not (err and err.pending) then return res, err end
+    if report then report(source:progress(id)) end
+    if not blocking then
+      runtime.sleep(pause)
       pause = math.min(pause * 2, 0.05)
     end
-  end
-  if not report then return source:wait(id) end
-  while true do   -- (source:wait's own timeout says `pending`: the item still runs)
-    local res, err = source:wait(id, scheduler.progress_interval)
-    if res or not (err and err.pending) then return res, err end
-    report(source:progress(id))
   end
 end
 

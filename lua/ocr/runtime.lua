@@ -26,6 +26,9 @@ function M.set(rt)
 end
 
 function M.get() return current end
+--- Whether waiting blocks the thread (the default runtime): then work done elsewhere may be
+-- waited for by blocking too; an embedder's runtime must be given its sleeps instead.
+function M.is_default() return current == blocking end
 function M.reset() current = blocking end
 function M.now() return current.now() end
 function M.random() return current.random() end
