@@ -172,6 +172,23 @@ describe("ocr.tesseract", function()
     end)
   end)
 
+  -- The formats leptonica reads besides PNG, JPEG and TIFF (Debian 12's is built with giflib and
+  -- libwebp): the same page as spec/fixtures/tiff/page1.txt, by file and by bytes.
+  it("reads BMP, GIF and WebP images", function()
+    local pool = assert(tess.pool{})
+    for _, ext in ipairs{ "bmp", "gif", "webp" } do
+      local path = "spec/fixtures/formats/page1." .. ext
+      for _, input in ipairs{ { path = path }, { data = read(path) } } do
+        local res, err = pool:wait(assert(pool:submit(input)))
+        assert.is_nil(err, ext .. ": " .. tostring(err and err.message))
+        assert.same({ width = 2250, height = 372 }, res.pages[1], ext)
+        local rate = cer(read(TIFF_TXT[1]), res.text)
+        assert.truthy(rate <= MAX_CER, ("%s: CER %.4f:\n%s"):format(ext, rate, res.text))
+      end
+    end
+    pool:close()
+  end)
+
   describe("recognition of a multi-page TIFF", function()
     -- spec/fixtures/tiff/pages.tif: two pages of different sizes, 1-bit Group 4, as a fax or a
     -- document scanner writes them (made by spec/tools/render_sample.py from page1/page2.txt).

@@ -8,6 +8,8 @@
     /usr/bin/python3 spec/tools/render_sample.py spec/fixtures/tiff/page1.txt spec/fixtures/jpeg/page1.jpg
     /usr/bin/python3 spec/tools/render_sample.py --rotate 90 spec/fixtures/tiff/page1.txt \
         spec/fixtures/rotated/page1-ccw90.png
+    for ext in bmp gif webp; do /usr/bin/python3 spec/tools/render_sample.py \
+        spec/fixtures/tiff/page1.txt spec/fixtures/formats/page1.$ext; done
 
 The text file is the reference: paragraphs are separated by blank lines, and each paragraph is
 wrapped greedily to a 6.5-inch column (between words, or between any two characters with --cjk,
@@ -15,7 +17,8 @@ since Chinese has no spaces). The page is drawn black on white at 300 dpi in 12 
 to the text plus a half-inch margin, and saved as an 8-bit greyscale PNG carrying its resolution.
 With several text files and a .tif output, each text is one page of a multi-page TIFF, 1-bit and
 Group 4 compressed as a fax or a document scanner writes it. A .jpg output is a baseline JPEG
-(quality 75), as a camera or a phone writes it. --rotate DEG turns each page counter-clockwise
+(quality 75), as a camera or a phone writes it. A .bmp is 1-bit (uncompressed BMP's smallest),
+a .gif 8-bit greyscale, a .webp lossless. --rotate DEG turns each page counter-clockwise
 (a page scanned sideways).
 
 Only needed to (re)make the committed PNGs, not to build or test. Debian packages used:
@@ -60,7 +63,7 @@ def main():
     ap.add_argument("--rotate", type=int, default=0, choices=(0, 90, 180, 270),
                     help="turn each page counter-clockwise by this many degrees")
     ap.add_argument("text", nargs="+", help="one text per page (several only for a .tif)")
-    ap.add_argument("out", help="a .png or .jpg (one page) or a .tif (one page per text)")
+    ap.add_argument("out", help="a .png, .jpg, .bmp, .gif or .webp (one page) or a .tif (one page per text)")
     args = ap.parse_args()
 
     tiff = args.out.endswith(".tif")
@@ -73,6 +76,10 @@ def main():
                       append_images=pages[1:])
     elif args.out.endswith(".jpg"):
         pages[0].save(args.out, quality=75, dpi=(DPI, DPI))
+    elif args.out.endswith(".bmp"):
+        pages[0].convert("1").save(args.out, dpi=(DPI, DPI))
+    elif args.out.endswith(".webp"):
+        pages[0].save(args.out, lossless=True)
     else:
         pages[0].save(args.out, optimize=True, dpi=(DPI, DPI))
     for i, p in enumerate(pages):
