@@ -84,3 +84,34 @@ exec pkg-config "$@"
     assert.is_true(exists(dir .. "/out/ocr/core.so"), out)
   end)
 end)
+
+-- .ci/install-deps, which `make demo` and `make test` run first: not as root it installs nothing
+-- and prints the exact apt-get line for what is missing. Replayed with stand-ins for id,
+-- dpkg-query (two packages of .ci/packages missing) and apt-get (which must not run).
+describe(".ci/install-deps", function()
+  it("prints the exact apt-get line for the missing packages when not run as root", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    finally(function() shell.execute("rm -rf " .. sh_quote(dir)) end)
+    assert(succeeded(shell.execute("mkdir -p " .. sh_quote(dir))))
+    local stubs = {
+      id = "#!/bin/sh\necho 1000\n",
+      ["dpkg-query"] = "#!/bin/sh\n"   -- the package is its last argument
+        .. "for p; do :; done\ncase \"$p\" in lua5.4|tesseract-ocr-eng) exit 1 ;; esac\n"
+        .. "echo 'install ok installed'\n",
+      ["apt-get"] = "#!/bin/sh\ntouch " .. sh_quote(dir .. "/apt-get-ran") .. "\n",
+    }
+    for name, body in pairs(stubs) do
+      local f = assert(io.open(dir .. "/" .. name, "w"))
+      f:write(body)
+      f:close()
+    end
+    assert(succeeded(shell.execute("chmod +x " .. sh_quote(dir) .. "/*")))
+    local p = shell.popen("PATH=" .. sh_quote(dir) .. ":$PATH .ci/install-deps 2>&1; echo \"exit=$?\"")
+    local out = p:read("*a")
+    p:close()
+    assert.equal("missing Debian packages; run: sudo apt-get install -y lua5.4 tesseract-ocr-eng\nexit=1\n", out)
+    local f = io.open(dir .. "/apt-get-ran")
+    assert.is_nil(f, "apt-get ran")
+  end)
+end)
