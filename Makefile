@@ -13,7 +13,7 @@ LUA_CFLAGS  ?= $(shell $(PKG_CONFIG) --cflags lua$(LUA_VERSION) 2>/dev/null || e
 CURL_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libcurl)
 CURL_LIBS   ?= $(shell $(PKG_CONFIG) --libs libcurl) -ldl
 CORE_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags expat libcrypto)
-CORE_LIBS   ?= $(shell $(PKG_CONFIG) --libs expat libcrypto)
+CORE_LIBS   ?= $(shell $(PKG_CONFIG) --libs expat libcrypto) -lhttp_parser
 
 # SANITIZE=1 builds the modules with AddressSanitizer + UBSan (see `make test-asan`).
 ifeq ($(SANITIZE),1)
@@ -34,7 +34,7 @@ OBJ  = build/obj$(LUA_VERSION)$(BUILD_TAG)
 
 COMMON_SRC = csrc/compat.c csrc/buffer.c csrc/form.c
 CORE_SRC   = csrc/core.c csrc/crypto.c csrc/codec.c csrc/cos_sign.c csrc/multipart.c csrc/xml.c csrc/sys.c \
-             csrc/text.c
+             csrc/text.c csrc/http_parse.c
 CURL_SRC   = csrc/curl.c csrc/curl_session.c csrc/curl_multi.c
 
 CORE_OBJ = $(patsubst csrc/%.c,$(OBJ)/%.o,$(CORE_SRC) $(COMMON_SRC))
@@ -82,14 +82,17 @@ demo: deps
 	@$(BUILD_AFTER_DEPS) all
 	$(LUA) bin/ocr examples/sample.png
 
-# The specs, on Lua $(LUA_VERSION), against the modules built above.
+# The specs, on Lua $(LUA_VERSION), against the modules built above. The OpenResty specs load
+# the 5.1-ABI modules into a real nginx, so those are built too.
 test: deps
 	@$(BUILD_AFTER_DEPS) all
+	@$(BUILD_AFTER_DEPS) LUA_VERSION=5.1 all
 	$(LUA) $(BUSTED) $(BUSTED_ARGS)
 
 # The same specs with the C modules under AddressSanitizer + UBSan; any report fails the run.
 test-asan: deps
 	@$(BUILD_AFTER_DEPS) SANITIZE=1 all
+	@$(BUILD_AFTER_DEPS) LUA_VERSION=5.1 all
 	OCR_CPATH_DIR=$(OUT)-asan ./spec/run-sanitized $(LUA) $(BUSTED) $(BUSTED_ARGS)
 
 # Which lines the specs reach: lua/ by a line hook, csrc/ by gcov on a --coverage build
@@ -102,11 +105,12 @@ coverage: deps
 	  status=$$?; $(LUA) spec/tools/coverage.lua c build/coverage build/objcov; exit $$status
 
 install: all
-	install -d $(DESTDIR)$(LUA_LIBDIR)/ocr $(DESTDIR)$(LUA_SHARE)/ocr/providers
+	install -d $(DESTDIR)$(LUA_LIBDIR)/ocr $(DESTDIR)$(LUA_SHARE)/ocr/providers $(DESTDIR)$(LUA_SHARE)/ocr/hosts
 	install -m 0755 $(OUT)/ocr/core.so $(OUT)/ocr/curl.so $(DESTDIR)$(LUA_LIBDIR)/ocr/
 	install -m 0644 lua/ocr.lua $(DESTDIR)$(LUA_SHARE)/
 	install -m 0644 $(wildcard lua/ocr/*.lua) $(DESTDIR)$(LUA_SHARE)/ocr/
 	install -m 0644 $(wildcard lua/ocr/providers/*.lua) $(DESTDIR)$(LUA_SHARE)/ocr/providers/
+	install -m 0644 $(wildcard lua/ocr/hosts/*.lua) $(DESTDIR)$(LUA_SHARE)/ocr/hosts/
 	if [ -f $(OUT)/ocr/tesseract.so ]; then install -m 0755 $(OUT)/ocr/tesseract.so $(DESTDIR)$(LUA_LIBDIR)/ocr/; fi
 	install -d $(DESTDIR)$(BINDIR)
 	sed '1s|.*|#!/usr/bin/env $(LUA)|' bin/ocr > $(DESTDIR)$(BINDIR)/ocr

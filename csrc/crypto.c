@@ -1,8 +1,10 @@
-/* ocr.core hashing: sha1, md5, hmac_sha1 and hex. All digests come from OpenSSL's libcrypto;
- * this file only moves bytes between Lua and OpenSSL and never implements a primitive itself. */
+/* ocr.core hashing: sha1, md5, hmac_sha1, hex and random_bytes. Digests and random bytes come
+ * from OpenSSL's libcrypto; this file only moves bytes between Lua and OpenSSL and never
+ * implements a primitive itself. */
 #include <limits.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/rand.h>
 #include "ocr.h"
 
 /* Digests hash bytes, so only real strings are accepted: a number would hash its Lua-version
@@ -71,10 +73,21 @@ static int l_hex(lua_State *L) {
     return 1;
 }
 
+/* random_bytes(n): n bytes from OpenSSL's CSPRNG (unpredictable temporary names, nonces). */
+static int l_random_bytes(lua_State *L) {
+    lua_Integer n = luaL_checkinteger(L, 1);
+    unsigned char buf[256];
+    luaL_argcheck(L, n >= 0 && n <= (lua_Integer)sizeof buf, 1, "must be 0 to 256 bytes");
+    if (n > 0 && RAND_bytes(buf, (int)n) != 1) return luaL_error(L, "random_bytes: RAND_bytes failed");
+    lua_pushlstring(L, (const char *)buf, (size_t)n);
+    return 1;
+}
+
 const luaL_Reg ocr_crypto_funcs[] = {
     { "sha1", l_sha1 },
     { "md5", l_md5 },
     { "hmac_sha1", l_hmac_sha1 },
     { "hex", l_hex },
+    { "random_bytes", l_random_bytes },
     { NULL, NULL }
 };

@@ -44,6 +44,11 @@ static void put_escaped(writer *w, const char *s, size_t n) {
 
 size_t ocr_form_encode(char *dst, size_t cap, const ocr_form_part *p, int n,
                        const char *bnd, size_t bl) {
+    return ocr_form_encode_at(dst, cap, p, n, bnd, bl, NULL);
+}
+
+size_t ocr_form_encode_at(char *dst, size_t cap, const ocr_form_part *p, int n,
+                          const char *bnd, size_t bl, size_t *starts) {
     writer w;
     int i;
     w.dst = dst;
@@ -65,6 +70,7 @@ size_t ocr_form_encode(char *dst, size_t cap, const ocr_form_part *p, int n,
             put(&w, p[i].ctype, p[i].ctypel);
         }
         PUT_LIT(&w, "\r\n\r\n");
+        if (starts != NULL) starts[i] = w.len;
         put(&w, p[i].body, p[i].bodyl);
         PUT_LIT(&w, "\r\n");
     }

@@ -10,8 +10,8 @@ description = {
   detailed = [[
     require "ocr" gives Lua one client, result model and error model over cloud OCR vendors
     (PicWish, Tencent Cloud Infinite, ComPDF, ...). A small C core does hashing, signing,
-    multipart, XML (expat) and HTTP (libcurl); providers are thin Lua scripts, and
-    ocr.register adds your own.
+    multipart, XML (expat), HTTP (libcurl) and sans-I/O HTTP response parsing (http_parser);
+    providers are thin Lua scripts, and ocr.register adds your own.
   ]],
   license = "MIT",
 }
@@ -25,6 +25,7 @@ external_dependencies = {
   CURL = { library = "curl" },
   EXPAT = { header = "expat.h" },
   OPENSSL = { header = "openssl/evp.h" },
+  HTTP_PARSER = { header = "http_parser.h" },
 }
 build = {
   type = "builtin",
@@ -33,6 +34,11 @@ build = {
     ["ocr.cli"] = "lua/ocr/cli.lua",
     ["ocr.client"] = "lua/ocr/client.lua",
     ["ocr.context"] = "lua/ocr/context.lua",
+    ["ocr.cosocket"] = "lua/ocr/cosocket.lua",
+    ["ocr.host"] = "lua/ocr/host.lua",
+    ["ocr.hosts.blocking"] = "lua/ocr/hosts/blocking.lua",
+    ["ocr.hosts.jobs"] = "lua/ocr/hosts/jobs.lua",
+    ["ocr.hosts.nginx"] = "lua/ocr/hosts/nginx.lua",
     ["ocr.errors"] = "lua/ocr/errors.lua",
     ["ocr.files"] = "lua/ocr/files.lua",
     ["ocr.registry"] = "lua/ocr/registry.lua",
@@ -51,12 +57,12 @@ build = {
     ["ocr.scheduler"] = "lua/ocr/scheduler.lua",
     ["ocr.core"] = {
       sources = { "csrc/core.c", "csrc/crypto.c", "csrc/codec.c", "csrc/cos_sign.c",
-                  "csrc/multipart.c", "csrc/xml.c", "csrc/sys.c", "csrc/text.c", "csrc/compat.c", "csrc/buffer.c",
-                  "csrc/form.c" },
+                  "csrc/multipart.c", "csrc/xml.c", "csrc/sys.c", "csrc/text.c", "csrc/http_parse.c",
+                  "csrc/compat.c", "csrc/buffer.c", "csrc/form.c" },
       defines = { "_POSIX_C_SOURCE=200809L" },
-      libraries = { "expat", "crypto" },
-      incdirs = { "$(EXPAT_INCDIR)", "$(OPENSSL_INCDIR)" },
-      libdirs = { "$(EXPAT_LIBDIR)", "$(OPENSSL_LIBDIR)" },
+      libraries = { "expat", "crypto", "http_parser" },
+      incdirs = { "$(EXPAT_INCDIR)", "$(OPENSSL_INCDIR)", "$(HTTP_PARSER_INCDIR)" },
+      libdirs = { "$(EXPAT_LIBDIR)", "$(OPENSSL_LIBDIR)", "$(HTTP_PARSER_LIBDIR)" },
     },
     ["ocr.curl"] = {
       sources = { "csrc/curl.c", "csrc/curl_session.c", "csrc/curl_multi.c", "csrc/compat.c",

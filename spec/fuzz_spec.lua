@@ -189,6 +189,129 @@ describe("fuzz: ocr.core", function()
   end)
 end)
 
+-- ocr.core.http_response (csrc/http_parse.c) is fed what a socket delivers: any bytes, cut
+-- anywhere. Every call answers body + state or nil + message; a whole response cut at random
+-- points gives back its body exactly.
+describe("fuzz: ocr.core.http_response", function()
+  local STATES = { head = true, body = true, done = true }
+
+  -- A valid response of the given framing ("length", "chunked" or "eof") carrying `body`
+  -- (statuses that may have one: not 1xx, 204 or 304).
+  local STATUSES = { 200, 201, 206, 400, 404, 429, 500, 503 }
+  local function response(g, framing, body)
+    local head = { g.int(1, 4) == 1 and "HTTP/1.0 200 OK"
+                   or "HTTP/1.1 " .. STATUSES[g.int(1, #STATUSES)] .. " Whatever" }
+    for i = 1, g.int(0, 4) do head[#head + 1] = ("X-H%d: %s"):format(g.int(1, 3), ("v"):rep(g.int(0, 40)) .. i) end
+    local wire = {}
+    if framing == "length" then
+      head[#head + 1] = "Content-Length: " .. #body
+      wire[1] = body
+    elseif framing == "chunked" then
+      head[#head + 1] = "Transfer-Encoding: chunked"
+      local at = 1
+      while at <= #body do
+        local n = math.min(#body - at + 1, g.int(1, 300))
+        -- (concatenated: Lua 5.1's format("%s") stops at a NUL)
+        wire[#wire + 1] = ("%x"):format(n) .. (g.int(1, 3) == 1 and ";ext=" .. g.int(1, 9) or "") ..
+                          "\r\n" .. body:sub(at, at + n - 1) .. "\r\n"
+        at = at + n
+      end
+      wire[#wire + 1] = g.int(1, 2) == 1 and "0\r\nX-Trailer: t\r\n\r\n" or "0\r\n\r\n"
+    else
+      head[#head + 1] = "Connection: close"
+      wire[1] = body
+    end
+    local interim = g.int(1, 4) == 1 and "HTTP/1.1 100 Continue\r\n\r\n" or ""
+    return interim .. table.concat(head, "\r\n") .. "\r\n\r\n" .. table.concat(wire)
+  end
+
+  -- `s` cut at up to `n` random points.
+  local function split(g, s, n)
+    local cuts = {}
+    for _ = 1, g.int(0, n) do cuts[#cuts + 1] = g.int(0, #s) end
+    table.sort(cuts)
+    local pieces, at = {}, 0
+    for _, c in ipairs(cuts) do
+      pieces[#pieces + 1] = s:sub(at + 1, c)
+      at = c
+    end
+    pieces[#pieces + 1] = s:sub(at + 1)
+    return pieces
+  end
+
+  -- Feeds the pieces, then finish() (the peer closed); checks the shape of every answer and that
+  -- a refusal sticks. Returns the body, the final state (nil when refused) and the message.
+  local function drive(p, pieces, what)
+    local body, state, err = {}, nil, nil
+    local calls = {}
+    for _, piece in ipairs(pieces) do calls[#calls + 1] = function() return p:feed(piece) end end
+    calls[#calls + 1] = function() return p:finish() end
+    for i, call in ipairs(calls) do
+      local ok, out, st = pcall(call)
+      assert(ok, what .. ", call " .. i .. ": raised " .. tostring(out))
+      if out == nil then
+        assert(type(st) == "string" and #st > 0, what .. ": nil without a message")
+        if state == "done" then
+          assert(st == "parser already finished", what .. ": " .. st)
+        elseif err then
+          assert(st == err, what .. ": a second, different error: " .. st)
+        else
+          err = st
+        end
+      else
+        assert(type(out) == "string" and STATES[st], what .. ", call " .. i .. ": " .. tostring(st))
+        assert(not err, what .. ": an answer after an error")
+        body[#body + 1] = out
+        state = st
+      end
+    end
+    return table.concat(body), not err and state or nil, err
+  end
+
+  it("gives back the body of valid responses cut at random points", function()
+    local g = prng(11)
+    local framings = { "length", "chunked", "eof" }
+    for round = 1, 600 do
+      local framing = framings[g.int(1, 3)]
+      local body = g.bytes(g.len())
+      local wire = response(g, framing, body)
+      local garbage = framing ~= "eof" and g.int(1, 4) == 1 and "HTTP/1.1 200 OK\r\n" or ""
+      local what = ("round %d (%s)"):format(round, framing)
+      local p = core.http_response()
+      local got, state, err = drive(p, split(g, wire .. garbage, g.int(0, 12)), what)
+      assert(err == nil, what .. ": " .. tostring(err))
+      assert.equal("done", state, what)
+      assert(got == body, what .. ": the body differs")
+      assert.equal(#garbage, p:extra(), what)
+      local status, headers, keep_alive = p:head()
+      assert.is_number(status)
+      assert.is_table(headers)
+      assert.equal(framing ~= "eof" and not wire:find("^HTTP/1.0") and not wire:find("\r\nHTTP/1.0"),
+                   keep_alive, what)
+      assert.equal(framing == "length" and #body or nil, p:content_length(), what)
+    end
+  end)
+
+  it("answers mutated responses with body + state or nil + message, never raising", function()
+    local g = prng(12)
+    local framings = { "length", "chunked", "eof" }
+    local done, refused = 0, 0
+    for round = 1, 1500 do
+      local wire = mutate(g, response(g, framings[g.int(1, 3)], g.bytes(g.len())), 6)
+      local opts = g.int(1, 3) == 1 and { head = g.int(1, 2) == 1, max_header_size = g.int(1, 300),
+                                          max_headers = g.int(0, 6) } or nil
+      local p = core.http_response(opts)
+      local _, state = drive(p, split(g, wire, g.int(0, 20)), "round " .. round)
+      if state == "done" then done = done + 1 else refused = refused + 1 end
+      local status, headers = p:head()
+      assert.truthy(status == nil or (type(status) == "number" and type(headers) == "table"))
+      assert.is_number(p:extra())
+    end
+    assert.is_true(done > 100, "done " .. done)
+    assert.is_true(refused > 100, "refused " .. refused)
+  end)
+end)
+
 describe("fuzz: ocr.curl against mutated HTTP answers", function()
   local emu, tmp
   setup(function() emu, tmp = rig.start("httptest") end)
