@@ -6,10 +6,9 @@ local schema = require "ocr.schema"
 local files = require "ocr.files"
 local context = require "ocr.context"
 local retry = require "ocr.retry"
-local transport = require "ocr.transport"
 local core = require "ocr.core"
-local scheduler = require "ocr.scheduler"
 local ratelimit = require "ocr.ratelimit"
+local host = require "ocr.host"
 
 local M = {}
 
@@ -19,7 +18,8 @@ M.COMMON_OPTIONS = {
   poll_interval = "number", poll_timeout = "number", ca_file = "string", insecure = "boolean",
   proxy = "string", user_agent = "string", transport = "object", on_progress = "function",
   log = "function", backoff = "table", max_response_size = "number", rate = "table_or_false",
-  retry_budget = "integer",
+  retry_budget = "integer", keepalive_timeout = "positive", keepalive_pool = "integer",
+  shared_dict = "string",
 }
 
 --- Keys of `recognize`'s input that are not vendor options.
@@ -37,12 +37,6 @@ M.Client = Client
 
 -- accepted_sources.url for a provider whose `url` inputs the client fetches itself.
 local FETCHED = "fetched"
-
--- The caller's transport, else libcurl (loaded only here, so a local engine never loads it
--- unless it is given a URL).
-local function new_transport(client)
-  return client.options.transport or transport.curl{ user_agent = client.user_agent }
-end
 
 -- A provider with extras (e.g. oldfish's client:quota()) gets its own class on top of Client,
 -- made once per definition; each extra runs in a context like recognize does.
@@ -143,7 +137,17 @@ function M.new(name, def, opts)
   if not context.is_http_url(self.endpoint) then
     error(("ocr.new(%q): endpoint must be an http(s) URL, got %s"):format(name, tostring(self.endpoint)), 3)
   end
-  self.transport = new_transport(self)
+  -- The caller's transport, or none: then each request uses the host's (ocr.host), so a client
+  -- made in nginx's init_by_lua sends over cosockets, and one in a script loads libcurl only
+  -- when it first sends.
+  self.transport = options.transport
+  if options.shared_dict ~= nil then
+    local ngx = rawget(_G, "ngx")
+    if ngx and ngx.shared and not ngx.shared[options.shared_dict] then
+      error(("ocr.new(%q): option 'shared_dict': nginx.conf has no 'lua_shared_dict %s'")
+            :format(name, options.shared_dict), 3)
+    end
+  end
   local rate = options.rate
   if rate == nil then rate = def.rate end
   if rate and rate.per_second then
@@ -207,12 +211,10 @@ end
 
 -- Runs `fn(ctx, ...)` in a fresh context. An error raised inside a provider (a vendor answer that
 -- breaks its assumptions) becomes a `protocol` error instead of crashing the caller.
--- Lua 5.2+ and LuaJIT let a coroutine yield through pcall; PUC Lua 5.1 does not.
-local PCALL_YIELDS = (function()
-  local co = coroutine.create(function() pcall(coroutine.yield) end)
-  coroutine.resume(co)
-  return coroutine.status(co) == "suspended"
-end)()
+-- Lua 5.2+ and LuaJIT let a coroutine yield through pcall; PUC Lua 5.1 does not. Known from the
+-- VM, not probed with a coroutine: under nginx a resume inside `require` would yield the
+-- request's own coroutine across a C call and abort it.
+local PCALL_YIELDS = _VERSION ~= "Lua 5.1" or rawget(_G, "jit") ~= nil
 
 --- The error for a provider that raised (a vendor answer that broke its assumptions).
 function Client:provider_failed(ctx_or_nil, message)
@@ -224,6 +226,11 @@ function Client:provider_failed(ctx_or_nil, message)
 end
 
 function Client:_run(fn, input, ...)
+  local refused = host.current().check(self)   -- (nginx: a phase without cosockets)
+  if refused then
+    return nil, errors.scrub(errors.new{ provider = self.provider, kind = "invalid_input",
+                                         message = refused }, self.secrets)
+  end
   local ctx = context.new(self, input)
   local ok, res, err
   if ctx.job and not PCALL_YIELDS then
@@ -263,7 +270,6 @@ end
 -- the caller's own data would be.
 local function fetch_then_recognize(ctx, input)
   local client = ctx.client
-  client.transport = client.transport or new_transport(client)   -- a local engine: its first URL
   local res, err = ctx:request{ method = "GET", url = input.url, stage = "download",
                                 check = input_url_check, max_response_size = client.def.max_file_size }
   if not res then return nil, err end
@@ -291,8 +297,6 @@ function Client:_recognize_now(input)
   return self:_run(self.def.recognize, input, input)
 end
 
-local function recognize_job(job, input) return job.client:_recognize_now(input) end
-
 -- `client.recognize(input)` (a dot for the colon) passes the input as the client: say so rather
 -- than fail somewhere inside.
 local function check_self(self, method)
@@ -301,22 +305,19 @@ local function check_self(self, method)
   end
 end
 
---- Starts recognizing `input` as a job and returns the job at once; `ocr.step()` advances it.
+--- Starts recognizing `input` as a job and returns the job at once: a scheduler job that
+-- `ocr.step()` advances, or inside nginx a light thread (job:result() waits for it).
 function Client:submit(input)
   check_self(self, "submit")
-  local job = scheduler.submit(self, recognize_job, input)
-  job.input = input
-  job.on_progress = type(input) == "table" and input.on_progress or self.options.on_progress
-  return job
+  return host.current().submit(self, input)
 end
 
 --- Recognizes one input and returns `res` or `nil, err` (see README: the result and error
--- models). Alone, it runs the workflow right here on the client's keep-alive session (it blocks
--- anyway); while other jobs are in flight it is a job among them, so they keep advancing.
+-- models), as the host runs it (ocr.host): in a script right here on the client's keep-alive
+-- session, or as a job among the others while jobs are in flight; inside nginx over cosockets.
 function Client:recognize(input)
   check_self(self, "recognize")
-  if scheduler.current() or scheduler.in_flight() == 0 then return self:_recognize_now(input) end
-  return scheduler.wait(self:submit(input))
+  return host.current().recognize(self, input)
 end
 
 -- recognize_all's options, checked like ocr.new's: a misspelt one would otherwise be ignored
@@ -336,30 +337,7 @@ function Client:recognize_all(inputs, opts)
   if not ok then error("recognize_all: " .. msg, 2) end
   local concurrency = opts.concurrency or 8
   assert(concurrency >= 1, "recognize_all: concurrency must be >= 1")
-  assert(not scheduler.current(), "recognize_all: not from inside a job (use submit there)")
-  local out, n, launched, active = {}, #inputs, 0, 0
-  local launch
-  local function finished(i, res, err)
-    active = active - 1
-    out[i] = { input = inputs[i], res = res, err = err }
-    if opts.on_result then opts.on_result(i, res, err) end
-    launch()
-  end
-  function launch()
-    while active < concurrency and launched < n do
-      launched = launched + 1
-      local i = launched
-      local job = self:submit(inputs[i])
-      active = active + 1
-      if opts.on_progress then
-        job.on_progress = function(ev) ev.index = i; opts.on_progress(ev) end
-      end
-      job.on_done = function(_, res, err) finished(i, res, err) end
-    end
-  end
-  launch()
-  while active > 0 do scheduler.step(3600) end
-  return out
+  return host.current().recognize_all(self, inputs, opts, concurrency)
 end
 
 --- Fetches the result of a task created earlier (e.g. after a poll timeout). Providers without
@@ -385,7 +363,7 @@ function Client:result(task_id, input)
 end
 
 function Client:close()
-  if self.transport and self.transport.close and not self.options.transport then self.transport:close() end
+  if self.own_transport then self.own_transport:close() end
   if self.def.close then self.def.close(self) end
 end
 

@@ -11,18 +11,15 @@ local retry = require "ocr.retry"
 local runtime = require "ocr.runtime"
 local schema = require "ocr.schema"
 local files = require "ocr.files"
+local host = require "ocr.host"
 
 local Context = {}
 Context.__index = Context
 
 local M = {}
 
--- ocr.scheduler requires this module: it is looked up on first use.
-local scheduler
-local function current_job()
-  scheduler = scheduler or require "ocr.scheduler"
-  return scheduler.current()
-end
+-- The job (a scheduler coroutine, an nginx light thread) whose workflow runs now, if any.
+local function current_job() return host.current().current_job() end
 
 -- What every context of a client shares (provider, options, credentials, endpoint) sits in a
 -- class made once per client and endpoint, between the context and Context: a context then
@@ -184,15 +181,17 @@ local function transport_request(self, req, on_start)
     t.headers = headers
   end
   local stage = req.stage or (req.form or req.upload_file or req.body) and "upload" or req.save_to and "download" or nil
+  -- The client's own transport, else the host's (libcurl, or cosockets inside nginx).
+  local transport = client.transport or host.current().transport(client)
   if not (stage and self:progress_wanted()) then
-    if on_start then return client.transport:request(t, { stage = stage, on_start = on_start }) end
-    return client.transport:request(t, PLAIN[stage or "none"])
+    if on_start then return transport:request(t, { stage = stage, on_start = on_start }) end
+    return transport:request(t, PLAIN[stage or "none"])
   end
   local function on_bytes(now, total)
     self:progress(stage, total > 0 and math.floor(now * 100 / total) or nil,
                   { bytes = now, total = total > 0 and total or nil })
   end
-  return client.transport:request(t, { stage = stage, on_bytes = on_bytes, on_start = on_start })
+  return transport:request(t, { stage = stage, on_bytes = on_bytes, on_start = on_start })
 end
 
 -- Decodes the body as the request asked; a body that does not decode stays undecoded
@@ -257,7 +256,7 @@ function Context:request(req)
     if limiter then
       limiter:acquire(runtime.sleep, logging and function(delay)
         self:log{ event = "rate_limit_wait", method = req.method or "GET", url = req.url, delay = delay }
-      end or nil)
+      end or nil, host.current().rate_store(self.client))
     end
     local started
     if logging then
@@ -329,27 +328,13 @@ function Context:poll(opts)
 end
 
 --- Waits for item `id` of an event source (e.g. a pool of OCR worker threads; see
--- ocr.scheduler.await): inside a job the job yields. Elsewhere, under the default runtime,
--- `source:wait(id)` blocks; under an embedder's runtime (ngx.sleep) the thread is not ours to
--- block, so the source is asked between the runtime's sleeps (5 ms, doubling up to 50 ms).
+-- ocr.scheduler.await) as the host waits: inside a scheduler job the job yields; in a script
+-- `source:wait(id)` blocks; inside nginx, or under an embedder's runtime, the thread is not ours
+-- to block, so the source is asked between the runtime's sleeps (5 ms, doubling up to 50 ms).
 -- With `report` (and a source that has `progress(id)`), report(source:progress(id)) is called
 -- while the item runs, at least every `ocr.scheduler.progress_interval` seconds.
 function Context:await(source, id, report)
-  local scheduler = require("ocr.scheduler")
-  if self.job then return scheduler.await(source, id, report) end
-  if not source.progress then report = nil end
-  local blocking = runtime.is_default()
-  if blocking and not report then return source:wait(id) end
-  local pause = 0.005
-  while true do   -- (source:wait's own timeout says `pending`: the item still runs)
-    local res, err = source:wait(id, blocking and scheduler.progress_interval or 0)
-    if res or not (err and err.pending) then return res, err end
-    if report then report(source:progress(id)) end
-    if not blocking then
-      runtime.sleep(pause)
-      pause = math.min(pause * 2, 0.05)
-    end
-  end
+  return host.current().await(self, source, id, report)
 end
 
 -- Result files sit on object storage behind pre-signed URLs: 403/404/410 there means the link

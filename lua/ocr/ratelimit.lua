@@ -9,9 +9,10 @@
 -- caller before went late is no licence to follow it at once) also keeps 1/rate after the last
 -- caller of its key in this process that actually went (`spacing`, `go`, and `on_start` when
 -- the request really leaves).
--- The store is pluggable (`set_store`) so that a deployment can share buckets across processes
--- (an nginx shared dict, Redis): a store is an object with `take(key, per_second, burst, now)
--- -> seconds to wait`.
+-- The store is pluggable so that buckets can be shared across processes: the nginx host keeps
+-- them in a lua_shared_dict (ocr.hosts.nginx), and `set_store` installs any other (Redis). A
+-- store is an object with `take(key, per_second, burst, now) -> seconds to wait` and optionally
+-- `last(key)` / `mark(key, now)` (when the last caller went; without them, this process's).
 local core = require "ocr.core"
 
 local M = {}
@@ -21,7 +22,16 @@ local Memory = {}
 Memory.__index = Memory
 
 function M.memory_store()
-  return setmetatable({ buckets = {} }, Memory)
+  return setmetatable({ buckets = {}, went = {} }, Memory)
+end
+
+--- The bucket's arithmetic, for every store: `tokens` left at time `at`, refilled at
+--- `per_second` up to `burst` by `now`, less the one taken. Returns the tokens left (negative:
+--- callers in debt) and the seconds the caller waits for its token (0 = now).
+function M.refill(tokens, at, per_second, burst, now)
+  tokens = math.min(burst, tokens + math.max(0, now - at) * per_second) - 1
+  if tokens >= 0 then return tokens, 0 end
+  return tokens, -tokens / per_second
 end
 
 function Memory:take(key, per_second, burst, now)
@@ -30,26 +40,31 @@ function Memory:take(key, per_second, burst, now)
     b = { tokens = burst, at = now }
     self.buckets[key] = b
   end
-  b.tokens = math.min(burst, b.tokens + (now - b.at) * per_second)
+  local wait
+  b.tokens, wait = M.refill(b.tokens, b.at, per_second, burst, now)
   b.at = now
-  b.tokens = b.tokens - 1
-  if b.tokens >= 0 then return 0 end
-  return -b.tokens / per_second
+  return wait
 end
 
-local store = M.memory_store()
+--- When the last caller of `key` went ahead (sent), and recording it: see Limiter:spacing.
+function Memory:last(key) return self.went[key] end
+function Memory:mark(key, now) self.went[key] = now end
 
+local memory = M.memory_store()
+local store         -- set_store's, which wins over the host's (an nginx shared dict)
+
+--- Makes every limiter use `s` (nil: back to the host's store, else this process's memory).
 function M.set_store(s)
-  assert(type(s) == "table" and type(s.take) == "function", "ratelimit.set_store: object with take() expected")
+  assert(s == nil or (type(s) == "table" and type(s.take) == "function"),
+         "ratelimit.set_store: object with take() expected")
   store = s
 end
 
-function M.get_store() return store end
+--- The store in force: set_store's, else `host_store` (the host's, may be nil), else memory.
+function M.get_store(host_store) return store or host_store or memory end
 
 local Limiter = {}
 Limiter.__index = Limiter
-
-local went = {}   -- key -> when the last caller of that key in this process went ahead
 
 --- A limiter for `key` (already free of secrets). rate = {per_second=, burst=, margin=}:
 -- `margin` (default 0.02) slows the rate slightly so that clock and network jitter never push
@@ -69,7 +84,13 @@ end
 -- for its token, then, if it waited (with burst 1, always), until 1/rate after the last
 -- departure. `on_wait(seconds)`, if given, hears a wait for a token. Records the departure;
 -- pass `self.on_start` to the transport for when the request really leaves.
-function Limiter:acquire(sleep, on_wait)
+-- `last`/`mark` of stores that do not share them (set_store's own) are this process's.
+local function went_store(s) return s.mark and s or memory end
+
+--- `host_store` is the host's (ocr.host: rate_store), used unless set_store installed one.
+function Limiter:acquire(sleep, on_wait, host_store)
+  local s = M.get_store(host_store)
+  self.store = s
   local wait = self:wait()
   if wait > 0 then
     if on_wait then on_wait(wait) end
@@ -82,22 +103,24 @@ function Limiter:acquire(sleep, on_wait)
   self:go()
 end
 
---- Takes a token; returns the seconds to wait before using it (0 = now).
+--- Takes a token; returns the seconds to wait before using it (0 = now). The clock is the
+--- system's monotonic one, which every process on the machine shares.
 function Limiter:wait(now)
-  return store:take(self.key, self.per_second, self.burst, now or core.monotime())
+  local s = self.store or M.get_store()
+  return s:take(self.key, self.per_second, self.burst, now or core.monotime())
 end
 
 --- After waiting for its token: the seconds still to wait so as to go 1/rate after the last
 -- caller that went.
 function Limiter:spacing(now)
-  local last = went[self.key]
+  local last = went_store(self.store or M.get_store()):last(self.key)
   if not last then return 0 end
   return math.max(0, last + 1 / self.per_second - (now or core.monotime()))
 end
 
 --- Records that a caller goes ahead (sends) now.
 function Limiter:go(now)
-  went[self.key] = now or core.monotime()
+  went_store(self.store or M.get_store()):mark(self.key, now or core.monotime())
 end
 
 --- A key for a provider and credential that does not contain the credential itself.

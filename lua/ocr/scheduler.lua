@@ -6,7 +6,6 @@
 -- resumes the jobs whose transfers finished or whose timers are due, and returns. Nothing here
 -- blocks unless the caller asked `step` to wait, and no Lua callback is ever called from C.
 local core = require "ocr.core"
-local runtime = require "ocr.runtime"
 local errors = require "ocr.errors"
 
 local M = {}
@@ -361,7 +360,7 @@ end
 
 function M.in_flight() return #jobs end
 
--- The hooks the runtime and the curl transport call from inside a job.
+-- The hooks the jobs host (ocr.hosts.jobs) and the curl transport call from inside a job.
 
 function M.sleep(seconds)
   coroutine.yield(SLEEP, core.monotime() + math.max(0, seconds))
@@ -383,5 +382,4 @@ function M.http(req, report, on_start)
   return coroutine.yield(HTTP, req, report, on_start)
 end
 
-runtime.set_scheduler(M)
 return M

@@ -1,8 +1,7 @@
---- The default transport: `ocr.curl`, loaded only when a client actually needs it, so an embedder
--- that passes its own `transport` (OpenResty cosockets, a test double for offline demos) never
--- loads libcurl. A transport is any object with `request(self, req) -> res | nil, err` where req
+--- The libcurl transport of the blocking and jobs hosts (ocr.hosts.*): `ocr.curl`, loaded only
+-- when a client actually sends, so a client inside nginx (cosockets) or with its own `transport`
+-- never loads libcurl. A transport is any object with `request(self, req) -> res | nil, err` where req
 -- and res are shaped as in `ocr.curl`'s session:request.
-local runtime = require "ocr.runtime"
 
 local M = {}
 
@@ -32,8 +31,8 @@ end
 function Curl:request(req, opts)
   local report = opts and opts.stage and opts.on_bytes and byte_reporter(opts.stage, opts.on_bytes)
     or nil
-  local scheduler = runtime.job_scheduler()
-  if scheduler then return scheduler.http(req, report, opts and opts.on_start) end
+  local scheduler = package.loaded["ocr.scheduler"]   -- (not loaded: no job is running)
+  if scheduler and scheduler.current() then return scheduler.http(req, report, opts and opts.on_start) end
   if report then req.on_progress = report end
   return self.session:request(req)
 end
