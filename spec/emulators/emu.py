@@ -363,13 +363,31 @@ def serve(emulator, argv=None):
     parser = argparse.ArgumentParser(description=emulator.name + " emulator")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain)")
+    parser.add_argument("--tls-key", help="the certificate's PEM private key")
     args = parser.parse_args(argv)
     handler = type("BoundHandler", (Handler,), {"emulator": emulator})
     server = Server((args.host, args.port), handler)
     port = server.server_address[1]
-    emulator.base_url = "http://%s:%d" % (args.host, port)
+    scheme, ready = "http", "READY %d %d" % (port, os.getpid())
+    if args.tls_cert:
+        # The handshake runs in each connection's own thread (do_handshake_on_connect=False
+        # on the listening socket), so a client that stalls in TLS holds up nobody else.
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True,
+                                        do_handshake_on_connect=False)
+        scheme = "https"
+        # The specs' control client speaks plain HTTP: the same emulator answers it on a
+        # second, plain port (named third on the READY line).
+        control = Server((args.host, 0), handler)
+        threading.Thread(target=control.serve_forever, kwargs={"poll_interval": 0.2},
+                         daemon=True).start()
+        ready += " %d" % control.server_address[1]
+    emulator.base_url = "%s://%s:%d" % (scheme, args.host, port)
     threading.Thread(target=watch_parent, daemon=True).start()
-    sys.stdout.write("READY %d %d\n" % (port, os.getpid()))
+    sys.stdout.write(ready + "\n")
     sys.stdout.flush()
     try:
         server.serve_forever(poll_interval=0.2)

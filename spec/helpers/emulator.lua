@@ -14,7 +14,7 @@ local function control(self, method, op, payload)
   local body = payload and cjson.encode(payload) or ""
   local chunks = {}
   local ok, status = http.request{
-    url = self.url .. "/_emu/" .. op,
+    url = (self.control_url or self.url) .. "/_emu/" .. op,
     method = method,
     headers = { ["content-type"] = "application/json", ["content-length"] = #body },
     source = ltn12.source.string(body),
@@ -24,15 +24,20 @@ local function control(self, method, op, payload)
   return cjson.decode(table.concat(chunks))
 end
 
---- Starts `spec/emulators/<name>.py`; returns an object with `url`, `port`, `pid`.
+--- Starts `spec/emulators/<name>.py` (`args`: more command-line arguments, e.g. --tls-cert);
+--- returns an object with `url`, `port`, `pid`.
 function M.start(name, args)
   local cmd = ("exec %spython3 spec/emulators/%s.py --port 0 %s"):format(shell.CLEAN_ENV, name, args or "")
   local pipe = assert(io.popen(cmd, "r"))
   local line = pipe:read("*l")
-  local port, pid = tostring(line):match("^READY (%d+) (%d+)$")
+  local port, pid, control = tostring(line):match("^READY (%d+) (%d+) ?(%d*)$")
   assert(port, "emulator " .. name .. " did not start: " .. tostring(line))
+  -- With --tls-cert the emulator serves HTTPS, and its control API also plain HTTP on a port
+  -- of its own (LuaSocket speaks no TLS).
+  local tls = control ~= ""
   return setmetatable({ name = name, pipe = pipe, port = tonumber(port), pid = tonumber(pid),
-                        url = "http://127.0.0.1:" .. port }, Emu)
+                        url = (tls and "https" or "http") .. "://127.0.0.1:" .. port,
+                        control_url = tls and ("http://127.0.0.1:" .. control) or nil }, Emu)
 end
 
 function Emu:stop()
