@@ -51,6 +51,19 @@ function M.register()
     end,
   })
 
+  -- Benchmark 6 (c): one multipart POST whose image part is a file, streamed from disk.
+  ocr.register("bench_upload", {
+    credentials = {},
+    sources = { "file" },
+    recognize = function(ctx, input)
+      local res, err = ctx:request{ method = "POST", path = "/recognize", decode = "json",
+        form = { { name = "image_file", file = input.file, filename = "page.png", content_type = "image/png" },
+                 { name = "format", value = "txt" } } }
+      if not res then return nil, err end
+      return text_of(ctx, res)
+    end,
+  })
+
   -- Benchmark 3: an async vendor's shape: a multipart create answered after create_ms, a wait
   -- of `interval` seconds (a scheduler timer), then a poll answered after poll_ms.
   ocr.register("bench_task", {

@@ -33,7 +33,7 @@ do
     elseif a == "--tess-mixed" then opts.tess_mixed = true
     elseif a == "--only" then opts.only = tonumber(arg[i + 1]); i = i + 1
     else
-      io.stderr:write("usage: bench/run.lua [--cpath DIR] [--tools DIR] [--lua DIR] [--quick] [--only 1-5] [--tess-mixed]\n")
+      io.stderr:write("usage: bench/run.lua [--cpath DIR] [--tools DIR] [--lua DIR] [--quick] [--only 1-6] [--tess-mixed]\n")
       os.exit(2)
     end
     i = i + 1
@@ -51,6 +51,7 @@ local core = require "ocr.core"
 local lib = require "lib"
 local providers = require "providers"
 local tesseract_bench = require "tesseract"
+local openresty_bench = require "openresty"
 
 lib.ROOT, lib.TOOLS = ROOT, opts.tools
 providers.register()
@@ -413,7 +414,7 @@ local function main()
   local t0 = now()
   local fs
   local function want(n) return opts.only == nil or opts.only == n end
-  if want(1) or want(3) or want(4) then
+  if want(1) or want(3) or want(4) or want(6) then
     fs = lib.fast_server()
     log("fast_server on %s", fs.url)
   end
@@ -424,6 +425,9 @@ local function main()
   if want(5) then
     tesseract_bench.run{ ocr = ocr, lib = lib, row = row, verdict = verdict, notes = notes,
                          check_all = check_all, quick = Q, mixed = opts.tess_mixed }
+  end
+  if want(6) then
+    openresty_bench.run{ lib = lib, row = row, verdict = verdict, quick = Q, fast_server = fs }
   end
   print_table(machine, now() - t0, load0, lib.loadavg())
 end

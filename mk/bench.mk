@@ -5,7 +5,8 @@
 #   make bench                 everything (about four minutes; benchmark 5, local OCR, needs
 #                              ocr.tesseract and the tesseract command, else prints "skipped")
 #   make bench BENCH_ARGS=--quick     fewer runs and jobs: a smoke test, not numbers to publish
-#   make bench BENCH_ARGS="--only 4"  one benchmark (1-5)
+#   make bench BENCH_ARGS="--only 4"  one benchmark (1-6; 6, OpenResty, starts nginx with the
+#                              modules of build/lua5.1, built here too)
 
 # Rules below must not become the default goal, wherever the Makefile includes this file.
 bench_saved_goal := $(.DEFAULT_GOAL)
@@ -29,6 +30,7 @@ $(BENCH_OUT):
 
 bench: deps
 	@$(BUILD_AFTER_DEPS) all bench-tools
+	@$(BUILD_AFTER_DEPS) LUA_VERSION=5.1 all
 	$(LUA) bench/run.lua --cpath $(OUT) --tools $(BENCH_OUT) $(BENCH_ARGS)
 
 .DEFAULT_GOAL := $(bench_saved_goal)
