@@ -80,6 +80,8 @@ local APP = [[
   location = /run { content_by_lua_block { require("helpers.nginx_app").run() } }
   location = /transport { content_by_lua_block { require("helpers.nginx_app").transport() } }
   location = /ping { return 200 "pong"; }
+  location = /access { access_by_lua_block { require("helpers.nginx_app").run() ngx.exit(ngx.HTTP_OK) } }
+  location = /rewrite { rewrite_by_lua_block { require("helpers.nginx_app").run() ngx.exit(ngx.HTTP_OK) } }
 ]]
 
 describe("OpenResty: one worker, cosockets", function()
@@ -286,6 +288,35 @@ describe("OpenResty: one worker, cosockets", function()
         assert.equal("Through nginx\nline two", j.res.text)
       end
       assert.are_not.equal(r.jobs[1].id, r.jobs[2].id)
+    end)
+  end)
+
+  describe("phases and choices", function()
+    local function picwish_call(extra)
+      local t = { provider = "picwish", input = { file = img },
+                  opts = { api_key = "test-picwish-key", endpoint = emus.picwish.url, poll_interval = 0.01 } }
+      for k, v in pairs(extra or {}) do t[k] = v end
+      return t
+    end
+
+    it("rewrite and access handlers and ngx.timer callbacks use cosockets by themselves", function()
+      for _, case in ipairs{ { "/rewrite", {}, "rewrite" }, { "/access", {}, "access" },
+                             { "/run", { timer = true }, "timer" } } do
+        local r = call(server, case[1], picwish_call(case[2]))
+        assert.is_nil(r.err, case[1] .. ": " .. cjson.encode(r.err or {}))
+        assert.equal("Through nginx\nline two", r.res.text)
+        assert.equal(case[3], r.phase)
+      end
+      assert.equal(3, #emus.picwish:requests("/api/tasks/document/ocr", "POST"))
+    end)
+
+    it("a client's own transport wins over the host's", function()
+      local r = call(server, "/run", picwish_call{ counting_transport = true })
+      assert.is_nil(r.err, cjson.encode(r.err or {}))
+      assert.equal("Through nginx\nline two", r.res.text)
+      -- create, poll, result download: all through the client's transport
+      assert.equal(#emus.picwish:requests("/"), r.transport_requests)
+      assert.is_true(r.transport_requests >= 2)
     end)
   end)
 

@@ -34,17 +34,44 @@ end
 
 --- POST {provider=, opts=, input=} | {..., inputs=, concurrency=} | {..., submit = input}:
 --- answers {res=, err=} | {out = {{res=, err=}, ...}} | {job = {res=, err=, id=}}.
+--- With `timer = true` the call is made in an ngx.timer.at callback (the handler waits for it
+--- with ngx.sleep); with `counting_transport = true` the client gets its own transport, which
+--- counts its requests and sends them over ocr.cosocket ({..., transport_requests = n}).
 function M.run()
   ngx.req.read_body()
   local call = cjson.decode(ngx.req.get_body_data() or "")
   if type(call) ~= "table" then return reply{ error = "bad call" } end
+  if call.timer then
+    call.timer = nil
+    local answer
+    local ok, terr = ngx.timer.at(0, function()
+      local made, a = pcall(M.make, call)
+      answer = made and a or { error = tostring(a) }
+    end)
+    if not ok then return reply{ error = "timer: " .. tostring(terr) } end
+    while not answer do ngx.sleep(0.005) end
+    answer.in_timer = true
+    return reply(answer)
+  end
+  return reply(M.make(call))
+end
+
+function M.make(call)
   local ocr = require "ocr"
-  local client = ocr.new(call.provider, call.opts or {})
+  local opts, counted = call.opts or {}, 0
+  if call.counting_transport then
+    local cosocket = require("ocr.cosocket").new{}
+    opts.transport = { request = function(_, req, o)
+      counted = counted + 1
+      return cosocket:request(req, o)
+    end }
+  end
+  local client = ocr.new(call.provider, opts)
   if call.inputs then
     local out = client:recognize_all(call.inputs, { concurrency = call.concurrency })
     local list = {}
     for i, o in ipairs(out) do list[i] = { res = summary_res(o.res), err = summary_err(o.err) } end
-    return reply{ out = list }
+    return { out = list }
   end
   if call.submit then
     local jobs = {}
@@ -54,10 +81,11 @@ function M.run()
       local res, err = job:result()
       list[i] = { res = summary_res(res), err = summary_err(err), id = job.id, done = job:done() }
     end
-    return reply{ jobs = list }
+    return { jobs = list }
   end
   local res, err = client:recognize(call.input)
-  return reply{ res = summary_res(res), err = summary_err(err) }
+  return { res = summary_res(res), err = summary_err(err), transport_requests = counted,
+           phase = ngx.get_phase() }
 end
 
 --- POST a request for the cosocket transport itself: {req = ..., opts = {keepalive_*}} ->
