@@ -2,8 +2,12 @@
  * - a monotonic clock (poll deadlines and backoff must not jump when the wall clock is set) and a
  *   blocking sleep for the synchronous runtime (the scheduler and OpenResty use their own timers);
  * - stat(), so inputs are checked (exists, is a file, size limit) before any request is sent;
+ * - create_new(), so a result's name is taken atomically: never a file that exists, never
+ *   through a symlink (a check with stat() and a later open() would do both);
  * - isatty(), so the command-line tool draws a progress bar only on a terminal. */
+#define _GNU_SOURCE   /* O_NOFOLLOW, O_CLOEXEC */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -53,6 +57,33 @@ static int l_stat(lua_State *L) {
     return 1;
 }
 
+/* create_new(path) -> true, or nil, message, "exists" | "error": creates an empty file that
+ * did not exist (O_CREAT|O_EXCL: a name, dangling symlinks included, is taken once, by one
+ * caller; O_NOFOLLOW: never through a symlink). */
+static int l_create_new(lua_State *L) {
+    size_t len;
+    const char *path = luaL_checklstring(L, 1, &len);
+    int fd, e;
+    if (strlen(path) != len) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "path contains a NUL byte");
+        lua_pushliteral(L, "error");
+        return 3;
+    }
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        close(fd);
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    e = errno;
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(e));
+    if (e == EEXIST) lua_pushliteral(L, "exists");
+    else lua_pushliteral(L, "error");
+    return 3;
+}
+
 /* isatty(fd) -> boolean (fd 0, 1 or 2: stdin, stdout, stderr) */
 static int l_isatty(lua_State *L) {
     lua_Integer fd = luaL_checkinteger(L, 1);
@@ -72,6 +103,7 @@ const luaL_Reg ocr_sys_funcs[] = {
     {"monotime", l_monotime},
     {"sleep", l_sleep},
     {"stat", l_stat},
+    {"create_new", l_create_new},
     {"isatty", l_isatty},
     {"cpu_count", l_cpu_count},
     {NULL, NULL}

@@ -46,6 +46,7 @@ build = {
     ["ocr.retry"] = "lua/ocr/retry.lua",
     ["ocr.runtime"] = "lua/ocr/runtime.lua",
     ["ocr.schema"] = "lua/ocr/schema.lua",
+    ["ocr.strings"] = "lua/ocr/strings.lua",
     ["ocr.transport"] = "lua/ocr/transport.lua",
     ["ocr.providers.picwish"] = "lua/ocr/providers/picwish.lua",
     ["ocr.providers.tencent"] = "lua/ocr/providers/tencent.lua",

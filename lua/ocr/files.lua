@@ -1,6 +1,7 @@
 --- Paths on the local disk: checking inputs before anything is sent, and turning names that come
 -- from a server into paths that can never escape the directory the user chose.
 local core = require "ocr.core"
+local strings = require "ocr.strings"
 
 local M = {}
 
@@ -25,7 +26,8 @@ function M.check_dir(dir)
 end
 
 function M.basename(path)
-  return (path:match("([^/\\]+)[/\\]*$")) or path
+  local name = strings.after_last(strings.rstrip(path, strings.SLASHES), strings.SLASHES)
+  return name ~= "" and name or path
 end
 
 --- A server-given file name made safe: no directories, no `..`, no NUL or control characters,
@@ -33,8 +35,8 @@ end
 function M.sanitize_name(name, fallback)
   name = tostring(name or "")
   name = name:gsub("[%z\1-\31\127]", "")
-  name = name:match("([^/\\]*)$") or ""
-  name = name:gsub("%.%.+", "."):gsub("^[%.%s]+", ""):gsub("%s+$", "")
+  name = strings.after_last(name, strings.SLASHES)
+  name = strings.rstrip(name:gsub("%.%.+", "."):gsub("^[%.%s]+", ""), strings.SPACE)
   if #name > 200 then
     local ext = name:match("(%.[%w]+)$") or ""
     name = name:sub(1, 200 - #ext) .. ext
@@ -48,29 +50,34 @@ end
 function M.url_name(url, fallback, format)
   local path = url:match("^[^?#]*") or ""
   local last = path:match("^%a[%w+.-]*://[^/]*/(.*)$") or ""
-  last = core.url_decode(last:match("([^/]*)$") or "") or ""
+  last = core.url_decode(strings.after_last(last, strings.SLASHES)) or ""
   local name = M.sanitize_name(last, fallback)
   if format and not name:find(".", 1, true) then name = name .. "." .. format end
   return name
 end
 
---- A path inside `dir` for `name` (sanitised) that does not exist yet: an existing file is never
--- overwritten; "name.ext" becomes "name-1.ext", "name-2.ext", ...
+--- A new path inside `dir` for `name` (sanitised), reserved by creating it empty: an existing
+-- entry is never overwritten nor followed; "name.ext" becomes "name-1.ext", "name-2.ext", ...
+-- The caller writes the file (or renames a complete one over it) or removes it.
 function M.safe_path(dir, name)
   local ok, err = M.check_dir(dir)
   if not ok then return nil, err end
   name = M.sanitize_name(name)
   local stem, ext = name:match("^(.-)(%.[^%.]*)$")
   if not stem or stem == "" then stem, ext = name, "" end
-  local base = dir:gsub("/+$", "")
+  local base = strings.rstrip(dir, strings.SLASHES)
   local candidate = base .. "/" .. name
   local n = 0
-  while core.stat(candidate) do
+  while true do
+    -- Taken atomically: two jobs saving the same name get two files, and an existing entry
+    -- (a file, a symlink, even a dangling one) is never written through.
+    local ok, err, why = core.create_new(candidate)
+    if ok then return candidate end
+    if why ~= "exists" then return nil, "cannot create " .. err end
     n = n + 1
     if n > 1000 then return nil, "too many files named " .. name .. " in " .. dir end
     candidate = ("%s/%s-%d%s"):format(base, stem, n, ext)
   end
-  return candidate
 end
 
 local MIME = {

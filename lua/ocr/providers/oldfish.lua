@@ -11,6 +11,7 @@ local core = require "ocr.core"
 local cjson = require "cjson.safe"
 local result = require "ocr.result"
 local files = require "ocr.files"
+local strings = require "ocr.strings"
 local errors = require "ocr.errors"
 
 local HANDLER = "/Code.ashx"
@@ -35,7 +36,7 @@ end
 local num = result.number
 
 local function trim(s)
-  return (tostring(s or ""):gsub("^%s+", ""):gsub("%s+$", ""))
+  return strings.trim(tostring(s or ""))
 end
 
 local function query(ctx, op, extra)
@@ -354,7 +355,11 @@ return {
       return nil, err
     end
     local a = res.json
-    if str(a.id) and a.id ~= "" then ctx.task_id = a.id end
+    if str(a.id) and a.id ~= "" then
+      local id, ierr = ctx:answer_id(a.id, "id")
+      if not id then return nil, ierr end
+      ctx.task_id = id
+    end
     local state, value = interpret(ctx, a, input)
     if state == "done" then return value end
     if state == nil then return nil, value end

@@ -9,6 +9,7 @@ local null = require("cjson.safe").null
 local result = require "ocr.result"
 local files = require "ocr.files"
 local errors = require "ocr.errors"
+local strings = require "ocr.strings"
 
 local PATH = "/api/v1/image/ocr"
 local MAX_FILE_SIZE = 10 * 1024 * 1024 -- 10485760 bytes, the SDK's 413 message
@@ -170,7 +171,7 @@ return {
     local o = client.options
     assert(o.score_scale > 0, "score_scale must be positive")
     -- The SDK accepts a base URL ending in /api/v1; so do we.
-    if o.endpoint then o.endpoint = o.endpoint:gsub("/+$", ""):gsub("/api/v1$", "") end
+    if o.endpoint then o.endpoint = strings.rstrip(o.endpoint, strings.set_of("/")):gsub("/api/v1$", "") end
   end,
 
   recognize = function(ctx, input)
