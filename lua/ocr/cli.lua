@@ -172,7 +172,7 @@ local function to_json(name, res, err)
     for _, k in ipairs{ "kind", "message", "code", "status", "task_id", "request_id", "retryable" } do
       e[k] = err[k]
     end
-    return cjson.encode{ input = name, error = e }
+    return cjson.encode{ input = name, error = json_safe(e, 0) }
   end
   local out = { input = name }
   for _, k in ipairs{ "provider", "text", "language", "angle", "pages", "request_id", "task_id", "markdown" } do

@@ -38,9 +38,15 @@ function Error:__tostring()
 end
 
 --- `v` when it is a string or a number, else nil: what ids, codes and languages may be.
+--- A number that is not finite (NaN, an infinity: what a damaged JSON answer can decode to)
+--- becomes its string, so that every error can be printed and encoded.
 function M.scalar(v)
   local t = type(v)
-  if t == "string" or t == "number" then return v end
+  if t == "string" then return v end
+  if t == "number" then
+    if v ~= v or v == math.huge or v == -math.huge then return tostring(v) end
+    return v
+  end
   return nil
 end
 
@@ -90,11 +96,12 @@ end
 
 --- Parses a Retry-After value (delta seconds or an HTTP-date) into seconds from `now`.
 function M.parse_retry_after(value, now)
-  if type(value) ~= "string" then return nil end
+  -- (bounded: the patterns below would backtrack over a long run of letters or spaces)
+  if type(value) ~= "string" or #value > 64 then return nil end
   local secs = tonumber(value:match("^%s*(%d+)%s*$"))
   if secs then return secs end
   -- IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT"
-  local d, mon, y, h, mi, s = value:match("%a+, (%d+) (%a+) (%d+) (%d+):(%d+):(%d+) GMT")
+  local d, mon, y, h, mi, s = value:match("^%s*%a+, (%d+) (%a+) (%d+) (%d+):(%d+):(%d+) GMT%s*$")
   local months = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8,
                    Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
   if not (d and months[mon]) then return nil end
@@ -111,14 +118,37 @@ local function escape_pattern(s)
   return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"))
 end
 
---- Replaces every occurrence of each secret (and its URL-encoded form) in `s` by "***".
+-- The forms a secret takes on its way through URLs, forms, JSON and headers: as is,
+-- percent-encoded (upper- or lower-case hex, "+" or "%20" for a space), JSON-escaped (with
+-- or without "\/") and base64 (Basic auth).
+local function encodings(secret)
+  local forms, seen = {}, {}
+  local function add(f) if not seen[f] then seen[f] = true forms[#forms + 1] = f end end
+  add(secret)
+  for _, hex in ipairs{ "%%%02X", "%%%02x" } do
+    local pct = secret:gsub("[^%w%-%._~]", function(c) return hex:format(c:byte()) end)
+    add(pct)
+    add((pct:gsub(hex:format(32):gsub("%%", "%%%%"), "+")))
+  end
+  local ok, json = pcall(require("cjson").encode, secret)
+  if ok then
+    json = json:sub(2, -2)
+    add(json)
+    add((json:gsub("\\/", "/")))
+  end
+  local core = package.loaded["ocr.core"] or require("ocr.core")
+  add(core.base64_encode(secret))
+  return forms
+end
+
+--- Replaces every occurrence of each secret, in each of its encodings, in `s` by "***".
 function M.redact(s, secrets)
   if type(s) ~= "string" or not secrets then return s end
   for _, secret in ipairs(secrets) do
     if type(secret) == "string" and #secret >= 4 then
-      s = s:gsub(escape_pattern(secret), "***")
-      local encoded = secret:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end)
-      if encoded ~= secret then s = s:gsub(escape_pattern(encoded), "***") end
+      for _, form in ipairs(encodings(secret)) do
+        if s:find(form, 1, true) then s = s:gsub(escape_pattern(form), "***") end
+      end
     end
   end
   return s
