@@ -10,7 +10,8 @@
  *    injection); Expect: 100-continue never sent; a raw body gets no Content-Type of
  *    libcurl's choosing;
  *  - in-memory bodies are bounded by max_response_size (default 64 MiB); save_to bodies by
- *    max_download_size (default 1 GiB) and, when it was set explicitly, max_response_size;
+ *    max_download_size when it was set, else by max_response_size when that was set (higher
+ *    or lower), else by 1 GiB;
  *  - save_to writes a 2xx body to <path>.part-XXXXXX and renames it over <path> only after a
  *    complete transfer; any other outcome removes the temp file and leaves <path> untouched;
  *  - errors are {kind = timeout|network|tls|too_large|invalid_input, message, curl_code,
@@ -227,6 +228,8 @@ static void read_string(lua_State *L, int t, const char *k, ocr_curl_opts *o, co
         luaL_error(L, "ocr.curl: option '%s' must be a string, got %s", k, lua_typename(L, type));
     s = lua_tolstring(L, -1, &n);
     if (has_nul(s, n)) luaL_error(L, "ocr.curl: option '%s' contains a NUL byte", k);
+    if (out == &o->user_agent && !is_field_value(s, n))   /* it becomes a request header */
+        luaL_error(L, "ocr.curl: option '%s' contains CR, LF or control characters", k);
     if (o->owns_strings) {
         char *copy = malloc(n + 1);
         if (copy == NULL) luaL_error(L, "ocr.curl: out of memory");
@@ -250,8 +253,9 @@ static void opts_read(lua_State *L, int t, ocr_curl_opts *o, unsigned present) {
     if (HAS(OK_MAX_RESPONSE) &&
         read_number(L, t, KEY(OK_MAX_RESPONSE), 0, MAX_BYTES, 1, &o->max_response_size))
         o->max_response_set = 1;
-    if (HAS(OK_MAX_DOWNLOAD))
-        read_number(L, t, KEY(OK_MAX_DOWNLOAD), 0, MAX_BYTES, 1, &o->max_download_size);
+    if (HAS(OK_MAX_DOWNLOAD) &&
+        read_number(L, t, KEY(OK_MAX_DOWNLOAD), 0, MAX_BYTES, 1, &o->max_download_size))
+        o->max_download_set = 1;
     if (HAS(OK_MAX_REDIRECTS) && read_number(L, t, KEY(OK_MAX_REDIRECTS), 0, 100, 1, &v))
         o->max_redirects = (long)v;
     if (HAS(OK_INSECURE)) read_bool(L, t, KEY(OK_INSECURE), &o->insecure);
@@ -986,7 +990,7 @@ static void prep_options(lua_State *L, ocr_xfer *x, const ocr_curl_opts *default
     XSET(L, x, CURLOPT_MAXREDIRS, o.max_redirects);
     x->mem_limit = o.max_response_size > (double)SIZE_MAX ? SIZE_MAX : (size_t)o.max_response_size;
     x->file_limit = (curl_off_t)o.max_download_size;
-    if (o.max_response_set && o.max_response_size < o.max_download_size)
+    if (!o.max_download_set && o.max_response_set)
         x->file_limit = (curl_off_t)o.max_response_size;
     lua_settop(L, top);
 }

@@ -24,6 +24,7 @@ typedef struct {
     double connect_timeout;     /* s */
     double max_response_size;   /* bytes kept in memory */
     int    max_response_set;    /* set explicitly: then it also bounds saved downloads */
+    int    max_download_set;    /* set explicitly: it alone bounds saved downloads */
     double max_download_size;   /* bytes written by save_to */
     const char *ca_file;        /* NULL: libcurl's default bundle */
     const char *proxy;          /* NULL: libcurl's default (environment); "" disables proxies */

@@ -216,22 +216,30 @@ describe("tencent provider", function()
         assert.equal(c[3], err.kind)
         assert.equal(c[2], err.code)
         assert.equal("rid-1", err.request_id)
-        local expected_attempts = require("ocr.errors").KINDS[c[3]] and 2 or 1
+        -- The OCR GET is billed: only a refusal (rate_limited: nothing was done) is sent again.
+        local expected_attempts = c[3] == "rate_limited" and 2 or 1
         assert.equal(expected_attempts, #emu:log())
       end)
     end
 
-    it("retries GETs through drops, 5xx and truncated answers", function()
+    it("the billed OCR GET: a SlowDown is retried, a lost or cut answer is never sent again", function()
       preload("r.png", F.image("retried"))
-      -- Faults apply in order, each to the first request that reaches it.
-      emu:fault{ action = "drop", path = "/r.png" }
       emu:fault{ action = "status", status = 503, path = "/r.png",
                  body = "<Error><Code>SlowDown</Code></Error>", content_type = "application/xml" }
-      emu:fault{ action = "truncate", path = "/r.png" }
       local res, err = client{ retries = 3 }:recognize{ key = "r.png" }
       assert.is_nil(err)
       assert.equal("retried", res.text)
-      assert.equal(4, #emu:log())
+      assert.equal(2, #emu:log())
+      for _, fault in ipairs{ "drop", "truncate" } do
+        emu:reset()
+        preload("r.png", F.image("retried"))
+        emu:fault{ action = fault, path = "/r.png" }
+        local res2, err2 = client{ retries = 3 }:recognize{ key = "r.png" }
+        assert.is_nil(res2)
+        assert.equal("network", err2.kind, fault)
+        assert.is_true(err2.sent, fault)
+        assert.equal(1, #emu:requests("/r.png", "GET"), fault)   -- paid once, asked once
+      end
     end)
 
     it("turns malformed XML into a protocol error", function()

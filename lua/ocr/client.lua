@@ -104,6 +104,9 @@ function M.new(name, def, opts)
     if options[k] <= 0 then error(("ocr.new(%q): option '%s' must be positive"):format(name, k), 3) end
   end
   if options.retries < 0 then error(("ocr.new(%q): option 'retries' must be >= 0"):format(name), 3) end
+  if options.user_agent and options.user_agent:find("[%z\1-\8\10-\31\127]") then   -- a header
+    error(("ocr.new(%q): option 'user_agent' contains CR, LF or control characters"):format(name), 3)
+  end
 
   local creds, secrets = resolve_credentials(name, def, opts)
   local self = setmetatable({

@@ -12,6 +12,8 @@ local runtime = require "ocr.runtime"
 local schema = require "ocr.schema"
 local files = require "ocr.files"
 local host = require "ocr.host"
+local strings = require "ocr.strings"
+local SLASH = strings.set_of("/")
 
 local Context = {}
 Context.__index = Context
@@ -57,6 +59,46 @@ function Context:error(fields)
   return errors.scrub(errors.new(f), self.client.secrets)
 end
 
+M.MAX_ID = 512
+
+--- Runs a provider's mapping of an answer, `fn(...) -> value | nil, message`, so that an answer
+--- which breaks its assumptions becomes a protocol error here, inside the workflow, and the
+--- workflow's next steps (a cleanup DELETE) still run. Mappings do no I/O, so pcall suits them
+--- on every VM (a yield across it is never needed).
+function Context:map(fn, ...)
+  local ok, value, message = pcall(fn, ...)
+  if ok and value ~= nil then return value end
+  local why = ok and tostring(message or "no result") or tostring(value)
+  return nil, self:error{ kind = "protocol", message = "cannot read the vendor's answer: " .. why }
+end
+
+--- An id taken from a vendor's answer (a task id, a file id), checked before anything keeps it
+--- or puts it in a URL: a non-empty string of at most MAX_ID bytes, no control characters, not
+--- "." or "..". Anything else is a protocol error naming `what`.
+function Context:answer_id(value, what)
+  local bad
+  if type(value) ~= "string" or value == "" then bad = "is missing or not a string"
+  elseif #value > M.MAX_ID then bad = ("is %d bytes long (at most %d)"):format(#value, M.MAX_ID)
+  elseif value:find("[%z\1-\31\127]") then bad = "contains control characters"
+  elseif value == "." or value == ".." then bad = "is a dot segment"
+  end
+  if bad then return nil, self:error{ kind = "protocol", message = ("the answer's %s %s"):format(what, bad) } end
+  return value
+end
+
+--- `id` as one URL path segment: percent-encoded (a "/" or "%2F" in it stays inside the
+--- segment), and never "." or "..", which would move the request to another path. A bad id
+--- (one a caller gave: ids from answers pass answer_id first) is invalid_input.
+function Context:segment(id)
+  if type(id) == "number" then id = tostring(id) end
+  if type(id) ~= "string" or id == "" or id == "." or id == ".." or #id > M.MAX_ID then
+    return nil, self:error{ kind = "invalid_input",
+                            message = ("not a usable id: %s"):format(type(id) == "string" and
+                              ("%q"):format(id:sub(1, 64)) or type(id)) }
+  end
+  return core.url_encode(id)
+end
+
 --- The endpoint joined with `path`, plus `query` (a table; keys sorted, values RFC 3986-encoded).
 function Context:url(path, query, base)
   base = base or self.endpoint
@@ -66,11 +108,12 @@ function Context:url(path, query, base)
   local memo = base == self.endpoint and self.client.url_memo
   local url = memo and memo[path]
   if not url then
-    if base:byte(-1) == 47 then base = base:gsub("/+$", "") end      -- "/"
+    if base:byte(-1) == 47 then base = strings.rstrip(base, SLASH) end      -- "/"
     local rel = path
     if rel:byte(1) == 47 then rel = rel:gsub("^/+", "") end
     url = base .. "/" .. rel
-    if memo and self.client.url_memo_size < 64 then
+    -- (at most 64 paths of at most 512 bytes: a path may carry an id from an answer)
+    if memo and #path <= 512 and self.client.url_memo_size < 64 then
       memo[path] = url
       self.client.url_memo_size = self.client.url_memo_size + 1
     end
@@ -165,7 +208,9 @@ local function transport_request(self, req, on_start)
   if req.form ~= nil then t.form = req.form end
   if req.upload_file ~= nil then t.upload_file = req.upload_file end
   if req.save_to ~= nil then t.save_to = req.save_to end
-  if req.max_response_size ~= nil then t.max_response_size = req.max_response_size end
+  -- (the client's option reaches the transport; a request's own, e.g. a fetch's, wins)
+  local max_size = req.max_response_size or opts.max_response_size
+  if max_size ~= nil then t.max_response_size = max_size end
   local ca_file, proxy = req.ca_file or opts.ca_file, req.proxy or opts.proxy
   if ca_file ~= nil then t.ca_file = ca_file end
   if proxy ~= nil then t.proxy = proxy end
@@ -374,7 +419,10 @@ function Context:download(url, opts)
   local res, err = self:request{ method = "GET", url = url, save_to = save_to, stage = "download",
                                  check = opts.check or result_file_check(opts.validity),
                                  max_response_size = opts.max_response_size }
-  if not res then return nil, err end
+  if not res then
+    if save_to ~= opts.save_to then os.remove(save_to) end   -- the name safe_path reserved
+    return nil, err
+  end
   res.path = save_to
   return res
 end

@@ -128,7 +128,11 @@ local function request_head(req, u, length, ctype)
     end
   end
   if not has.host then lines[#lines + 1] = "Host: " .. u.authority end
-  if not has["user-agent"] and req.user_agent then lines[#lines + 1] = "User-Agent: " .. req.user_agent end
+  if not has["user-agent"] and req.user_agent then
+    local bad = check_header("User-Agent", req.user_agent)
+    if bad then return nil, "user_agent: " .. bad end
+    lines[#lines + 1] = "User-Agent: " .. req.user_agent
+  end
   if ctype and not has["content-type"] then lines[#lines + 1] = "Content-Type: " .. ctype end
   if length then
     lines[#lines + 1] = "Content-Length: " .. string.format("%d", length)
@@ -226,9 +230,12 @@ local function send_all(sock, head, pieces, report)
 end
 
 -- A temporary file next to `path`, renamed over it only when the body is complete and 2xx.
+-- Created with O_EXCL|O_NOFOLLOW first, so a planted file or symlink is never written through.
 local function open_temp(path)
   local tmp = path .. ".part-" .. core.hex(core.random_bytes(6))
-  local f, err = io.open(tmp, "wb")
+  local ok, err = core.create_new(tmp)
+  local f
+  if ok then f, err = io.open(tmp, "wb") end
   if not f then return nil, ("save_to: cannot create a file next to '%s': %s"):format(path, tostring(err)) end
   return f, tmp
 end

@@ -344,10 +344,8 @@ local function fetch(ctx, task_id, input)
 end
 
 local function task_id_of(ctx, data, what)
-  local id = data.taskId
-  if type(id) ~= "string" or id == "" then
-    return protocol(ctx, "%s answered without data.taskId", what)
-  end
+  local id, err = ctx:answer_id(data.taskId, what .. "'s data.taskId")
+  if not id then return nil, err end
   ctx.task_id = id
   return id
 end
@@ -364,7 +362,11 @@ local function run_sync(ctx, input)
   local res, err = create(ctx, input, PATHS.sync)
   if not res then return nil, err end
   local d = res.json.data
-  if type(d.taskId) == "string" and d.taskId ~= "" then ctx.task_id = d.taskId end
+  if type(d.taskId) == "string" and d.taskId ~= "" then
+    local id, err = ctx:answer_id(d.taskId, "data.taskId")
+    if not id then return nil, err end
+    ctx.task_id = id
+  end
   local st = status_of(d)
   if st == "success" or (st and FAILED[st]) then return deliver(ctx, { d }, input, d) end
   if st and PENDING[st] then

@@ -115,7 +115,9 @@ end
 -- Polls the task, then downloads its result file at once (its URL expires in an hour).
 local function fetch(ctx, task_id, input)
   local data, err = ctx:poll{ step = function(c)
-    local res, rerr = c:request{ method = "GET", path = CREATE .. "/" .. core.url_encode(task_id),
+    local seg, serr = c:segment(task_id)
+    if not seg then return nil, serr end
+    local res, rerr = c:request{ method = "GET", path = CREATE .. "/" .. seg,
                                  headers = auth(c), decode = "json", check = check }
     if not res then return nil, rerr end
     local d = res.json.data
@@ -177,10 +179,8 @@ return {
     local res, err = ctx:request{ method = "POST", path = CREATE, headers = auth(ctx), form = form,
                                   decode = "json", check = check, billed = true }
     if not res then return nil, err end
-    local task_id = res.json.data.task_id
-    if type(task_id) ~= "string" or task_id == "" then
-      return nil, ctx:error{ kind = "protocol", message = "create answered without data.task_id" }
-    end
+    local task_id, terr = ctx:answer_id(res.json.data.task_id, "data.task_id")
+    if not task_id then return nil, terr end
     ctx.task_id = task_id
     ctx:progress("queued", 0)
     return fetch(ctx, task_id, input)

@@ -144,14 +144,18 @@ end
 
 local function recognize_object(ctx, path, raw_path, input)
   ctx:progress("processing", nil)
+  -- A GET, but the one call Tencent bills: never sent again once it may have arrived.
   local res, err = cos_request(ctx, { method = "GET", path = path, _sign_path = raw_path, query = ocr_query(input),
-                                      decode = "xml", xml_arrays = XML_ARRAYS })
+                                      decode = "xml", xml_arrays = XML_ARRAYS, billed = true })
   if not res then return nil, err end
   if not res.xml then
     return nil, ctx:error{ kind = "protocol", status = res.status, message = "answer is not XML: " .. tostring(res.decode_error) }
   end
-  local r, merr = map_response(res.xml, res)
-  if not r then return nil, ctx:error{ kind = "protocol", status = res.status, message = merr } end
+  local r, merr = ctx:map(map_response, res.xml, res)
+  if not r then
+    merr.status = res.status
+    return nil, merr
+  end
   return r
 end
 
@@ -168,6 +172,9 @@ local function validate(input)
     return "pdf_pagenumber must be 1 or more"
   end
   if input.key ~= nil and input.key:gsub("^/+", "") == "" then return "key must name an object" end
+  if input.key ~= nil and ("/" .. input.key .. "/"):find("/%.%.?/") then
+    return "key must not have . or .. segments (they would name another path)"
+  end
 end
 
 return {
