@@ -29,10 +29,12 @@ ocr.register("acme", {
       json = { image = core.base64_encode(image), lang = input.lang or "en" },
       check = check, billed = true }                    -- billed: never re-sent blindly
     if not res then return nil, err end
-    ctx.task_id = res.json.id
+    local id, ierr = ctx:answer_id(res.json.id, "id")    -- foreign: bounded, no dot segments
+    if not id then return nil, ierr end
+    ctx.task_id = id
 
     local job, perr = ctx:poll{ step = function(c)         -- every poll_interval, up to poll_timeout
-      local r, e = c:request{ method = "GET", path = "/v1/jobs/" .. c.task_id, headers = auth,
+      local r, e = c:request{ method = "GET", path = "/v1/jobs/" .. c:segment(id), headers = auth,
                               decode = "json", check = check }
       if not r then return nil, e end
       if r.json.status == "done" then return "done", r.json end
@@ -42,11 +44,13 @@ ocr.register("acme", {
     end }
     if not job then return nil, perr end
 
-    local lines = {}
-    for i, b in ipairs(job.blocks) do
-      lines[i] = { text = b.text, confidence = b.conf,
-                   box = { x = b.bbox[1], y = b.bbox[2], w = b.bbox[3], h = b.bbox[4] } }
-    end
-    return ocr.result.new{ lines = lines, raw = job }
+    return ctx:map(function()                          -- a malformed answer: protocol error
+      local lines = {}
+      for i, b in ipairs(job.blocks) do
+        lines[i] = { text = b.text, confidence = b.conf,
+                     box = { x = b.bbox[1], y = b.bbox[2], w = b.bbox[3], h = b.bbox[4] } }
+      end
+      return ocr.result.new{ lines = lines, raw = job }
+    end)
   end,
 })
