@@ -56,7 +56,26 @@ function Context:error(fields)
   f.provider = f.provider or self.provider
   f.task_id = f.task_id or self.task_id
   f.request_id = f.request_id or self.request_id
-  return errors.scrub(errors.new(f), self.client.secrets)
+  return errors.scrub(errors.new(f), self.secrets or self.client.secrets)
+end
+
+-- What a `sign` hook put into a request is a secret too: a server that echoes a signature
+-- back in an error must not put it into ours. The credentials, plus the Authorization value
+-- and any signature in it of this context's last signed requests (a few: retries re-sign).
+local function keep_signature(self, headers)
+  local value = headers and (headers.Authorization or headers.authorization)
+  if type(value) ~= "string" or #value < 8 then return end
+  local list = { value }
+  local sig = value:match("[Ss]ignature=([^&,%s]+)")   -- q-signature=, Signature=
+  if sig and #sig >= 8 then list[2] = sig end
+  local kept = self.signed or {}
+  for i = #list, 1, -1 do table.insert(kept, 1, list[i]) end   -- (the whole value first)
+  while #kept > 8 do kept[#kept] = nil end
+  self.signed = kept
+  local all = {}
+  for _, v in ipairs(self.client.secrets or {}) do all[#all + 1] = v end
+  for _, v in ipairs(kept) do all[#all + 1] = v end
+  self.secrets = all
 end
 
 M.MAX_ID = 512
@@ -167,7 +186,7 @@ function Context:log(event)
   if not sink then return end
   event.provider = self.provider
   for k, v in pairs(event) do
-    if type(v) == "string" then event[k] = errors.redact(v, self.client.secrets) end
+    if type(v) == "string" then event[k] = errors.redact(v, self.secrets or self.client.secrets) end
   end
   sink(event)
 end
@@ -296,7 +315,10 @@ function Context:request(req)
   local logging = self.client.options.log ~= nil  -- build no event tables nobody reads
   while true do
     attempt = attempt + 1
-    if req.sign then req.sign(self, req) end
+    if req.sign then
+      req.sign(self, req)
+      keep_signature(self, req.headers)
+    end
     local limiter = req.billed and self.client.limiter
     if limiter then
       limiter:acquire(runtime.sleep, logging and function(delay)

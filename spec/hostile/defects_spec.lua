@@ -212,6 +212,32 @@ describe("hostile world", function()
   end)
 
   describe("10. secrets in every encoding", function()
+    it("a signature a server echoes back is redacted like a credential", function()
+      local emu = require("helpers.emulator").start("httptest")
+      finally(function() emu:stop() end)
+      local sig = ("5e2b"):rep(10)
+      ocr.register("hostile_sig_spec", {
+        credentials = { api_key = { required = true } }, sources = { "data" },
+        recognize = function(ctx)
+          local _, err = ctx:request{ method = "GET", url = emu.url .. "/echo",
+            sign = function(_, req)
+              req.headers = req.headers or {}
+              req.headers.Authorization = "q-sign-algorithm=sha1&q-ak=AKIDx&q-signature=" .. sig
+            end,
+            check = function(c, res)    -- the echo of the request, headers and all, as the message
+              return c:error{ kind = "server", message = res.body }
+            end }
+          return nil, err
+        end,
+      })
+      local client = ocr.new("hostile_sig_spec", { api_key = "key-1234", endpoint = emu.url, retries = 0 })
+      local _, err = client:recognize{ data = "x" }
+      assert.equal("server", err.kind)
+      assert.truthy(err.message:find("q-sign-algorithm", 1, true) == nil, err.message)
+      assert.is_nil(err.message:find(sig, 1, true), err.message)
+      assert.truthy(err.message:find("***", 1, true), err.message)
+    end)
+
     it("are redacted as is, percent-encoded in either case, form-encoded, JSON-escaped, base64", function()
       local secret = "Sk/ey+ with space"
       local forms = {
