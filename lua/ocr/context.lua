@@ -59,26 +59,44 @@ function Context:error(fields)
   return errors.scrub(errors.new(f), self.secrets or self.client.secrets)
 end
 
--- What a `sign` hook put into a request is a secret too: a server that echoes a signature
--- back in an error must not put it into ours. The credentials, plus the Authorization value
--- and any signature in it of this context's last signed requests (a few: retries re-sign).
-local function keep_signature(self, headers)
-  local value = headers and (headers.Authorization or headers.authorization)
-  if type(value) ~= "string" or #value < 8 then return end
-  local list = { value }
-  local sig = value:match("[Ss]ignature=([^&,%s]+)")   -- q-signature=, Signature=
-  if sig and #sig >= 8 then list[2] = sig end
+-- What carries a credential in a request is a secret too: a server that echoes a header
+-- back (whole, or base64-encoded: "Bearer key" is not "key" in base64) must not put it into
+-- our errors. The credentials, plus, for this context's last requests (a few: retries
+-- re-sign), the Authorization value a `sign` hook set and the signature in it, and every
+-- header value that contains a credential.
+local function carries_secret(self, value)
+  for _, secret in ipairs(self.client.secrets or {}) do
+    if type(secret) == "string" and #secret >= 4 and value:find(secret, 1, true) then return true end
+  end
+  return false
+end
+
+local function keep_request_secrets(self, headers, signed)
+  if type(headers) ~= "table" then return end
+  local list = {}
+  for _, value in pairs(headers) do
+    if type(value) == "string" and #value >= 8 then
+      local auth = signed and (value == headers.Authorization or value == headers.authorization)
+      if auth or carries_secret(self, value) then
+        list[#list + 1] = value
+        local sig = auth and value:match("[Ss]ignature=([^&,%s]+)")   -- q-signature=, Signature=
+        if sig and #sig >= 8 then list[#list + 1] = sig end
+      end
+    end
+  end
+  if #list == 0 then return end
   local kept = self.signed or {}
   for i = #list, 1, -1 do table.insert(kept, 1, list[i]) end   -- (the whole value first)
   while #kept > 8 do kept[#kept] = nil end
   self.signed = kept
-  local all = {}
-  for _, v in ipairs(self.client.secrets or {}) do all[#all + 1] = v end
+  local all = {}   -- (whole values before the credentials inside them)
   for _, v in ipairs(kept) do all[#all + 1] = v end
+  for _, v in ipairs(self.client.secrets or {}) do all[#all + 1] = v end
   self.secrets = all
 end
 
 M.MAX_ID = 512
+M.MAX_URL = 16384   -- a result URL from an answer (pre-signed ones run to a few KB)
 
 --- Runs a provider's mapping of an answer, `fn(...) -> value | nil, message`, so that an answer
 --- which breaks its assumptions becomes a protocol error here, inside the workflow, and the
@@ -315,10 +333,8 @@ function Context:request(req)
   local logging = self.client.options.log ~= nil  -- build no event tables nobody reads
   while true do
     attempt = attempt + 1
-    if req.sign then
-      req.sign(self, req)
-      keep_signature(self, req.headers)
-    end
+    if req.sign then req.sign(self, req) end
+    if req.headers then keep_request_secrets(self, req.headers, req.sign ~= nil) end
     local limiter = req.billed and self.client.limiter
     if limiter then
       limiter:acquire(runtime.sleep, logging and function(delay)
@@ -430,6 +446,10 @@ function Context:download(url, opts)
   if not M.is_http_url(url) or url:find("[%s%c]") then   -- (ocr.curl refuses those)
     return nil, self:error{ kind = "protocol",
                             message = "the vendor's result file URL is not an http(s) URL" }
+  end
+  if #url > M.MAX_URL then
+    return nil, self:error{ kind = "protocol", message = ("the vendor's result file URL is %d bytes long (at most %d)")
+                                                         :format(#url, M.MAX_URL) }
   end
   local save_to = opts.save_to
   if not save_to and opts.output then

@@ -25,9 +25,15 @@ local function control(self, method, op, payload)
 end
 
 --- Starts `spec/emulators/<name>.py` (`args`: more command-line arguments, e.g. --tls-cert);
---- returns an object with `url`, `port`, `pid`.
+--- returns an object with `url`, `port`, `pid`. `M.start_script(path, args)` starts another
+--- server that speaks the same READY line and control API (spec/hostile/server.py).
 function M.start(name, args)
-  local cmd = ("exec %spython3 spec/emulators/%s.py --port 0 %s"):format(shell.CLEAN_ENV, name, args or "")
+  return M.start_script("spec/emulators/" .. name .. ".py", args, name)
+end
+
+function M.start_script(path, args, name)
+  name = name or path
+  local cmd = ("exec %spython3 %s --port 0 %s"):format(shell.CLEAN_ENV, path, args or "")
   local pipe = assert(io.popen(cmd, "r"))
   local line = pipe:read("*l")
   local port, pid, control = tostring(line):match("^READY (%d+) (%d+) ?(%d*)$")
