@@ -31,7 +31,9 @@ from emu import watch_parent  # noqa: E402
 
 HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection"}
 ODD = [None, True, False, 0, -1, 1.5, 10 ** 20, "", "x", "\u4e2d\ufffd", [], {}, [[[]]],
-       {"a": {"b": None}}, "https://example.invalid/x", "-1", "NaN"]
+       {"a": {"b": None}}, "https://example.invalid/x", "-1", "NaN",
+       # what a hostile answer adds: non-finite and huge numbers, dot segments, long runs
+       float("nan"), float("inf"), float("-inf"), 1e308, "..", "a/../b", " " * 20000, "x" * 20000]
 
 
 class State:
@@ -93,7 +95,8 @@ def mutate_json(rng, doc):
 
 
 LEAF = re.compile(rb"<([A-Za-z][\w.-]*)>([^<>]*)</\1>")
-XML_TEXT = [b"", b"x", b"-1", b"NaN", b"1e999", b"\xe4\xb8\xad", b"0", b"99999999999999999999"]
+XML_TEXT = [b"", b"x", b"-1", b"NaN", b"1e999", b"\xe4\xb8\xad", b"0", b"99999999999999999999",
+            b"inf", b"..", b" " * 20000]
 
 
 def mutate_xml(rng, body):
