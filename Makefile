@@ -49,6 +49,9 @@ BUSTED ?= /usr/bin/busted
 # The benchmarks: `make bench` (bench/, mk/bench.mk).
 -include mk/bench.mk
 
+# libFuzzer harnesses: `make fuzz` (fuzz/, mk/fuzz.mk).
+-include mk/fuzz.mk
+
 .PHONY: all deps demo test test-asan coverage install clean
 
 all: $(OUT)/ocr/core.so $(OUT)/ocr/curl.so $(TESSERACT_SO)
