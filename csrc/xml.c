@@ -89,9 +89,15 @@ static int xml_is_blank(const char *s, size_t n) {
     return 1;
 }
 
+/* The text from offset off on. The buffer is NULL until the first text arrives, and NULL + 0
+ * is undefined behaviour (clang's UBSan reports it), so that case points at "". */
+static const char *xml_text_at(const xml_state *st, size_t off) {
+    return st->text.data != NULL ? st->text.data + off : "";
+}
+
 /* Text between child tags that is only whitespace is layout, not content: forget it. */
 static void xml_drop_blank_run(xml_state *st, xml_frame *f) {
-    if (xml_is_blank(st->text.data + f->run_start, st->text.len - f->run_start))
+    if (xml_is_blank(xml_text_at(st, f->run_start), st->text.len - f->run_start))
         st->text.len = f->run_start;
 }
 
@@ -205,7 +211,7 @@ static void xml_push_value(lua_State *L, xml_state *st) {
     is_leaf = lua_isnil(L, -1) && !f->has_children;
     lua_pop(L, 1);
     if (is_leaf) {
-        lua_pushlstring(L, st->text.data + f->text_start, st->text.len - f->text_start);
+        lua_pushlstring(L, xml_text_at(st, f->text_start), st->text.len - f->text_start);
         return;
     }
     xml_push_node(L, st->depth);
