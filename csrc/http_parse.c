@@ -15,15 +15,16 @@
  *
  * Limits: the head counts every byte before the final response's body -- status lines, fields,
  * line ends, and interim 1xx heads, so that an endless stream of "100 Continue" is bounded too.
- * It is checked in the callbacks before a name or value is stored (stored bytes never exceed
- * it) and again when the head ends. http_parser's own limit on one head or trailer section
- * (HTTP_MAX_HEADER_SIZE, 80 KiB in Debian's build) applies as well: it is a process-wide
- * setting, shared with anything else in the process that uses the library, so it is left alone.
+ * http_parser is given no byte of a head past it (stored bytes never exceed it), and it is
+ * checked again in the callbacks and when the head ends. http_parser's own limit on one head
+ * or trailer section (HTTP_MAX_HEADER_SIZE, 80 KiB in Debian's build) applies as well: it is a
+ * process-wide setting, shared with anything else in the process that uses the library, so it
+ * is left alone.
  * Trailers of a chunked body are parsed and dropped.
  *
  * NUL and other control characters in a field are malformed. http_parser refuses them in names
  * (tokens only) and in values, except for a value's first byte (and a folded line's), which it
- * lets through unchecked: the value callback checks every byte itself. */
+ * lets through unchecked: the value callback checks every byte of a line once it has ended. */
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -65,11 +66,18 @@ typedef struct {
     int has_length;
     unsigned long long content_length;
 
-    /* the stream: bytes accepted so far, and the current execute call's start and offset */
+    /* the stream: bytes accepted so far, and the current execute call's start, end and offset */
     unsigned long long fed;
     unsigned long long extra;     /* bytes fed after the response ended */
     const char *chunk;
+    const char *chunk_end;
     unsigned long long chunk_at;
+
+    /* the line of a value being read (a folded value has more than one): where it begins in
+     * text and in the stream, and whether the end of the bytes given to execute cut it */
+    size_t line_off;
+    unsigned long long line_at;
+    int line_open;
 
     /* the current feed's body: a pointer into the fed string while it is one piece, copied
      * into `body` once a second piece (another chunk) arrives */
@@ -122,15 +130,24 @@ static hp_field *last_field(hp_state *r) {
     return (hp_field *)r->fields.data + (r->nfields - 1);
 }
 
-/* A name may come in pieces (one per feed it spans); a name after a value starts a field. */
+/* http_parser calls a data callback when a name or value ends, and also with the piece of one
+ * that the end of the bytes given to execute cut off (the rest comes with the next feed). The
+ * checks below are made once the name or value line has ended, on all of it: a piece cut off
+ * is stored and not judged. A failure is so found at the same byte however the stream was
+ * cut; judging a piece would report it before a malformed byte that http_parser finds later in
+ * the same name or value when the stream is cut there, and not when it is fed whole. */
+static int cut_off(const hp_state *r, const char *at, size_t n) {
+    return at + n == r->chunk_end;
+}
+
+/* A name may come in pieces (one per feed it spans); a name after a value starts a field,
+ * counted against max_headers once the name has ended. */
 static int on_header_field(http_parser *hp, const char *at, size_t n) {
     hp_state *r = hp->data;
     if (r->head_done) return 0;                          /* a trailer: dropped */
     if (head_over(r, at, n)) return over_size(r);
     if (!r->in_name) {
         hp_field f;
-        if (r->nfields >= r->max_headers)
-            return hp_fail(r, "more than %llu response headers", (unsigned long long)r->max_headers);
         memset(&f, 0, sizeof f);
         f.name_off = r->text.len;
         if (ocr_buffer_append(&r->fields, &f, sizeof f) != OCR_BUF_OK) return out_of_memory(r);
@@ -138,7 +155,10 @@ static int on_header_field(http_parser *hp, const char *at, size_t n) {
         r->in_name = 1;
     }
     last_field(r)->name_len += n;
-    return add_text(r, at, n, 1);
+    if (add_text(r, at, n, 1) != 0) return -1;
+    if (!cut_off(r, at, n) && r->nfields > r->max_headers)
+        return hp_fail(r, "more than %llu response headers", (unsigned long long)r->max_headers);
+    return 0;
 }
 
 /* The index of the first byte outside http_parser's IS_HEADER_CHAR (visible characters,
@@ -155,19 +175,26 @@ static size_t bad_value_byte(const char *at, size_t n) {
 static int on_header_value(http_parser *hp, const char *at, size_t n) {
     hp_state *r = hp->data;
     hp_field *f;
-    size_t bad;
+    size_t bad, linel;
     if (r->head_done || r->nfields == 0) return 0;
     if (head_over(r, at, n)) return over_size(r);
-    if ((bad = bad_value_byte(at, n)) < n)
-        return hp_fail(r, "malformed HTTP response: invalid character in header (at byte %llu)",
-                       r->chunk_at + (unsigned long long)(at - r->chunk + bad));
     f = last_field(r);
     if (r->in_name) {
         f->value_off = r->text.len;
         r->in_name = 0;
     }
+    if (!r->line_open) {
+        r->line_off = r->text.len;
+        r->line_at = r->chunk_at + (unsigned long long)(at - r->chunk);
+    }
     f->value_len += n;
-    return add_text(r, at, n, 0);
+    if (add_text(r, at, n, 0) != 0) return -1;
+    r->line_open = cut_off(r, at, n);
+    linel = r->text.len - r->line_off;
+    if (!r->line_open && linel > 0 && (bad = bad_value_byte(r->text.data + r->line_off, linel)) < linel)
+        return hp_fail(r, "malformed HTTP response: invalid character in header (at byte %llu)",
+                       r->line_at + (unsigned long long)bad);
+    return 0;
 }
 
 /* RFC 9110 §6.4.1: 1xx, 204 and 304 responses never have content, whatever their headers say,
@@ -215,6 +242,7 @@ static const http_parser_settings settings = {
 static void start_head(hp_state *r) {
     http_parser_init(&r->parser, HTTP_RESPONSE);   /* keeps parser.data */
     r->in_name = 0;
+    r->line_open = 0;
     r->nfields = 0;
     r->fields.len = 0;
     r->text.len = 0;
@@ -247,15 +275,23 @@ static void on_pause(hp_state *r, unsigned long long at) {
 }
 
 /* Runs the parser over s[0, len); on return r->phase says how far the response got. Execute
- * never gets 0 bytes here: to http_parser that means the connection closed (finish()). */
+ * never gets 0 bytes here: to http_parser that means the connection closed (finish()).
+ * While in the head, the parser never gets a byte past max_header_size: the head is then too
+ * large whatever that byte is, however the stream was cut (else a malformed byte after the
+ * limit was reported instead when it came in the same feed as the limit, and not otherwise). */
 static void run(hp_state *r, const char *s, size_t len) {
     size_t pos = 0;
     while (pos < len && r->phase != PH_DONE && r->phase != PH_FAILED) {
-        size_t n;
+        size_t n, room = len - pos;
         enum http_errno err;
+        if (r->phase == PH_HEAD) {
+            if (r->fed >= r->max_header_size) break;
+            if (room > r->max_header_size - r->fed) room = (size_t)(r->max_header_size - r->fed);
+        }
         r->chunk = s + pos;
+        r->chunk_end = s + pos + room;
         r->chunk_at = r->fed;
-        n = http_parser_execute(&r->parser, &settings, s + pos, len - pos);
+        n = http_parser_execute(&r->parser, &settings, s + pos, room);
         pos += n;
         r->fed += n;
         err = HTTP_PARSER_ERRNO(&r->parser);
@@ -269,8 +305,9 @@ static void run(hp_state *r, const char *s, size_t len) {
             return;
         }
     }
-    /* whitespace, folded lines and the like are stored nowhere but belong to the head too */
-    if (r->phase == PH_HEAD && r->fed > r->max_header_size) over_size(r);
+    /* every byte up to the limit read and the head still open (whitespace, folded lines and
+     * the like are stored nowhere but belong to the head too): it is over the limit */
+    if (r->phase == PH_HEAD && r->fed >= r->max_header_size) over_size(r);
     if (r->phase == PH_DONE) r->extra += len - pos;
 }
 
@@ -337,7 +374,7 @@ static int hp_finish(lua_State *L) {
     hp_state *r = check_parser(L);
     if (r->phase == PH_FAILED) return push_failure(L, r);
     if (r->phase != PH_DONE) {
-        r->chunk = "";
+        r->chunk = r->chunk_end = "";
         r->chunk_at = r->fed;
         http_parser_execute(&r->parser, &settings, "", 0);   /* completes a body read to EOF */
         if (HTTP_PARSER_ERRNO(&r->parser) == HPE_PAUSED) on_pause(r, r->fed);
