@@ -448,3 +448,41 @@ describe_tess("fuzz: ocr.tesseract's checks of image bytes", function()
     end
   end)
 end)
+
+-- `make fuzz` (fuzz/, libFuzzer) keeps each input that crashed a harness or broke one of its
+-- invariants in spec/fixtures/fuzz/<harness>/. Each is replayed here through the harness's own
+-- check (fuzz/checks.lua; checks.decode.<harness> reads the bytes as the harness's C does), and
+-- so are the harnesses' seeds (fuzz/corpus/<harness>/): the check must return true or raise an
+-- error with a message. image_check calls ocr.tesseract's _check_image, when it is built.
+describe("fuzz: libFuzzer's findings and seeds, replayed", function()
+  local F = require "helpers.files"
+  local checks = dofile("fuzz/checks.lua")
+  local HARNESSES = { "xml_decode", "multipart", "codec", "cos_sign", "http_response", "image_check" }
+
+  local function replay(harness, path)
+    local args = checks.decode[harness](assert(F.read(path), path))
+    local ok, res, why = pcall(checks[harness], unpack(args, 1, args.n))
+    if ok then
+      assert(res == true, path .. ": " .. tostring(why))
+    else
+      assert(type(res) == "string" and #res > 0, path .. ": raised without a message: " .. tostring(res))
+    end
+  end
+
+  for _, harness in ipairs(HARNESSES) do
+    local it_or_pending = it
+    if harness == "image_check" and not pcall(require, "ocr.tesseract") then
+      it_or_pending = function(name) pending(name .. " (ocr.tesseract not built)") end
+    end
+    local found = "spec/fixtures/fuzz/" .. harness
+    for _, name in ipairs(F.exists(found) and F.list(found) or {}) do
+      it_or_pending(harness .. ": " .. name, function() replay(harness, found .. "/" .. name) end)
+    end
+    local seeds = "fuzz/corpus/" .. harness
+    it_or_pending(harness .. ": the seeds in " .. seeds, function()
+      local names = F.list(seeds)
+      assert.is_true(#names > 0, "no seeds in " .. seeds)
+      for _, name in ipairs(names) do replay(harness, seeds .. "/" .. name) end
+    end)
+  end
+end)
