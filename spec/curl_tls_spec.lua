@@ -5,27 +5,17 @@
 local curl = require "ocr.curl"
 local emulator = require "helpers.emulator"
 local F = require "helpers.files"
-local shell = require "helpers.shell"
+local tls = require "helpers.tls"
 
 describe("ocr.curl TLS", function()
   local dir, ca, trusted, untrusted
 
-  local function openssl(args)
-    assert(shell.execute("openssl " .. args .. " >/dev/null 2>&1"), "openssl " .. args)
-  end
-
   lazy_setup(function()
     dir = F.tmpdir()
-    ca = dir .. "/ca"
-    openssl(("req -x509 -newkey rsa:2048 -nodes -keyout %s.key -out %s.pem -days 2 -subj /CN=ocr-tls-spec-ca"):format(ca, ca))
-    openssl(("req -newkey rsa:2048 -nodes -keyout %s/srv.key -out %s/srv.csr -subj /CN=127.0.0.1"):format(dir, dir))
-    F.write(dir .. "/san.ext", "subjectAltName=DNS:127.0.0.1,IP:127.0.0.1\n")
-    openssl(("x509 -req -in %s/srv.csr -CA %s.pem -CAkey %s.key -CAcreateserial -out %s/srv.pem -days 2 -extfile %s/san.ext")
-            :format(dir, ca, ca, dir, dir))
-    openssl(("req -x509 -newkey rsa:2048 -nodes -keyout %s/self.key -out %s/self.pem -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=DNS:127.0.0.1,IP:127.0.0.1")
-            :format(dir, dir))
-    trusted = emulator.start("httptest", ("--tls-cert %s/srv.pem --tls-key %s/srv.key"):format(dir, dir))
-    untrusted = emulator.start("httptest", ("--tls-cert %s/self.pem --tls-key %s/self.key"):format(dir, dir))
+    local certs = tls.make(dir)
+    ca = certs.ca
+    trusted = emulator.start("httptest", tls.args(certs.cert, certs.key))
+    untrusted = emulator.start("httptest", tls.args(certs.self_cert, certs.self_key))
   end)
 
   lazy_teardown(function()
@@ -37,7 +27,7 @@ describe("ocr.curl TLS", function()
   before_each(function() trusted:reset() untrusted:reset() end)
 
   it("verifies the server against ca_file and completes the request", function()
-    local s = curl.session{ ca_file = ca .. ".pem" }
+    local s = curl.session{ ca_file = ca }
     finally(function() s:close() end)
     local res, err = s:request{ url = trusted.url .. "/status/200" }
     assert.is_nil(err)
@@ -56,7 +46,7 @@ describe("ocr.curl TLS", function()
   end)
 
   it("a certificate the CA did not sign fails even with the CA given", function()
-    local s = curl.session{ ca_file = ca .. ".pem" }
+    local s = curl.session{ ca_file = ca }
     finally(function() s:close() end)
     local res, err = s:request{ url = untrusted.url .. "/status/200" }
     assert.is_nil(res)

@@ -11,6 +11,7 @@ local emulator = require "helpers.emulator"
 local F = require "helpers.files"
 local rig = require "helpers.rig"
 local shell = require "helpers.shell"
+local tls = require "helpers.tls"
 
 local missing = nginx.missing()
 if missing then
@@ -87,32 +88,22 @@ local APP = [[
 describe("OpenResty: one worker, cosockets", function()
   local server, emus, dir, img, ca
 
-  local function openssl(args)
-    assert(shell.execute("openssl " .. args .. " >/dev/null 2>&1"), "openssl " .. args)
-  end
-
   lazy_setup(function()
     dir = F.tmpdir()
     img = F.write(dir .. "/scan.png", F.image("Through nginx\nline two"))
     -- A CA the nginx trusts, a server certificate it signed (for 127.0.0.1), and a
     -- self-signed one it does not trust.
-    ca = dir .. "/ca"
-    openssl(("req -x509 -newkey rsa:2048 -nodes -keyout %s.key -out %s.pem -days 2 -subj /CN=ocr-spec-ca"):format(ca, ca))
-    openssl(("req -newkey rsa:2048 -nodes -keyout %s/srv.key -out %s/srv.csr -subj /CN=127.0.0.1"):format(dir, dir))
-    F.write(dir .. "/san.ext", "subjectAltName=DNS:127.0.0.1,IP:127.0.0.1\n")
-    openssl(("x509 -req -in %s/srv.csr -CA %s.pem -CAkey %s.key -CAcreateserial -out %s/srv.pem -days 2 -extfile %s/san.ext")
-            :format(dir, ca, ca, dir, dir))
-    openssl(("req -x509 -newkey rsa:2048 -nodes -keyout %s/self.key -out %s/self.pem -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=DNS:127.0.0.1,IP:127.0.0.1")
-            :format(dir, dir))
+    local certs = tls.make(dir)
+    ca = certs.ca
     emus = {}
     for _, name in ipairs{ "picwish", "tencent", "compdf", "oldfish", "uapi", "httptest" } do
       emus[name] = emulator.start(name)
     end
-    emus.picwish_tls = emulator.start("picwish", ("--tls-cert %s/srv.pem --tls-key %s/srv.key"):format(dir, dir))
-    emus.untrusted = emulator.start("picwish", ("--tls-cert %s/self.pem --tls-key %s/self.key"):format(dir, dir))
+    emus.picwish_tls = emulator.start("picwish", tls.args(certs.cert, certs.key))
+    emus.untrusted = emulator.start("picwish", tls.args(certs.self_cert, certs.self_key))
     server = nginx.start(http_block(([[
   lua_shared_dict ocr 1m;
-  lua_ssl_trusted_certificate %s.pem;
+  lua_ssl_trusted_certificate %s;
   lua_ssl_verify_depth 2;
   server { listen 127.0.0.1:$PORT; %s }
 ]]):format(ca, APP)))
@@ -410,15 +401,14 @@ describe("OpenResty: one worker, cosockets", function()
 end)
 
 describe("OpenResty: two workers, init_by_lua, phases", function()
-  local server, emu, dir, img, tls
+  local server, emu, dir, img, https
 
   lazy_setup(function()
     dir = F.tmpdir()
     img = F.write(dir .. "/scan.png", F.image("Shared bucket"))
     emu = emulator.start("picwish")
-    assert(shell.execute(("openssl req -x509 -newkey rsa:2048 -nodes -keyout %s/k.pem -out %s/c.pem -days 2 " ..
-      "-subj /CN=127.0.0.1 -addext subjectAltName=DNS:127.0.0.1 >/dev/null 2>&1"):format(dir, dir)))
-    tls = emulator.start("picwish", ("--tls-cert %s/c.pem --tls-key %s/k.pem"):format(dir, dir))
+    local certs = tls.make(dir)
+    https = emulator.start("picwish", tls.args(certs.cert, certs.key))
     -- No lua_ssl_trusted_certificate here: the TLS error must say which directive is missing.
     server = nginx.start(http_block(([[
   lua_shared_dict ocr 1m;
@@ -454,7 +444,7 @@ describe("OpenResty: two workers, init_by_lua, phases", function()
   lazy_teardown(function()
     if server then server.stop() end
     if emu then emu:stop() end
-    if tls then tls:stop() end
+    if https then https:stop() end
     F.rmdir(dir)
   end)
 
@@ -511,7 +501,7 @@ describe("OpenResty: two workers, init_by_lua, phases", function()
 
   it("TLS without lua_ssl_trusted_certificate: the error names the directive", function()
     local r = call(server, "/run", { provider = "picwish", input = { file = img },
-      opts = { api_key = "test-picwish-key", endpoint = tls.url, retries = 0 } })
+      opts = { api_key = "test-picwish-key", endpoint = https.url, retries = 0 } })
     assert.equal("network", r.err.kind)
     assert.is_false(r.err.sent)
     assert.truthy(r.err.message:find("lua_ssl_trusted_certificate", 1, true), r.err.message)
