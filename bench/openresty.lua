@@ -16,16 +16,8 @@ local M = {}
 
 local UPLOAD_BYTES = 200 * 1024 * 1024
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
 local function status_kb(pid, field)
-  local s = read("/proc/" .. pid .. "/status") or ""
+  local s = require("helpers.files").read("/proc/" .. pid .. "/status") or ""
   return tonumber(s:match(field .. ":%s*(%d+) kB"))
 end
 

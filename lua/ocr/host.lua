@@ -82,6 +82,22 @@ end
 --- Whether an embedder's runtime is installed.
 function M.has_runtime() return overlay ~= nil end
 
+--- A new class for a host's jobs: `job.task_id` is read from the job's running context (a
+--- provider sets it as it learns it) and `job:done()` from its status; the host adds
+--- `result` and `cancel`.
+function M.job_class()
+  local Job = {}
+  Job.__index = function(self, k)
+    if k == "task_id" then
+      local ctx = rawget(self, "ctx")
+      return ctx and ctx.task_id
+    end
+    return Job[k]
+  end
+  function Job:done() return self.status == "done" end
+  return Job
+end
+
 --- A host by name ("blocking", "jobs", "nginx"), for tests and embedders that must choose.
 M.get = load
 

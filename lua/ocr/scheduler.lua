@@ -48,16 +48,7 @@ local SLEEP, HTTP, AWAIT = {}, {}, {}  -- yield tags
 
 local function make_ready(job, n, a, b) push(ready, job, n, a, b) end
 
-local Job = {}
-Job.__index = function(self, k)
-  if k == "task_id" then
-    local ctx = rawget(self, "ctx")
-    return ctx and ctx.task_id
-  end
-  return Job[k]
-end
-
-function Job:done() return self.status == "done" end
+local Job = require("ocr.host").job_class()
 
 --- `res, err` once done; `nil, nil` while in flight.
 function Job:result()

@@ -195,15 +195,22 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(501, [], b"mutproxy: chunked request bodies are not supported")
             self.close_connection = True
             return
+        status, rheaders, rbody = self.fetch(body)
+        self.answer(status, rheaders, rbody, body)
+
+    def fetch(self, body):
+        """The emulator's answer to this request, forwarded as it came: status, headers, body."""
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
         conn = http.client.HTTPConnection(self.target.hostname, self.target.port, timeout=30)
         try:
             conn.request(self.command, self.path, body=body, headers=headers)
             res = conn.getresponse()
-            status, rbody = res.status, res.read()
-            rheaders = [(k, v) for k, v in res.getheaders() if k.lower() not in HOP]
+            return res.status, [(k, v) for k, v in res.getheaders() if k.lower() not in HOP], res.read()
         finally:
             conn.close()
+
+    def answer(self, status, rheaders, rbody, body):
+        """What the client gets instead (a subclass's attack; here, a mutation at `rate`)."""
         rng = self.state.next_rng()
         if rng.random() < self.state.rate:
             ctype = dict((k.lower(), v) for k, v in rheaders).get("content-type", "")
@@ -224,18 +231,23 @@ class Server(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-def main():
-    parser = argparse.ArgumentParser(description="mutating proxy")
+def serve(handler_class, state, description):
+    """Parses --port and --target, listens on 127.0.0.1, prints the READY line, serves."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--target", required=True)
     args = parser.parse_args()
-    handler = type("BoundHandler", (Handler,), {"state": State(),
-                                                "target": urllib.parse.urlsplit(args.target)})
+    handler = type("BoundHandler", (handler_class,), {"state": state,
+                                                      "target": urllib.parse.urlsplit(args.target)})
     server = Server(("127.0.0.1", args.port), handler)
     threading.Thread(target=watch_parent, daemon=True).start()
     sys.stdout.write("READY %d %d\n" % (server.server_address[1], os.getpid()))
     sys.stdout.flush()
     server.serve_forever(poll_interval=0.2)
+
+
+def main():
+    serve(Handler, State(), "mutating proxy")
 
 
 if __name__ == "__main__":

@@ -18,11 +18,10 @@ attacker on the path (or a broken vendor) can send:
 
 Control API, the emulators' shape (helpers.emulator): POST /_emu/config {attack=, variant=},
 POST /_emu/reset, GET /_emu/state -> {"answers": n, "attacked": n}. Requests are forwarded as
-they came, so the emulator behind still checks auth and signatures.
+they came (spec/emulators/mutproxy.py's forwarding, whose mutations this replaces), so the
+emulator behind still checks auth and signatures.
 """
-import argparse
 import base64
-import http.client
 import json
 import os
 import re
@@ -30,12 +29,10 @@ import sys
 import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "emulators"))
-from emu import watch_parent  # noqa: E402
+import mutproxy  # noqa: E402
 
-HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection"}
 WS = " \t\n" * 34000
 ID_KEYS = re.compile(r"(^|_)(id|task_?id|taskid|file_?id)$", re.I)
 NAME_KEYS = re.compile(r"(name|url|file|location|link)", re.I)
@@ -127,22 +124,8 @@ def echoed(handler, body):
     return "rejected: " + " | ".join(parts)
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    state = None
-    target = None
-
-    def log_message(self, *args):
-        pass
-
-    def reply(self, status, headers, body):
-        self.send_response(status)
-        for k, v in headers:
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+class Handler(mutproxy.Handler):
+    """mutproxy's forwarding, with an attack in place of its mutations."""
 
     def control(self, body):
         op = urllib.parse.urlsplit(self.path).path[len("/_emu/"):]
@@ -157,20 +140,7 @@ class Handler(BaseHTTPRequestHandler):
             out = {"answers": st.answers, "attacked": st.attacked, "attack": st.attack}
         self.reply(200, [("Content-Type", "application/json")], json.dumps(out).encode())
 
-    def forward(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(n) if n else b""
-        if self.path.startswith("/_emu/"):
-            return self.control(body)
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
-        conn = http.client.HTTPConnection(self.target.hostname, self.target.port, timeout=30)
-        try:
-            conn.request(self.command, self.path, body=body, headers=headers)
-            res = conn.getresponse()
-            status, rbody = res.status, res.read()
-            rheaders = [(k, v) for k, v in res.getheaders() if k.lower() not in HOP]
-        finally:
-            conn.close()
+    def answer(self, status, rheaders, rbody, body):
         st = self.state
         with st.lock:
             st.answers += 1
@@ -198,46 +168,24 @@ class Handler(BaseHTTPRequestHandler):
             rbody = json.dumps({"status": 400, "code": 400, "message": msg, "msg": msg,
                                 "error": {"code": "Bad", "message": msg}}).encode()
         elif attack in ("endless", "stall"):
-            # chunked: no declared length for the client to refuse at once
-            self.send_response(200)
-            self.send_header("Content-Type", ctype or "application/json")
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
-            try:
-                while True:
-                    if attack == "endless":
-                        self.wfile.write(b"200\r\n" + b" " * 512 + b"\r\n")
-                        self.wfile.flush()
-                    time.sleep(0.05)
-            except (BrokenPipeError, ConnectionResetError):
-                return
+            return self.trickle(attack, ctype)
         self.reply(status, rheaders, rbody)
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = forward
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+    def trickle(self, attack, ctype):
+        # chunked: no declared length for the client to refuse at once
+        self.send_response(200)
+        self.send_header("Content-Type", ctype or "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            while True:
+                if attack == "endless":
+                    self.wfile.write(b"200\r\n" + b" " * 512 + b"\r\n")
+                    self.wfile.flush()
+                time.sleep(0.05)
+        except (BrokenPipeError, ConnectionResetError):
             return
-        super().handle_error(request, client_address)
-
-
-def main():
-    parser = argparse.ArgumentParser(description="hostile vendor proxy")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--target", required=True)
-    args = parser.parse_args()
-    handler = type("BoundHandler", (Handler,), {"state": State(),
-                                                "target": urllib.parse.urlsplit(args.target)})
-    server = Server(("127.0.0.1", args.port), handler)
-    threading.Thread(target=watch_parent, daemon=True).start()
-    sys.stdout.write("READY %d %d\n" % (server.server_address[1], os.getpid()))
-    sys.stdout.flush()
-    server.serve_forever(poll_interval=0.2)
 
 
 if __name__ == "__main__":
-    main()
+    mutproxy.serve(Handler, State(), "hostile vendor proxy")

@@ -62,16 +62,7 @@ local next_id = 0
 
 function M.current_job() return by_co[coroutine.running()] end
 
-local Job = {}
-Job.__index = function(self, k)
-  if k == "task_id" then
-    local ctx = rawget(self, "ctx")
-    return ctx and ctx.task_id
-  end
-  return Job[k]
-end
-
-function Job:done() return self.status == "done" end
+local Job = host.job_class()
 
 local function finish(job, res, err)
   if job.status == "done" then return end
