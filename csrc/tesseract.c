@@ -2,9 +2,11 @@
  * checked and the language data located here, on the caller's thread; recognition happens on
  * the pool's workers; finished jobs become Lua tables only in poll()/wait().
  *
- *   tess.pool{languages=, datapath=, psm=, oem=, threads=, max_pixels=, max_pages=, max_bytes=,
- *             queue_size=, page_timeout=}
- *   pool:submit{path= | data=} -> id     pool:poll() -> { {id=, res=} | {id=, err=}, ... }
+ *   tess.pool{languages=, datapath=, psm=, oem=, threads=, max_engines=, max_pixels=, max_pages=,
+ *             max_bytes=, queue_size=, page_timeout=}     returns at once: no model is loaded yet
+ *   pool:submit{path= | data=, languages=} -> id     pool:poll() -> { {id=, res=} | {id=, err=}, ... }
+ *   pool:warm([languages][, timeout]) -> true | nil, err: every worker loads that engine (the
+ *   pool's languages by default) before its next job; with a timeout, waits for them that long
  *   pool:wait(id[, timeout]) -> res | nil, err    pool:cancel(id)  pool:fd()  pool:pending()
  *   pool:progress(id) -> percent, pages_done, pages, "queued"|"running"|"finished" | nil
  *   pool:stats()  pool:usable()  pool:close()    tess.languages([datapath]) -> names, dir    tess.datapath() -> dir | nil
@@ -33,14 +35,16 @@
 #define DEFAULT_MAX_PAGES   1000.0             /* of a multi-page TIFF; each page is recognised */
 #define DEFAULT_MAX_BYTES   (256.0 * 1048576)
 #define DEFAULT_QUEUE_SIZE  256.0
+#define DEFAULT_MAX_ENGINES 2.0                /* per worker: ~20-60 MB each, see README */
 
 OCR_EXPORT int luaopen_ocr_tesseract(lua_State *L);
 
 typedef struct {
     tp_pool *pool;                       /* NULL once closed */
     pid_t owner;                         /* the process whose threads these are */
-    char languages[TP_MAX_LANGS_LEN + 1];
-    int threads;
+    char languages[TP_MAX_LANGS_LEN + 1];   /* the default */
+    char datapath[TP_MAX_PATH];
+    int threads, psm;
 } lpool;
 
 static const char *const kind_names[] = {
@@ -306,8 +310,8 @@ static int l_languages(lua_State *L) {
 /* ---- pool options ------------------------------------------------------------------------- */
 
 static const char *const pool_keys[] = {
-    "languages", "datapath", "psm", "oem", "threads", "max_pixels", "max_pages", "max_bytes",
-    "queue_size", "page_timeout", NULL
+    "languages", "datapath", "psm", "oem", "threads", "max_engines", "max_pixels", "max_pages",
+    "max_bytes", "queue_size", "page_timeout", NULL
 };
 
 static void check_keys(lua_State *L, int t, const char *const *keys, const char *what) {
@@ -350,7 +354,7 @@ static int opt_number(lua_State *L, int t, const char *key, double lo, double hi
 
 /* Fills o from the options table at t; 0 with msg for a bad value. Raises on wrong types. */
 static int read_pool_options(lua_State *L, int t, tp_options *o, char *msg, size_t n) {
-    double psm, oem, threads, max_pixels, max_pages, max_bytes, queue;
+    double psm, oem, threads, max_engines, max_pixels, max_pages, max_bytes, queue;
     memset(o, 0, sizeof *o);
     if (t) check_keys(L, t, pool_keys, "tesseract.pool");
     const char *langs = "eng";
@@ -398,6 +402,8 @@ static int read_pool_options(lua_State *L, int t, tp_options *o, char *msg, size
     if (!opt_number(L, t, "psm", 0, 13, 3, &psm, msg, n)
         || !opt_number(L, t, "oem", 0, 3, 3, &oem, msg, n)
         || !opt_number(L, t, "threads", 1, TP_MAX_THREADS, 1, &threads, msg, n)
+        || !opt_number(L, t, "max_engines", 1, TP_MAX_ENGINES, DEFAULT_MAX_ENGINES, &max_engines,
+                       msg, n)
         || !opt_number(L, t, "max_pixels", 1, 4294967296.0, DEFAULT_MAX_PIXELS, &max_pixels, msg, n)
         || !opt_number(L, t, "max_pages", 1, 1000000, DEFAULT_MAX_PAGES, &max_pages, msg, n)
         || !opt_number(L, t, "max_bytes", 1, 4294967296.0, DEFAULT_MAX_BYTES, &max_bytes, msg, n)
@@ -406,6 +412,7 @@ static int read_pool_options(lua_State *L, int t, tp_options *o, char *msg, size
     o->psm = (int)psm;
     o->oem = (int)oem;
     o->threads = (int)threads;
+    o->max_engines = (int)max_engines;
     o->max_pixels = (uint64_t)max_pixels;
     o->max_pages = (int)max_pages;
     o->max_bytes = max_bytes > (double)SIZE_MAX ? SIZE_MAX : (size_t)max_bytes;
@@ -428,7 +435,8 @@ static int read_pool_options(lua_State *L, int t, tp_options *o, char *msg, size
     return 1;
 }
 
-/* tess.pool(opts) -> pool | nil, err. Blocks while the workers load the model. */
+/* tess.pool(opts) -> pool | nil, err. Returns at once: the workers load a model when a job or
+ * warm() first needs it. The default languages' files are checked here (a stat, not a load). */
 static int l_pool(lua_State *L) {
     tp_options o;
     char msg[TP_MSG_LEN];
@@ -445,7 +453,9 @@ static int l_pool(lua_State *L) {
     lp->pool = NULL;
     lp->owner = getpid();
     memcpy(lp->languages, o.languages, sizeof lp->languages);
+    memcpy(lp->datapath, o.datapath, sizeof lp->datapath);
     lp->threads = o.threads;
+    lp->psm = o.psm;
     luaL_setmetatable(L, POOL_MT);
     tp_kind kind = TP_OK;
     lp->pool = tp_pool_create(&o, &kind, msg, sizeof msg);
@@ -474,9 +484,33 @@ static lpool *check_open(lua_State *L) {
     return lp;
 }
 
-static const char *const submit_keys[] = { "path", "data", NULL };
+static const char *const submit_keys[] = { "path", "data", "languages", NULL };
 
-/* pool:submit{path = file | data = bytes} -> id | nil, err. Never waits for recognition. */
+/* The languages at stack index idx (nil: the pool's default) into out, validated and their
+ * files checked (a stat each: the model is loaded on a worker). 0 with msg for a bad value or
+ * missing data; raises on a wrong type. */
+static int job_languages(lua_State *L, int idx, const char *datapath, int psm,
+                         const char *def, char *out, char *msg, size_t n) {
+    if (lua_isnil(L, idx)) {
+        memcpy(out, def, strlen(def) + 1);
+        return 1;
+    }
+    if (lua_type(L, idx) != LUA_TSTRING)
+        luaL_error(L, "tesseract: 'languages' must be a string (got %s)", luaL_typename(L, idx));
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    if (!valid_languages(s, len)) {
+        snprintf(msg, n, "languages must be tesseract language codes joined by '+', like "
+                 "'eng' or 'chi_sim+eng' (got '%.64s')", s);
+        return 0;
+    }
+    if (check_language_files(datapath, s, psm, msg, n) != 0) return 0;
+    memcpy(out, s, len + 1);
+    return 1;
+}
+
+/* pool:submit{path = file | data = bytes, languages = "eng+chi_sim"} -> id | nil, err. Never
+ * waits for recognition nor for a model. */
 static int l_submit(lua_State *L) {
     lpool *lp = check_open(L);
     luaL_checktype(L, 2, LUA_TTABLE);
@@ -499,9 +533,12 @@ static int l_submit(lua_State *L) {
         s = lua_tolstring(L, -1, &len);
     }
     int64_t id = 0;
-    char msg[TP_MSG_LEN];
-    tp_kind kind = tp_pool_submit(lp->pool, has_path ? s : NULL, has_path ? NULL : s, len, &id,
-                                  msg, sizeof msg);
+    char msg[TP_MSG_LEN], langs[TP_MAX_LANGS_LEN + 1];
+    lua_getfield(L, 2, "languages");
+    if (!job_languages(L, -1, lp->datapath, lp->psm, lp->languages, langs, msg, sizeof msg))
+        return fail(L, TP_INVALID_INPUT, msg);
+    tp_kind kind = tp_pool_submit(lp->pool, has_path ? s : NULL, has_path ? NULL : s, len, langs,
+                                  &id, msg, sizeof msg);
     if (kind != TP_OK) return fail(L, kind, msg);
     lua_pushinteger(L, (lua_Integer)id);
     return 1;
@@ -545,7 +582,8 @@ static void push_words(lua_State *L, const tp_result *r, const tp_line *line) {
  * joined by form feeds (as the tesseract command separates pages); a page's angle only where
  * orientation was detected. May raise (memory): the job stays owned by the pool until the
  * caller releases it. */
-static void push_result(lua_State *L, const lpool *lp, const tp_result *r) {
+static void push_result(lua_State *L, const tp_job *job) {
+    const tp_result *r = &job->res;
     size_t nlines = r->lines.len / sizeof(tp_line);
     size_t npages = r->pages.len / sizeof(tp_page);
     const tp_line *lines = (const tp_line *)(const void *)r->lines.data;
@@ -561,7 +599,7 @@ static void push_result(lua_State *L, const lpool *lp, const tp_result *r) {
     }
     luaL_pushresult(&b);
     lua_setfield(L, -2, "text");
-    lua_pushstring(L, lp->languages);
+    lua_pushstring(L, job->languages);
     lua_setfield(L, -2, "language");
     lua_createtable(L, (int)npages, 0);
     for (size_t i = 0; i < npages; i++) {
@@ -600,7 +638,7 @@ static int l_poll(lua_State *L) {
         lua_pushinteger(L, (lua_Integer)j->id);
         lua_setfield(L, -2, "id");
         if (j->out.kind == TP_OK) {
-            push_result(L, lp, &j->res);
+            push_result(L, j);
             lua_setfield(L, -2, "res");
         } else {
             push_error_table(L, j->out.kind, j->out.message);
@@ -642,7 +680,7 @@ static int l_wait(lua_State *L) {
     }
     int nret = 1;
     if (job->out.kind == TP_OK) {
-        push_result(L, lp, &job->res);
+        push_result(L, job);
     } else {
         lua_pushnil(L);
         push_error_table(L, job->out.kind, job->out.message);
@@ -690,17 +728,45 @@ static int l_pending(lua_State *L) {
     return 1;
 }
 
-/* pool:stats() -> {queued=, running=, finished=, busy=, threads=}: for progress displays. */
+/* pool:stats() -> {queued=, running=, finished=, busy=, threads=, engines=, loading=, loads=,
+ * caller_loads=}: for progress displays, and to see where and when models load. */
 static int l_stats(lua_State *L) {
     lpool *lp = check_open(L);
     tp_stats st;
     tp_pool_stats(lp->pool, &st);
-    lua_createtable(L, 0, 5);
+    lua_createtable(L, 0, 9);
     set_int(L, "queued", (lua_Integer)st.queued);
     set_int(L, "running", (lua_Integer)st.running);
     set_int(L, "finished", (lua_Integer)st.finished);
     set_int(L, "busy", (lua_Integer)st.busy);
     set_int(L, "threads", lp->threads);
+    set_int(L, "engines", (lua_Integer)st.engines);
+    set_int(L, "loading", (lua_Integer)st.loading);
+    set_int(L, "loads", (lua_Integer)st.loads);
+    set_int(L, "caller_loads", (lua_Integer)st.caller_loads);
+    return 1;
+}
+
+/* pool:warm([languages][, timeout]) -> true | nil, err. Asks every worker to load the engine
+ * of `languages` (the pool's default when nil) before its next job, and returns at once; with
+ * a timeout (seconds, math.huge: no limit) waits that long for every worker to have it:
+ * a model that cannot load is invalid_input, a wait too short timeout (the loads go on). */
+static int l_warm(lua_State *L) {
+    lpool *lp = check_open(L);
+    char msg[TP_MSG_LEN], langs[TP_MAX_LANGS_LEN + 1];
+    int wait = !lua_isnoneornil(L, 3);
+    lua_Number timeout = luaL_optnumber(L, 3, -1);
+    luaL_argcheck(L, !wait || timeout >= 0, 3, "timeout must be seconds, 0 or more");
+    lua_settop(L, 3);
+    if (!job_languages(L, 2, lp->datapath, lp->psm, lp->languages, langs, msg, sizeof msg))
+        return fail(L, TP_INVALID_INPUT, msg);
+    tp_pool_warm(lp->pool, langs);
+    if (wait) {
+        tp_kind kind = tp_pool_warm_wait(lp->pool, timeout > 1e9 ? -1.0 : (double)timeout, msg,
+                                         sizeof msg);
+        if (kind != TP_OK) return fail(L, kind, msg);
+    }
+    lua_pushboolean(L, 1);
     return 1;
 }
 
@@ -739,6 +805,7 @@ static const luaL_Reg pool_methods[] = {
     {"fd", l_fd},
     {"pending", l_pending},
     {"stats", l_stats},
+    {"warm", l_warm},
     {"usable", l_usable},
     {"close", l_close},
     {NULL, NULL}

@@ -1,7 +1,10 @@
-/* The worker pool behind ocr.tesseract, free of Lua: N threads, each owning one TessBaseAPI that
- * loads the model once and then recognises one image after another. The Lua thread submits jobs
- * into a bounded queue and collects finished ones; workers never touch a lua_State, and every
- * result is built on the worker into the plain structs below. */
+/* The worker pool behind ocr.tesseract, free of Lua: N threads, each keeping a few engines (a
+ * TessBaseAPI per language set, loaded on that worker when a job or a warm-up first needs it, the
+ * least recently used let go past max_engines) and recognising one image after another. The Lua
+ * thread submits jobs into a bounded queue and collects finished ones; it never loads a model
+ * nor waits for one unless it asks to (tp_pool_warm_wait). Workers never touch a lua_State, and
+ * every result is built on the worker into the plain structs below. tesseract_pool.c has the
+ * threads and the queue; tesseract_page.c (tesseract_page.h) the engines and the pages. */
 #ifndef OCR_TESSERACT_POOL_H
 #define OCR_TESSERACT_POOL_H
 
@@ -14,6 +17,7 @@
 #define TP_MAX_LANGS_LEN 255
 #define TP_MAX_PATH      4096
 #define TP_MSG_LEN       512
+#define TP_MAX_ENGINES   16
 
 /* Outcome of a job or of a pool operation; the Lua side turns it into an error kind. */
 typedef enum {
@@ -30,11 +34,14 @@ typedef enum {
 } tp_kind;
 
 typedef struct {
-    char   languages[TP_MAX_LANGS_LEN + 1]; /* "eng" or "eng+chi_sim", already validated */
+    char   languages[TP_MAX_LANGS_LEN + 1]; /* the default language set of a job and of a
+                                               warm-up: "eng" or "eng+chi_sim", validated */
     char   datapath[TP_MAX_PATH];           /* tessdata directory; "" = libtesseract's default */
     int    psm;                             /* TessPageSegMode; -1 = libtesseract's default */
     int    oem;                             /* TessOcrEngineMode, 3 = default */
     int    threads;                         /* 1..TP_MAX_THREADS */
+    int    max_engines;                     /* engines (language sets) kept per worker,
+                                               1..TP_MAX_ENGINES */
     uint64_t max_pixels;                    /* width * height limit of a page, checked before decoding */
     int    max_pages;                       /* pages of a multi-page TIFF, counted before decoding */
     size_t max_bytes;                       /* encoded image size limit */
@@ -88,6 +95,7 @@ struct tp_job {
     char   *path;                           /* input: a file, or */
     unsigned char *data;                    /* input: bytes (owned copy) */
     size_t  len;
+    char    languages[TP_MAX_LANGS_LEN + 1];/* the engine it needs, validated */
     int     cancel;                         /* set atomically; read by tesseract's monitor */
     /* Progress, written by workers and read by tp_pool_progress (atomically): */
     unsigned progress;                      /* 100 per page read, plus the pages in hand's
@@ -108,16 +116,26 @@ typedef struct tp_pool tp_pool;
 /* The error kind for a status of image_check.c's checks (which know nothing of jobs). */
 OCR_HIDDEN tp_kind tp_kind_of_check(ic_status st);
 
-/* Starts the workers and waits until each has loaded the model. NULL on failure, with *kind and
- * msg saying why (TP_INVALID_INPUT for language data, TP_SERVER for threads/memory). */
+/* Starts the workers and returns at once: no model is loaded until a job or tp_pool_warm needs
+ * one, and then on a worker. NULL on failure, with *kind (TP_SERVER: threads, memory) and msg. */
 OCR_HIDDEN tp_pool *tp_pool_create(const tp_options *o, tp_kind *kind, char *msg, size_t msglen);
 
-/* Queues an image (exactly one of path / data+len; both are copied). Never blocks on
- * recognition. The pages of a multi-page TIFF are spread over the workers: each worker free
+/* Asks every worker to load the engine for `languages` (validated; NULL: the pool's default)
+ * before its next job, unless it has it already. Never blocks. */
+OCR_HIDDEN void tp_pool_warm(tp_pool *p, const char *languages);
+
+/* Waits (timeout < 0: forever) until every worker has answered the last tp_pool_warm: TP_OK,
+ * TP_INVALID_INPUT with msg when a worker could not load the model, or TP_TIMEOUT. */
+OCR_HIDDEN tp_kind tp_pool_warm_wait(tp_pool *p, double timeout, char *msg, size_t msglen);
+
+/* Queues an image (exactly one of path / data+len; both are copied) for the engine of
+ * `languages` (validated; NULL: the pool's default). Never blocks on recognition nor on a model:
+ * a worker without that engine loads it first (a load that fails fails the job, as
+ * TP_INVALID_INPUT). The pages of a multi-page TIFF are spread over the workers: each worker free
  * takes the image's next page, so one image's pages are read in parallel; the result is
  * assembled in page order. TP_OK and *id, or a kind and msg (queue full, too large, out of memory). */
 OCR_HIDDEN tp_kind tp_pool_submit(tp_pool *p, const char *path, const void *data, size_t len,
-                                  int64_t *id, char *msg, size_t msglen);
+                                  const char *languages, int64_t *id, char *msg, size_t msglen);
 
 /* Moves every finished job to the pool's collected list and returns its head. The caller walks
  * it with ->next and hands each job to tp_pool_release once it no longer needs it; jobs not
@@ -150,6 +168,11 @@ typedef struct {
     size_t running;                         /* jobs started and not finished */
     size_t finished;                        /* jobs finished and not yet released */
     size_t busy;                            /* workers recognising (several on one multi-page TIFF) */
+    size_t engines;                         /* engines loaded, over all workers */
+    size_t loading;                         /* workers loading an engine now */
+    uint64_t loads;                         /* engines loaded since the pool was made */
+    uint64_t caller_loads;                  /* of those, loaded on a thread that is not one of
+                                               the pool's workers: 0, by design */
 } tp_stats;
 
 OCR_HIDDEN void tp_pool_stats(tp_pool *p, tp_stats *s);
@@ -157,7 +180,8 @@ OCR_HIDDEN void tp_pool_stats(tp_pool *p, tp_stats *s);
 /* Readable while finished jobs wait to be collected (a pipe, level-triggered). */
 OCR_HIDDEN int tp_pool_fd(tp_pool *p);
 
-/* Cancels running jobs, joins every worker (each frees its TessBaseAPI), frees all jobs. */
+/* Cancels running jobs, joins every worker (each frees its engines; one loading finishes its
+ * load first), frees all jobs. */
 OCR_HIDDEN void tp_pool_destroy(tp_pool *p);
 
 #endif

@@ -13,7 +13,7 @@ TESS_PKGS        ?= tesseract lept
 TESSERACT_FOUND  := $(shell $(PKG_CONFIG) --exists $(TESS_PKGS) 2>/dev/null && echo yes)
 TESSDATA_DIR     ?=
 
-TESS_SRC = csrc/tesseract.c csrc/tesseract_pool.c csrc/image_check.c
+TESS_SRC = csrc/tesseract.c csrc/tesseract_pool.c csrc/tesseract_page.c csrc/image_check.c
 TESS_OBJ = $(patsubst csrc/%.c,$(OBJ)/%.o,$(TESS_SRC)) $(OBJ)/compat.o $(OBJ)/buffer.o
 
 ifeq ($(TESSERACT_FOUND),yes)

@@ -22,8 +22,8 @@ build = {
   type = "builtin",
   modules = {
     ["ocr.tesseract"] = {
-      sources = { "csrc/tesseract.c", "csrc/tesseract_pool.c", "csrc/image_check.c", "csrc/compat.c",
-                  "csrc/buffer.c" },
+      sources = { "csrc/tesseract.c", "csrc/tesseract_pool.c", "csrc/tesseract_page.c",
+                  "csrc/image_check.c", "csrc/compat.c", "csrc/buffer.c" },
       defines = { "_POSIX_C_SOURCE=200809L" },
       libraries = { "tesseract", "leptonica", "pthread" },
       incdirs = { "$(TESSERACT_INCDIR)", "$(LEPTONICA_INCDIR)" },

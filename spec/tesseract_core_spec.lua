@@ -606,12 +606,133 @@ describe("ocr.tesseract", function()
       assert.has_error(function() submit({}, { path = SAMPLE }) end)
     end)
 
-    it("reports a legacy engine the model lacks as invalid_input", function()
-      -- Debian's models are LSTM only; where a model has both engines this simply works.
-      local p, err = tess.pool{ oem = 0 }
-      if p then p:close() return end
+    it("reports a legacy engine the model lacks as invalid_input, for the jobs and warm()", function()
+      -- Debian's models are LSTM only; where a model has both engines this simply works. The
+      -- model loads on a worker, so the pool is made and the jobs that need it fail.
+      local p = assert(tess.pool{ oem = 0, threads = 2 })
+      local res, err = p:wait(assert(p:submit{ path = SAMPLE }))
+      if res then p:close() return end
       assert.equal("invalid_input", err.kind)
-      assert.matches("oem 0", err.message)
+      assert.matches("tesseract cannot load language data 'eng' from .* with oem 0", err.message)
+      local ok, werr = p:warm(nil, math.huge)
+      assert.is_nil(ok)
+      assert.same({ kind = "invalid_input", message = err.message }, werr)
+      local _, again = p:wait(assert(p:submit{ data = read(SAMPLE) }))
+      assert.same(err, again, "the next job needing it fails the same way: never a hang")
+      local st = p:stats()
+      assert.same({ 0, 0, 0 }, { st.engines, st.loads, st.caller_loads })
+      p:close()
+    end)
+  end)
+
+  describe("models", function()
+    local function stats(pool)
+      local st = pool:stats()
+      return { engines = st.engines, loading = st.loading, loads = st.loads, caller_loads = st.caller_loads }
+    end
+
+    it("are not loaded when the pool is made, only by a worker for the first job", function()
+      local pool = assert(tess.pool{ threads = 2 })
+      -- nothing asked for a model yet: no worker has started loading one
+      assert.same({ engines = 0, loading = 0, loads = 0, caller_loads = 0 }, stats(pool))
+      local res = assert(pool:wait(assert(pool:submit{ path = SAMPLE })), "a job submitted at once")
+      assert.truthy(cer(read(SAMPLE_TXT), res.text) <= MAX_CER)
+      assert.same({ engines = 1, loading = 0, loads = 1, caller_loads = 0 }, stats(pool),
+                  "one worker loaded the model it needed")
+      pool:close()
+    end)
+
+    it("are loaded on every worker by warm(), which returns at once unless told to wait", function()
+      local pool = assert(tess.pool{ threads = 2 })
+      assert.is_true(pool:warm())
+      local id = assert(pool:submit{ path = SAMPLE }, "a job queues behind the loads")
+      assert.is_true(pool:warm(nil, math.huge))
+      assert.same({ engines = 2, loading = 0, loads = 2, caller_loads = 0 }, stats(pool))
+      assert.is_table(pool:wait(id))
+      assert.is_true(pool:warm("eng", 0), "already loaded: nothing to wait for")
+      assert.equal(2, stats(pool).loads)
+      pool:close()
+    end)
+
+    it("says how a warm() wait ended", function()
+      local pool = assert(tess.pool{ threads = 1 })
+      local ok, err = pool:warm("eng", 0)
+      if not ok then   -- (a load is never this fast; the wait ends first)
+        assert.equal("timeout", err.kind)
+        assert.matches("tesseract model 'eng' not loaded on every worker after 0 s", err.message, 1, true)
+      end
+      assert.is_true(pool:warm(nil, 600))
+      local bad, berr = pool:warm("eng+xyz_abc", 1)
+      assert.is_nil(bad)
+      assert.equal("invalid_input", berr.kind)
+      assert.matches("install tesseract%-ocr%-xyz%-abc$", berr.message)
+      local bad2, berr2 = pool:warm("../x")
+      assert.is_nil(bad2)
+      assert.equal("invalid_input", berr2.kind)
+      assert.has_error(function() pool:warm(5) end)
+      assert.has_error(function() pool:warm("eng", -1) end)
+      pool:close()
+    end)
+
+    it("are chosen per job: one pool reads each image with its own languages", function()
+      if not has_language("chi_sim") then return pending("chi_sim is not installed") end
+      local pool = assert(tess.pool{ threads = 1 })
+      local chi = assert(pool:submit{ path = SAMPLE_CHI, languages = "chi_sim" })
+      local eng = assert(pool:submit{ path = SAMPLE })
+      local both = assert(pool:submit{ path = SAMPLE_CHI, languages = "eng+chi_sim" })
+      local r_chi, r_eng, r_both = assert(pool:wait(chi)), assert(pool:wait(eng)), assert(pool:wait(both))
+      assert.equal("chi_sim", r_chi.language)
+      assert.truthy(cer(read(SAMPLE_CHI_TXT), r_chi.text) <= MAX_CER)
+      assert.equal("eng", r_eng.language, "the pool's default")
+      assert.truthy(cer(read(SAMPLE_TXT), r_eng.text) <= MAX_CER)
+      assert.equal("eng+chi_sim", r_both.language)
+      assert.same({ engines = 2, loading = 0, loads = 3, caller_loads = 0 }, stats(pool),
+                  "max_engines = 2 by default: the first one loaded was let go")
+      pool:close()
+    end)
+
+    it("are kept up to max_engines per worker, the least recently used let go", function()
+      if not has_language("chi_sim") then return pending("chi_sim is not installed") end
+      local pool = assert(tess.pool{ threads = 1, max_engines = 1 })
+      local texts = {}
+      for i, lang in ipairs{ "eng", "chi_sim", "eng" } do
+        local res = assert(pool:wait(assert(pool:submit{ path = lang == "eng" and SAMPLE or SAMPLE_CHI, languages = lang })))
+        texts[i] = res.text
+        assert.same({ engines = 1, loading = 0, loads = i, caller_loads = 0 }, stats(pool))
+      end
+      assert.equal(texts[1], texts[3], "a model loaded again reads the same")
+      pool:close()
+      for _, bad in ipairs{ 0, 17, 1.5 } do
+        local p, err = tess.pool{ max_engines = bad }
+        assert.is_nil(p)
+        assert.equal("invalid_input", err.kind)
+        assert.matches("max_engines", err.message)
+      end
+    end)
+
+    it("a job's languages are checked at submit: bad values and missing data", function()
+      local pool = assert(tess.pool{ threads = 1 })
+      for _, bad in ipairs{ "eng+", "../../etc/passwd", "", "eng+xyz_abc" } do
+        local id, err = pool:submit{ path = SAMPLE, languages = bad }
+        assert.is_nil(id)
+        assert.equal("invalid_input", err.kind)
+      end
+      local _, err = pool:submit{ path = SAMPLE, languages = "eng+xyz_abc" }
+      assert.matches("language data 'xyz_abc' not found in " .. tess.datapath() .. "; install tesseract-ocr-xyz-abc",
+                     err.message, 1, true)
+      assert.has_error(function() pool:submit{ path = SAMPLE, languages = { "eng" } } end)
+      assert.equal(0, pool:pending())
+      pool:close()
+    end)
+
+    it("a pool closes while its workers load", function()
+      for threads = 1, 2 do
+        local pool = assert(tess.pool{ threads = threads })
+        pool:warm()
+        pool:submit{ path = SAMPLE, languages = "osd" }
+        pool:close()
+        assert.is_false(pool:usable())
+      end
     end)
   end)
 
@@ -816,7 +937,8 @@ describe("ocr.tesseract", function()
         local _, terr = pool:wait(assert(pool:submit{ data = tiff_of_pages(tiff_dirs(read(TIFF)), { 1, 2 }) }))
         assert.equal("timeout", terr.kind)
         assert.matches("^page %d+ was not recognised within page_timeout", terr.message, "a TIFF's page is named")
-        assert.same({ queued = 0, running = 0, finished = 0, busy = 0, threads = 1 }, pool:stats())
+        local st = pool:stats()
+        assert.same({ 0, 0, 0, 0, 1 }, { st.queued, st.running, st.finished, st.busy, st.threads })
         pool:close()
       end)
 
