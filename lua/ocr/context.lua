@@ -194,7 +194,9 @@ function Context:json_decode(s)
   return cjson.decode(s)
 end
 
-function Context:json_encode(v) return cjson.encode(v) end
+
+--- The native `language` value to send for `input` (ocr.language), or nil when none is to be sent.
+function Context:language(input) return self.client:language_for(input) end
 
 function Context:xml_decode(s, opts) return core.xml_decode(s, opts) end
 
@@ -432,6 +434,14 @@ local function result_file_check(validity)
                       code = res.body and res.body:match("<Code>([^<]*)</Code>"),
                       message = ("result file unavailable (HTTP %d)%s"):format(res.status, why) }
   end
+end
+
+--- Downloads a text result file into memory: returns its text (without a byte order mark) and
+-- the response, or nil, err. opts as ctx:download's (no output: the text is the result).
+function Context:download_text(url, opts)
+  local res, err = self:download(url, opts)
+  if not res then return nil, err end
+  return strings.strip_bom(res.body or ""), res
 end
 
 --- Downloads a result file. opts: save_to (a path) or output (a directory, with `filename`);

@@ -337,6 +337,7 @@ return {
   endpoint = "https://ocr.oldfish.cn",
   credentials = { token = { required = true } },
   sources = { "file", "data", "url" },
+  languages = { detects = true },   -- (no parameter: the engine detects it and reports `lang`)
   options = options,
   client_options = { file_field = "string", data_as = { "code", "file" }, tips_check = "boolean" },
   defaults = { file_field = "file", data_as = "code", tips_check = true },
