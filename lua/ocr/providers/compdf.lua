@@ -1,4 +1,4 @@
---- ComPDF document AI OCR (vendor document 000, CONTRACTS.md "compdf"). Three modes:
+--- ComPDF document AI OCR. Three modes:
 --   sync       POST v2/process/documentAI/ocr            -> data = one result file
 --   async      POST v2/processAsync/documentAI/ocr       -> data.taskId, then poll taskInfo
 --   presigned  POST v2/presignedUrl/documentAI/ocr (fileName) -> {taskId, presignedUrl};

@@ -1,4 +1,4 @@
---- PicWish OCR (vendor document 001): an async task that is created, polled, and whose result
+--- PicWish OCR: an async task that is created, polled, and whose result
 -- file must be downloaded within an hour.
 --   POST /api/tasks/document/ocr   (multipart: image_file | image_url, language, password, format)
 --   GET  /api/tasks/document/ocr/{task_id}   data.state: 1 done, < 0 failed, 0 or > 1 pending

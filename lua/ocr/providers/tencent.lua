@@ -1,4 +1,4 @@
---- Tencent Cloud Infinite OCR on COS (vendor document 002): a signed, synchronous GET on an object
+--- Tencent Cloud Infinite OCR on COS: a signed, synchronous GET on an object
 -- in a bucket, answering XML.
 --   key  -> GET /<key>?ci-process=OCR&...
 --   url  -> GET /?ci-process=OCR&detect-url=<url>&...
@@ -24,7 +24,7 @@ local LANGUAGES = {
 local XML_ARRAYS = { TextDetections = true, Polygon = true, Words = true, WordCoordinate = true,
                      WordPolygon = true }
 
--- COS error codes -> kind (CONTRACTS.md); anything else falls back on the HTTP status.
+-- COS error codes -> kind (the COS error reference); anything else falls back on the HTTP status.
 local CODE_KINDS = {
   AccessDenied = "auth", InvalidAccessKeyId = "auth", SignatureDoesNotMatch = "auth",
   RequestTimeTooSkewed = "auth", InvalidArgument = "invalid_input", MissingContent = "invalid_input",

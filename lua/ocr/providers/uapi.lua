@@ -1,4 +1,4 @@
---- UAPI "Universal OCR" (vendor document 004): one synchronous, billed multipart POST.
+--- UAPI "Universal OCR": one synchronous, billed multipart POST.
 --   POST /api/v1/image/ocr   file | url | image_base64, image_name, need_location,
 --                            return_markdown, enable_cls   ->  {text, plain_text, markdown?,
 --                            words_result[] {words, score?, location?, vertexes_location?}, ...}
