@@ -195,6 +195,20 @@ function Context:json_decode(s)
 end
 
 
+--- The input's bytes, for a vendor that wants the image inline (base64 in JSON): `data` as it
+-- is, or the file read whole (the client checked its size against max_file_size); nil, err
+-- when the file cannot be read.
+function Context:input_bytes(input)
+  if input.data then return input.data end
+  local f, ferr = io.open(input.file or "", "rb")
+  local data = f and f:read("*a")
+  if f then f:close() end
+  if not data then
+    return nil, self:error{ kind = "invalid_input", message = "cannot read " .. tostring(ferr or input.file) }
+  end
+  return data
+end
+
 --- The native `language` value to send for `input` (ocr.language), or nil when none is to be sent.
 function Context:language(input) return self.client:language_for(input) end
 
