@@ -8,7 +8,7 @@ dofile((arg[0]:match("^(.*)/[^/]+$") or ".") .. "/setup.lua")
 local ocr = require "ocr"
 
 local input, file = {}, nil
-local flags = { mode = "mode", pages = "pages", lang = "ocr_language", password = "password",
+local flags = { mode = "mode", pages = "pages", lang = "language", password = "password",
                 output = "output", target = "target" }
 for _, a in ipairs(arg) do
   local k, v = a:match("^%-%-(%w+)=(.*)$")

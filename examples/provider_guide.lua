@@ -23,7 +23,8 @@ ocr.register("acme", {
   max_file_size = 5 * 1024 * 1024,
 
   recognize = function(ctx, input)
-    local image = input.data or assert(require("ocr.files").read(input.file))
+    local image, ierr = ctx:input_bytes(input)          -- data, or the file's bytes
+    if not image then return nil, ierr end
     local auth = { Authorization = "Token " .. ctx.credentials.api_key }
     local res, err = ctx:request{ method = "POST", path = "/v1/jobs", headers = auth, decode = "json",
       json = { image = core.base64_encode(image), lang = input.lang or "en" },

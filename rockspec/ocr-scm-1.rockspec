@@ -41,6 +41,7 @@ build = {
     ["ocr.hosts.nginx"] = "lua/ocr/hosts/nginx.lua",
     ["ocr.errors"] = "lua/ocr/errors.lua",
     ["ocr.files"] = "lua/ocr/files.lua",
+    ["ocr.language"] = "lua/ocr/language.lua",
     ["ocr.registry"] = "lua/ocr/registry.lua",
     ["ocr.result"] = "lua/ocr/result.lua",
     ["ocr.retry"] = "lua/ocr/retry.lua",

@@ -152,7 +152,7 @@ describe("compdf provider", function()
   end)
 
   describe("options", function()
-    local all = { password = "pw", pages = "1-3,6", ocr = true, ocr_language = "CHINESE",
+    local all = { password = "pw", pages = "1-3,6", ocr = true, language = "zh-CN",
                   strategy = "INVALID_CHARACTER_AND_SCAN_PAGE", per_page = false,
                   message_language = "zh", callback_url = "https://hooks.example/compdf?id=1" }
     local mapped = { pageRanges = "1-3,6", enableOcr = "1", ocrRecognitionLang = "CHINESE",
@@ -231,8 +231,10 @@ describe("compdf provider", function()
       { "page 0", { data = "x", pages = "0" }, "pages" },
       { "spaces in pages", { data = "x", pages = "1, 2" }, "pages" },
       { "empty pages", { data = "x", pages = "" }, "pages" },
-      { "a bad ocr_language", { data = "x", ocr_language = "FRENCH" }, "ocr_language" },
-      { "a lowercase ocr_language", { data = "x", ocr_language = "chinese" }, "ocr_language" },
+      { "a language it cannot read", { data = "x", language = "FRENCH" }, 'language "FRENCH" is not one compdf reads' },
+      { "a lowercase native language", { data = "x", language = "chinese" }, "closest:" },
+      { "two languages at once", { data = "x", language = "en,ja" }, "one language at a time" },
+      { "the old option", { data = "x", ocr_language = "CHINESE" }, "unknown option 'ocr_language'" },
       { "a bad strategy", { data = "x", strategy = "NONE" }, "strategy" },
       { "a bad mode", { data = "x", mode = "batch" }, "mode" },
       { "a bad message_language", { data = "x", message_language = "fr" }, "message_language" },

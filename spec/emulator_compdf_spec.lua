@@ -1,5 +1,5 @@
--- Proves that spec/emulators/compdf.py enforces the ComPDF contract (vendors/000_*.txt and
--- CONTRACTS.md "compdf"), so the provider tested against it is tested against the contract.
+-- Proves that spec/emulators/compdf.py enforces the ComPDF contract (its public
+-- API documentation), so the provider tested against it is tested against the contract.
 -- Requests go through a raw LuaSocket client (not ocr.curl, which is itself under test), so every
 -- byte on the wire is the spec's choice.
 local socket = require "socket"

@@ -1,5 +1,5 @@
--- Proves that spec/emulators/oldfish.py enforces the Code.ashx contract (vendors/003_*.txt and
--- CONTRACTS.md "oldfish"), so the provider tested against it is tested against the contract.
+-- Proves that spec/emulators/oldfish.py enforces the Code.ashx contract (its public
+-- API documentation), so the provider tested against it is tested against the contract.
 -- Requests go through a raw LuaSocket client (not ocr.curl), so every byte is the spec's choice.
 local cjson = require "cjson"
 local emulator = require "helpers.emulator"

@@ -1,5 +1,5 @@
--- Proves that spec/emulators/picwish.py enforces the PicWish contract (vendors/001_*.txt and
--- CONTRACTS.md "picwish"), so providers tested against it are tested against the contract.
+-- Proves that spec/emulators/picwish.py enforces the PicWish contract (its public
+-- API documentation), so providers tested against it are tested against the contract.
 -- Requests go through a raw LuaSocket client (not ocr.curl, which is itself under test), so every
 -- byte on the wire is the spec's choice.
 local socket = require "socket"

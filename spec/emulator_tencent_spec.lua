@@ -1,5 +1,5 @@
 -- Proves that spec/emulators/tencent.py enforces the Tencent COS / CI OCR contract
--- (vendors/002_*.txt and CONTRACTS.md "tencent"). Requests go through a raw LuaSocket client so
+-- (its public API documentation). Requests go through a raw LuaSocket client so
 -- the spec controls every byte; they are signed by a small q-sign written here in Lua on top of
 -- ocr.core's primitives (sha1, hmac_sha1, hex, url_encode) -- deliberately not ocr.core.cos_sign,
 -- which this spec only cross-checks. The signer itself is first checked against the worked

@@ -1,5 +1,5 @@
--- Proves that spec/emulators/uapi.py enforces the UAPI OCR contract (vendors/004_*.txt and
--- CONTRACTS.md "uapi"), so the provider tested against it is tested against the contract.
+-- Proves that spec/emulators/uapi.py enforces the UAPI OCR contract (its public
+-- API documentation), so the provider tested against it is tested against the contract.
 -- Requests go through a raw LuaSocket client (not ocr.curl, which is itself under test), so every
 -- byte on the wire is the spec's choice.
 local emulator = require "helpers.emulator"

@@ -117,7 +117,7 @@ describe("picwish provider", function()
       { "too many languages", { data = "x", language = "A,B,C,D,E,F,G,H,I,J,K" }, "at most 10" },
       { "an unknown option", { data = "x", langauge = "English" }, "unknown option 'langauge'" },
       { "a language name that is not one", { data = "x", language = "English,Chinese PRC" },
-        'language "Chinese PRC" is not a valid name' },
+        'language "Chinese PRC" is not one picwish reads' },
       { "a file format without output", { data = "x", format = "pdf" }, "output" },
       { "an output that is not a directory", { data = "x", output = "/nonexistent" }, "output" },
       { "empty data", { data = "" }, "empty" },

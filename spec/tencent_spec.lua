@@ -78,7 +78,7 @@ describe("tencent provider", function()
 
     it("sends every documented parameter", function()
       preload("doc.pdf", "%PDF-1.4\nTEXT:page one\fpage two")
-      local res, err = client():recognize{ key = "doc.pdf", type = "general", language_type = "auto",
+      local res, err = client():recognize{ key = "doc.pdf", type = "general", language = "und",
                                            ispdf = true, pdf_pagenumber = 2, isword = false }
       assert.is_nil(err)
       assert.equal(2, res.pages)
@@ -264,7 +264,8 @@ describe("tencent provider", function()
   describe("invalid input sends nothing", function()
     local cases = {
       { "an unknown type", { key = "a.png", type = "magic" } },
-      { "an unknown language_type", { key = "a.png", language_type = "klingon" } },
+      { "an unknown language", { key = "a.png", language = "klingon" } },
+      { "a language with a type other than general", { key = "a.png", type = "fast", language = "ja" } },
       { "a non-boolean isword", { key = "a.png", isword = "yes" } },
       { "page 0", { key = "a.png", pdf_pagenumber = 0 } },
       { "a key and a url", { key = "a.png", url = "https://a.example/b.png" } },

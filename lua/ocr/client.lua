@@ -9,6 +9,7 @@ local retry = require "ocr.retry"
 local core = require "ocr.core"
 local ratelimit = require "ocr.ratelimit"
 local host = require "ocr.host"
+local language = require "ocr.language"
 
 local M = {}
 
@@ -27,6 +28,10 @@ M.SOURCES = { "file", "data", "url", "key" }
 local SOURCES = M.SOURCES
 M.INPUT_OPTIONS = { file = "string", data = "string", url = "string", key = "string",
                     filename = "string", output = "string", on_progress = "function" }
+
+-- The one `language` option (ocr.language), for every provider whose definition declares
+-- `languages`: a client's default and any input's own.
+local LANGUAGE_OPTION = { language = "string_or_table" }
 
 local DEFAULTS = { timeout = 60, connect_timeout = 10, retries = 3, poll_interval = 1,
                    poll_timeout = 120 }
@@ -89,7 +94,8 @@ function M.new(name, def, opts)
   if type(opts) ~= "table" then error(("ocr.new(%q): options must be a table"):format(name), 3) end
   local cred_specs = {}
   for key in pairs(def.credentials or {}) do cred_specs[key] = "string" end
-  local ok, err = schema.check_table(opts, { M.COMMON_OPTIONS, cred_specs, def.client_options or {} },
+  local lang_spec = def.languages and LANGUAGE_OPTION or {}
+  local ok, err = schema.check_table(opts, { M.COMMON_OPTIONS, cred_specs, lang_spec, def.client_options or {} },
                                      "provider " .. name)
   if not ok then error(("ocr.new(%q): %s"):format(name, err), 3) end
   if opts.transport ~= nil and type(opts.transport.request) ~= "function" then
@@ -113,12 +119,18 @@ function M.new(name, def, opts)
     provider = name, def = def, options = options, credentials = creds, secrets = secrets,
     user_agent = options.user_agent or ("lua-ocr/" .. core._VERSION),
     retry_budget = retry.budget(options.retry_budget or 20, 1),
-    input_specs = { M.INPUT_OPTIONS, def.options or {} },
+    input_specs = { M.INPUT_OPTIONS, lang_spec, def.options or {} },
     input_what = "provider " .. name,
     url_memo = {}, url_memo_size = 0,   -- ctx:url's memo (see context.lua)
     accepted_sources = {},
   }, class_for(def))
   for _, src in ipairs(def.sources or {}) do self.accepted_sources[src] = true end
+  if def.languages then
+    local native, lerr = def.languages.default, nil
+    if options.language ~= nil then native, lerr = language.resolve(def.languages, options.language, name) end
+    if native == nil and lerr then error(("ocr.new(%q): %s"):format(name, lerr), 3) end
+    self.language = native or nil   -- (false: nothing to send)
+  end
   -- A vendor that takes bytes but no URL still gets `url`: the client fetches it (see
   -- fetch_then_recognize). Marked here once, so that checking and running agree.
   if self.accepted_sources.data and not self.accepted_sources.url then
@@ -168,8 +180,12 @@ end
 function Client:check_input(input)
   local def = self.def
   if type(input) ~= "table" then return "input must be a table" end
-  local ok, err = schema.check_table(input, self.input_specs, self.input_what)
+  local ok, err = schema.check_table(input, self.input_specs, self.input_what, true)
   if not ok then return err end
+  if input.language ~= nil then
+    local native, lerr = language.resolve(def.languages, input.language, self.provider)
+    if native == nil then return lerr end
+  end
   local src, count = nil, 0
   for i = 1, #SOURCES do
     if input[SOURCES[i]] ~= nil then src, count = src or SOURCES[i], count + 1 end
@@ -289,6 +305,7 @@ end
 
 -- Recognizes one input in the caller's thread or job: check the input, then run the workflow.
 function Client:_recognize_now(input)
+  if type(input) == "string" then input = { file = input } end   -- recognize("scan.png")
   local msg, kind = self:check_input(input)
   if msg then
     return nil, errors.scrub(errors.new{ provider = self.provider, kind = kind or "invalid_input",
@@ -313,6 +330,17 @@ end
 function Client:submit(input)
   check_self(self, "submit")
   return host.current().submit(self, input)
+end
+
+--- The native language value to send for `input` (its own `language`, else the client's,
+-- else the provider's default), or nil when none is to be sent.
+function Client:language_for(input)
+  local spec = self.def.languages
+  if not spec then return nil end
+  if input and input.language ~= nil then
+    return language.resolve(spec, input.language, self.provider) or nil   -- (checked before)
+  end
+  return self.language
 end
 
 --- Recognizes one input and returns `res` or `nil, err` (see README: the result and error

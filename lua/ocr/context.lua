@@ -194,7 +194,23 @@ function Context:json_decode(s)
   return cjson.decode(s)
 end
 
-function Context:json_encode(v) return cjson.encode(v) end
+
+--- The input's bytes, for a vendor that wants the image inline (base64 in JSON): `data` as it
+-- is, or the file read whole (the client checked its size against max_file_size); nil, err
+-- when the file cannot be read.
+function Context:input_bytes(input)
+  if input.data then return input.data end
+  local f, ferr = io.open(input.file or "", "rb")
+  local data = f and f:read("*a")
+  if f then f:close() end
+  if not data then
+    return nil, self:error{ kind = "invalid_input", message = "cannot read " .. tostring(ferr or input.file) }
+  end
+  return data
+end
+
+--- The native `language` value to send for `input` (ocr.language), or nil when none is to be sent.
+function Context:language(input) return self.client:language_for(input) end
 
 function Context:xml_decode(s, opts) return core.xml_decode(s, opts) end
 
@@ -432,6 +448,14 @@ local function result_file_check(validity)
                       code = res.body and res.body:match("<Code>([^<]*)</Code>"),
                       message = ("result file unavailable (HTTP %d)%s"):format(res.status, why) }
   end
+end
+
+--- Downloads a text result file into memory: returns its text (without a byte order mark) and
+-- the response, or nil, err. opts as ctx:download's (no output: the text is the result).
+function Context:download_text(url, opts)
+  local res, err = self:download(url, opts)
+  if not res then return nil, err end
+  return strings.strip_bom(res.body or ""), res
 end
 
 --- Downloads a result file. opts: save_to (a path) or output (a directory, with `filename`);

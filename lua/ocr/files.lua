@@ -123,13 +123,32 @@ function M.name_for(input, stem)
   return ext and (stem .. "." .. ext) or stem
 end
 
---- Reads a whole file (inputs that a vendor wants inline, e.g. base64).
-function M.read(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local data = f:read("*a")
-  f:close()
-  return data
+--- Refuses, before anything is sent, a request whose result is a file (`is_text` false) with
+-- nowhere to save it: no `output` and `download` not false.
+function M.check_output(input, option, value, is_text)
+  if not is_text and input.download ~= false and not input.output then
+    return ("%s %q produces a file: pass output = dir to save it, or download = false for its URL")
+           :format(option, tostring(value))
+  end
+end
+
+--- Writes `body` to a new file for `name` in `dir` (safe_path's rules); returns its path or
+-- nil, message (the reservation is removed when the write fails).
+function M.write_new(dir, name, body)
+  local path, err = M.safe_path(dir, name)
+  if not path then return nil, err end
+  local fh, ferr = io.open(path, "wb")
+  local ok, werr = fh ~= nil, ferr
+  if fh then
+    ok, werr = fh:write(body)
+    local closed, cerr = fh:close()
+    ok, werr = ok and closed, werr or cerr
+  end
+  if not ok then
+    os.remove(path)
+    return nil, "cannot write " .. tostring(werr)
+  end
+  return path
 end
 
 return M

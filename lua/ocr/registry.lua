@@ -1,6 +1,7 @@
 --- The registry of providers: the built-in ones load lazily from `ocr.providers.<name>`, and
 -- `ocr.register` adds a user's own.
 local schema = require "ocr.schema"
+local language = require "ocr.language"
 
 local M = {}
 
@@ -15,7 +16,7 @@ local FIELDS = {
   recognize = "function", result = "function", validate = "function", init = "function",
   close = "function",
   credentials = "table", options = "table", client_options = "table", defaults = "table",
-  methods = "table", sources = "table",
+  methods = "table", sources = "table", languages = "table",
   endpoint = "string", max_file_size = "positive", rate = "table_or_false", rate_key = "string",
   offline = "boolean",
 }
@@ -44,6 +45,7 @@ function M.check_definition(name, def)
     assert(type(key) == "string" and type(spec) == "table",
            where .. ": credentials are name = {required = bool} entries")
   end
+  if def.languages then language.check_spec(where, def.languages) end
   for _, src in ipairs(def.sources or {}) do
     assert(src == "file" or src == "data" or src == "url" or src == "key",
            where .. ": unknown source " .. tostring(src))

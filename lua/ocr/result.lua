@@ -17,6 +17,7 @@ local core = require "ocr.core"
 local errors = require "ocr.errors"
 local huge = math.huge
 local scalar = errors.scalar
+local integral = errors.integral   -- (300.0 -> 300: whole coordinates print as integers on 5.3+)
 
 local function finite(v) return type(v) == "number" and v == v and v ~= huge and v ~= -huge end
 
@@ -48,9 +49,23 @@ local function normalize_piece(piece)
   if c ~= nil and not (finite(c) and c >= 0 and c <= 1) then
     piece.confidence = finite(c) and (c < 0 and 0 or 1) or nil
   end
-  if piece.box ~= nil and not valid_box(piece.box) then piece.box = nil end
-  if piece.polygon ~= nil and not valid_polygon(piece.polygon) then piece.polygon = nil end
-  if piece.page ~= nil and not finite(piece.page) then piece.page = nil end
+  local box = piece.box
+  if box ~= nil then
+    if valid_box(box) then
+      box.x, box.y, box.w, box.h = integral(box.x), integral(box.y), integral(box.w), integral(box.h)
+    else
+      piece.box = nil
+    end
+  end
+  local poly = piece.polygon
+  if poly ~= nil then
+    if valid_polygon(poly) then
+      for i = 1, #poly do poly[i].x, poly[i].y = integral(poly[i].x), integral(poly[i].y) end
+    else
+      piece.polygon = nil
+    end
+  end
+  if piece.page ~= nil then piece.page = finite(piece.page) and integral(piece.page) or nil end
 end
 
 -- Keeps the pieces that are tables, in order, each normalized.
@@ -94,8 +109,8 @@ function M.new(fields)
   if r.request_id ~= nil then r.request_id = scalar(r.request_id) end
   if r.task_id ~= nil then r.task_id = scalar(r.task_id) end
   if r.language ~= nil then r.language = scalar(r.language) end
-  if r.angle ~= nil and not finite(r.angle) then r.angle = nil end
-  if r.pages ~= nil and not finite(r.pages) then r.pages = nil end
+  if r.angle ~= nil then r.angle = finite(r.angle) and integral(r.angle) or nil end
+  if r.pages ~= nil then r.pages = finite(r.pages) and integral(r.pages) or nil end
   return r
 end
 

@@ -14,9 +14,6 @@ M.set = host.set_runtime
 --- Back to the host's own waiting.
 M.reset = host.reset_runtime
 
---- The host in force for the calling code (see ocr.host).
-function M.get() return host.current() end
-
 function M.now() return host.current().now() end
 function M.random() return host.current().random() end
 function M.sleep(seconds) return host.current().sleep(seconds) end

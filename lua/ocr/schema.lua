@@ -2,7 +2,8 @@
 -- an invalid_input error before anything is sent).
 --
 -- A spec is a type name ("string", "number", "integer", "boolean", "function", "table",
--- "object" = a table or userdata, "table_or_false", "positive" = a number > 0) or an array of
+-- "object" = a table or userdata, "table_or_false", "string_or_table", "positive" = a number > 0)
+-- or an array of
 -- allowed values (an enumeration).
 local M = {}
 
@@ -13,6 +14,7 @@ local function describe(spec)
     return "one of " .. table.concat(vals, ", ")
   end
   if spec == "table_or_false" then return "a table or false" end
+  if spec == "string_or_table" then return "a string or a table" end
   if spec == "positive" then return "a number > 0" end
   return spec == "integer" and "an integer" or ("a " .. spec)
 end
@@ -34,6 +36,8 @@ function M.check(name, value, spec)
     ok = t == "table" or t == "userdata"
   elseif spec == "table_or_false" then
     ok = t == "table" or value == false
+  elseif spec == "string_or_table" then
+    ok = t == "string" or t == "table"
   elseif spec == "positive" then
     ok = t == "number" and value > 0
   else
@@ -43,13 +47,17 @@ function M.check(name, value, spec)
   return nil, ("option '%s' must be %s, got %s"):format(name, describe(spec), t)
 end
 
---- Checks every key of `tbl` against the merged `specs` tables; unknown keys are mistakes too.
-function M.check_table(tbl, specs, what)
+--- Checks every key of `tbl` against the merged `specs` tables; unknown keys are mistakes too,
+-- except, with `private_ok`, names starting with "_" (the caller's own fields of an input).
+function M.check_table(tbl, specs, what, private_ok)
   for k, v in pairs(tbl) do
     local spec
     for i = 1, #specs do
       spec = specs[i][k]
       if spec ~= nil then break end
+    end
+    if spec == nil and private_ok and type(k) == "string" and k:sub(1, 1) == "_" then
+      spec = type(v)
     end
     if spec == nil then
       return nil, ("unknown option '%s' for %s"):format(tostring(k), what)

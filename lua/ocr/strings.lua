@@ -39,4 +39,16 @@ function M.after_last(s, set)
   return sub(s, j + 1)
 end
 
+--- `s` without a leading UTF-8 byte order mark (vendors' text files carry one; it is not text).
+function M.strip_bom(s)
+  if sub(s, 1, 3) == "\239\187\191" then return sub(s, 4) end
+  return s
+end
+
+--- "true"/"false" for a boolean option sent as text, nil when it is not set.
+function M.bool(v)
+  if v == nil then return nil end
+  return v and "true" or "false"
+end
+
 return M

@@ -1,7 +1,7 @@
-"""ComPDF document AI OCR emulator (vendors/000_6710c7fecd4e3045.txt, CONTRACTS.md "compdf").
+"""ComPDF document AI OCR emulator (its public API documentation and what is known beyond it).
 
 Strict about the documented contract, so a provider that passes against it is right by
-construction. Choices where neither the document nor CONTRACTS.md says are marked (inferred).
+construction. Choices where the documentation does not say are marked (inferred).
 
 API (under /server/, like the real base https://api-server.compdf.com/server/; JSON bodies
 `{code, msg, data?}` with `code` a *string*, "200" on success):
@@ -73,7 +73,7 @@ uploaded 01005 (inferred), already started 01006 (inferred), over `max_file_size
 Downloads past `expires`, with a tampered or missing `expires` -> 403 AccessDenied XML "Request has
 expired."; unknown fileKey -> 404 NoSuchKey.
 
-error_style "http" (default): errors carry HTTP 401/402/404/410/413/500 as CONTRACTS.md lists and
+error_style "http" (default): errors carry HTTP 401/402/404/410/413/500 as the vendor documents and
 400 for the other business codes (inferred); "body": every API error is HTTP 200 with the code
 only in the body. `language` 2 gives Chinese `msg` texts.
 

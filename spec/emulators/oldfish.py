@@ -1,5 +1,4 @@
-"""OCR assistant ("oldfish") Code.ashx emulator (vendors/003_56eafbbe94559612.txt, CONTRACTS.md
-"oldfish").
+"""OCR assistant ("oldfish") Code.ashx emulator (its public API documentation).
 
 Strict about the documented contract, so a provider that passes against it is right by
 construction. Choices where the document is silent are marked (inferred).

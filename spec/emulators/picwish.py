@@ -1,4 +1,4 @@
-"""PicWish async document OCR emulator (vendors/001_798950ee1dbcec74.txt, CONTRACTS.md "picwish").
+"""PicWish async document OCR emulator (its public API documentation).
 
 Strict about the documented contract, so a provider that passes against it is right by
 construction. Choices where the document is silent are marked (inferred):

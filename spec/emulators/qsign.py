@@ -1,5 +1,5 @@
 """Tencent COS "q-sign" (XML API request signature), written from the algorithm text in
-vendors/CONTRACTS.md and checked against the worked examples of the official document
+the vendor's signing reference and checked against the worked examples of the official document
 (`python3 qsign.py selftest`). Independent of the C implementation under test (csrc/cos_sign.c).
 
   KeyTime      = "<start>;<end>"

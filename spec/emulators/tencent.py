@@ -1,5 +1,4 @@
-"""Tencent Cloud Infinite OCR on COS emulator (vendors/002_37706a3bae5c2e3e.txt, CONTRACTS.md
-"tencent"): one bucket, reached at any Host, every request signed with q-sign (qsign.py).
+"""Tencent Cloud Infinite OCR on COS emulator (its public API documentation): one bucket, reached at any Host, every request signed with q-sign (qsign.py).
 
 Authentication (every request; checks in this order, all HTTP 403):
   * no Authorization header, a missing/unknown/repeated q-* field, q-sign-algorithm not sha1,
@@ -35,7 +34,7 @@ OCR: GET /<key>?ci-process=OCR&... or GET /?ci-process=OCR&detect-url=...
   * detect-url must decode (once) to an http(s) URL with a host; if the decoded value still
     starts with http%3A / https%3A it was encoded twice -> 400 InvalidArgument. With setting
     detect_url_must_be_encoded (default true) the raw value on the wire must be percent-encoded
-    (no bare ':' or '/'), as CONTRACTS.md says it is. detect-url wins over an object key (doc).
+    (no bare ':' or '/'), as the COS signing reference says it is. detect-url wins over an object key (doc).
     A URL in setting `unreachable_urls` -> 400 ResourceDownloadFailed. Text: setting url_text.
   * neither key nor detect-url -> 400 InvalidArgument; key absent -> 404 NoSuchKey; empty object
     -> 400 MissingContent; bytes that are no PNG/JPEG/GIF/BMP/TIFF/WEBP image and no PDF ->

@@ -1,4 +1,4 @@
-"""UAPI "Universal OCR" emulator (vendors/004_b47596709b6d6255.txt, CONTRACTS.md "uapi").
+"""UAPI "Universal OCR" emulator (its public API documentation).
 
 One route, `POST /api/v1/image/ocr`, strict about the documented contract. Facts from the public
 SDK (AxT-Team/uapi-sdk-python) are marked (public); choices where both are silent are marked

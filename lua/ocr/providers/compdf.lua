@@ -1,4 +1,4 @@
---- ComPDF document AI OCR (vendor document 000, CONTRACTS.md "compdf"). Three modes:
+--- ComPDF document AI OCR. Three modes:
 --   sync       POST v2/process/documentAI/ocr            -> data = one result file
 --   async      POST v2/processAsync/documentAI/ocr       -> data.taskId, then poll taskInfo
 --   presigned  POST v2/presignedUrl/documentAI/ocr (fileName) -> {taskId, presignedUrl};
@@ -20,9 +20,19 @@ local PATHS = {
   start = "v2/execute/start",
 }
 local MODES = { "sync", "async", "presigned" }
-local LANGS = { "AUTO", "CHINESE", "CHINESE_TRAD", "ENGLISH", "KOREAN", "JAPANESE", "LATIN",
-                "DEVANAGARI", "CYRILLIC", "ARABIC", "TAMIL", "TELUGU", "KANNADA", "THAI", "GREEK",
-                "ESLAV" }
+-- ocrRecognitionLang: one script family a file (the vendor's default: AUTO).
+local LANGS = {
+  codes = { und = "AUTO", en = "ENGLISH", ["zh-Hans"] = "CHINESE", ["zh-Hant"] = "CHINESE_TRAD",
+            ko = "KOREAN", ja = "JAPANESE", la = "LATIN", de = "LATIN", fr = "LATIN", es = "LATIN",
+            it = "LATIN", pt = "LATIN", nl = "LATIN", pl = "LATIN", cs = "LATIN", sv = "LATIN",
+            da = "LATIN", fi = "LATIN", tr = "LATIN", vi = "LATIN", id = "LATIN", hi = "DEVANAGARI",
+            mr = "DEVANAGARI", ne = "DEVANAGARI", sa = "DEVANAGARI", ru = "CYRILLIC", uk = "CYRILLIC",
+            be = "CYRILLIC", bg = "CYRILLIC", sr = "CYRILLIC", ar = "ARABIC", fa = "ARABIC",
+            ur = "ARABIC", ta = "TAMIL", te = "TELUGU", kn = "KANNADA", th = "THAI", el = "GREEK" },
+  native = { "AUTO", "CHINESE", "CHINESE_TRAD", "ENGLISH", "KOREAN", "JAPANESE", "LATIN",
+             "DEVANAGARI", "CYRILLIC", "ARABIC", "TAMIL", "TELUGU", "KANNADA", "THAI", "GREEK",
+             "ESLAV" },
+}
 local STRATEGIES = { "ALL", "SCAN_PAGE", "INVALID_CHARACTER", "INVALID_CHARACTER_AND_SCAN_PAGE" }
 local OPTION_ORDER = { "pageRanges", "enableOcr", "ocrRecognitionLang", "ocrOption",
                        "isOutputDocumentPerPage" }
@@ -170,11 +180,11 @@ local function upload_name(input)
   return files.name_for(input, "document")
 end
 
-local function option_fields(input)
+local function option_fields(ctx, input)
   local o = {}
   o.pageRanges = input.pages
   if input.ocr ~= nil then o.enableOcr = input.ocr and "1" or "0" end
-  o.ocrRecognitionLang = input.ocr_language
+  o.ocrRecognitionLang = ctx:language(input)
   o.ocrOption = input.strategy
   if input.per_page ~= nil then o.isOutputDocumentPerPage = input.per_page and "1" or "0" end
   return o
@@ -187,7 +197,7 @@ local function form_for(ctx, input, first)
   local form = { first, { name = "language", value = message_language(input) } }
   if input.password then form[#form + 1] = { name = "password", value = input.password } end
   if input.callback_url then form[#form + 1] = { name = "callbackUrl", value = input.callback_url } end
-  local opts = option_fields(input)
+  local opts = option_fields(ctx, input)
   if ctx.options.legacy_parameter then
     local json = next(opts) and cjson.encode(opts) or "{}"
     form[#form + 1] = { name = "parameter", value = json }
@@ -234,16 +244,6 @@ local function type_of(f)
 end
 
 -- Writes a text result into `dir` too, under a name that never escapes it nor overwrites.
-local function save_copy(ctx, dir, name, body)
-  local path, err = files.safe_path(dir, name)
-  if not path then return nil, ctx:error{ kind = "invalid_input", message = err } end
-  local fh, ferr = io.open(path, "wb")
-  if not fh then return nil, ctx:error{ kind = "invalid_input", message = "cannot write " .. tostring(ferr) } end
-  fh:write(body)
-  fh:close()
-  return path
-end
-
 -- Turns the finished file objects (sync data, or fileInfoDTOList) into a result: every file must
 -- have succeeded; text-like files fill res.text (several files, one per page, are joined by
 -- "\f" and their lines carry `page`), others are saved into input.output.
@@ -278,12 +278,11 @@ local function deliver(ctx, entries, input, raw)
   local texts, lines, several = {}, {}, #list > 1
   for i, entry in ipairs(list) do
     if download and TEXT_TYPES[entry.format] then
-      local res, err = ctx:download(entry.url, { validity = VALIDITY })
-      if not res then return nil, err end
-      local body = (res.body or ""):gsub("^\239\187\191", "") -- a UTF-8 BOM is not text
+      local body, res = ctx:download_text(entry.url, { validity = VALIDITY })
+      if not body then return nil, res end
       if input.output then
-        local path, serr = save_copy(ctx, input.output, entry.name, res.body or "")
-        if not path then return nil, serr end
+        local path, serr = files.write_new(input.output, entry.name, res.body or "")
+        if not path then return nil, ctx:error{ kind = "invalid_input", message = serr } end
         entry.path = path
       end
       texts[#texts + 1] = body
@@ -449,10 +448,11 @@ return {
   credentials = { api_key = { required = true } },
   sources = { "file", "data" },
   options = {
-    mode = MODES, password = "string", pages = "string", ocr = "boolean", ocr_language = LANGS,
+    mode = MODES, password = "string", pages = "string", ocr = "boolean",
     strategy = STRATEGIES, per_page = "boolean", message_language = { 1, 2, "en", "zh" },
     callback_url = "string", target = "string", download = "boolean",
   },
+  languages = LANGS,
   client_options = { mode = MODES, legacy_parameter = "boolean", target = "string" },
   defaults = { poll_interval = MIN_POLL, poll_timeout = 300 },
   validate = validate,

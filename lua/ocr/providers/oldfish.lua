@@ -1,4 +1,4 @@
---- The "OCR assistant" Code.ashx API (vendor document 003, ocr.oldfish.cn). Every request carries
+--- The "OCR assistant" Code.ashx API (ocr.oldfish.cn). Every request carries
 -- `app=api&token=…` in its query string, so the token travels in URLs: ctx:log and ctx:error
 -- redact it (it is a credential, hence in the client's secrets list).
 --   POST /Code.ashx?op=code&type=N[&left=1…]   multipart: file part | url | code (base64); billed
@@ -337,6 +337,7 @@ return {
   endpoint = "https://ocr.oldfish.cn",
   credentials = { token = { required = true } },
   sources = { "file", "data", "url" },
+  languages = { detects = true },   -- (no parameter: the engine detects it and reports `lang`)
   options = options,
   client_options = { file_field = "string", data_as = { "code", "file" }, tips_check = "boolean" },
   defaults = { file_field = "file", data_as = "code", tips_check = true },

@@ -1,4 +1,4 @@
---- PicWish OCR (vendor document 001): an async task that is created, polled, and whose result
+--- PicWish OCR: an async task that is created, polled, and whose result
 -- file must be downloaded within an hour.
 --   POST /api/tasks/document/ocr   (multipart: image_file | image_url, language, password, format)
 --   GET  /api/tasks/document/ocr/{task_id}   data.state: 1 done, < 0 failed, 0 or > 1 pending
@@ -85,21 +85,8 @@ local function validate(input)
   if input.password and utf8_length(input.password) > 32 then
     return "password is longer than PicWish's 32 characters"
   end
-  if input.language then
-    local n = 0
-    for name in (input.language .. ","):gmatch("([^,]*),") do
-      n = n + 1
-      if not name:match("^%a[%w]*$") then
-        return ("language %q is not a valid name (comma-separated, e.g. English,ChinesePRC,Digits)"):format(name)
-      end
-    end
-    if n > 10 then return ("language lists %d languages; PicWish takes at most 10"):format(n) end
-  end
   local format = input.format or "txt"
-  if format ~= "txt" and input.download ~= false and not input.output then
-    return ("format %q produces a file: pass output = dir to save it, or download = false for its URL")
-           :format(format)
-  end
+  return files.check_output(input, "format", format, format == "txt")
 end
 
 local function source_part(input)
@@ -143,11 +130,11 @@ local function fetch(ctx, task_id, input)
   local url_ext = data.file:match("^[^?#]*%.(%w+)[?#]") or data.file:match("^[^?#]*%.(%w+)$")
   local format = input.format or (url_ext and url_ext:lower()) or "txt"
   local file = { url = data.file, format = format }
-  local fields = { raw = data, task_id = task_id, files = { file }, language = input.language }
+  local fields = { raw = data, task_id = task_id, files = { file }, language = ctx:language(input) }
   if format == "txt" then
-    local res, derr = ctx:download(data.file, { validity = VALIDITY })
-    if not res then return nil, derr end
-    fields.text = res.body:gsub("^\239\187\191", "") -- a UTF-8 BOM is not text
+    local text, derr = ctx:download_text(data.file, { validity = VALIDITY })
+    if not text then return nil, derr end
+    fields.text = text
   elseif input.download ~= false then
     local res, derr = ctx:download(data.file, { output = input.output, filename = task_id .. "." .. format,
                                                 validity = VALIDITY })
@@ -165,7 +152,23 @@ return {
   credentials = { api_key = { required = true } },
   sources = { "file", "data", "url" },
   max_file_size = 200 * 1024 * 1024,
-  options = { language = "string", password = "string", format = FORMATS, download = "boolean" },
+  options = { password = "string", format = FORMATS, download = "boolean" },
+  -- Names are case-sensitive, comma-separated, at most 10; the vendor's default is
+  -- ChinesePRC,English,Digits. Its own names (Capitalised, e.g. Digits) pass as they are.
+  languages = {
+    codes = { en = "English", ["zh-Hans"] = "ChinesePRC", ["zh-Hant"] = "ChineseTaiwan",
+              ja = "Japanese", ko = "Korean", fr = "French", de = "German", es = "Spanish",
+              it = "Italian", pt = "Portuguese", ["pt-BR"] = "PortugueseBrazilian", ru = "Russian",
+              nl = "Dutch", sv = "Swedish", da = "Danish", fi = "Finnish", no = "Norwegian",
+              nb = "NorwegianBokmal", nn = "NorwegianNynorsk", pl = "Polish", cs = "Czech",
+              sk = "Slovak", sl = "Slovenian", hu = "Hungarian", ro = "Romanian", bg = "Bulgarian",
+              hr = "Croatian", sr = "Serbian", uk = "Ukrainian", el = "Greek", tr = "Turkish",
+              ar = "Arabic", he = "Hebrew", th = "Thai", vi = "Vietnamese", id = "Indonesian",
+              ms = "Malay", la = "Latin", ca = "Catalan", et = "Estonian", lv = "Latvian",
+              lt = "Lithuanian", ga = "Irish", is = "Icelandic" },
+    native = function(name) return name:match("^%u%a*$") ~= nil and #name <= 40 end,
+    join = ",", max = 10,
+  },
   defaults = { poll_interval = 1, poll_timeout = 120 },
   -- The documented QPS limit per key: creates wait for a token instead of collecting 429s.
   rate = { per_second = 2, burst = 1 },
@@ -173,7 +176,8 @@ return {
 
   recognize = function(ctx, input)
     local form = { source_part(input), { name = "format", value = input.format or "txt" } }
-    if input.language then form[#form + 1] = { name = "language", value = input.language } end
+    local language = ctx:language(input)
+    if language then form[#form + 1] = { name = "language", value = language } end
     if input.password then form[#form + 1] = { name = "password", value = input.password } end
     ctx:progress("upload", 0)
     local res, err = ctx:request{ method = "POST", path = CREATE, headers = auth(ctx), form = form,

@@ -1,4 +1,4 @@
---- Tencent Cloud Infinite OCR on COS (vendor document 002): a signed, synchronous GET on an object
+--- Tencent Cloud Infinite OCR on COS: a signed, synchronous GET on an object
 -- in a bucket, answering XML.
 --   key  -> GET /<key>?ci-process=OCR&...
 --   url  -> GET /?ci-process=OCR&detect-url=<url>&...
@@ -8,14 +8,23 @@ local core = require "ocr.core"
 local result = require "ocr.result"
 local files = require "ocr.files"
 local errors = require "ocr.errors"
+local strings = require "ocr.strings"
 
 local TYPES = { "general", "accurate", "efficient", "fast", "handwriting" }
-local LANGUAGES = { "zh", "zh_rare", "auto", "mix", "jap", "kor", "spa", "fre", "ger", "por", "vie",
-                    "may", "rus", "ita", "hol", "swe", "fin", "dan", "nor", "hun", "tha", "hi", "ara" }
+-- `language-type` (one value, only with type=general; every model reads English alongside, so
+-- English alone is the default Chinese-English `zh`).
+local LANGUAGES = {
+  codes = { en = "zh", ["zh-Hans"] = "zh", ["zh-Hant"] = "zh_rare", und = "auto", ja = "jap",
+            ko = "kor", es = "spa", fr = "fre", de = "ger", pt = "por", vi = "vie", ms = "may",
+            ru = "rus", it = "ita", nl = "hol", sv = "swe", fi = "fin", da = "dan", no = "nor",
+            nb = "nor", hu = "hun", th = "tha", hi = "hi", ar = "ara" },
+  native = { "zh", "zh_rare", "auto", "mix", "jap", "kor", "spa", "fre", "ger", "por", "vie",
+             "may", "rus", "ita", "hol", "swe", "fin", "dan", "nor", "hun", "tha", "hi", "ara" },
+}
 local XML_ARRAYS = { TextDetections = true, Polygon = true, Words = true, WordCoordinate = true,
                      WordPolygon = true }
 
--- COS error codes -> kind (CONTRACTS.md); anything else falls back on the HTTP status.
+-- COS error codes -> kind (the COS error reference); anything else falls back on the HTTP status.
 local CODE_KINDS = {
   AccessDenied = "auth", InvalidAccessKeyId = "auth", SignatureDoesNotMatch = "auth",
   RequestTimeTooSkewed = "auth", InvalidArgument = "invalid_input", MissingContent = "invalid_input",
@@ -74,14 +83,14 @@ local function cos_request(ctx, req)
   return ctx:request(req)
 end
 
-local function bool(v) if v == nil then return nil end return v and "true" or "false" end
+local bool = strings.bool
 
-local function ocr_query(input)
+local function ocr_query(ctx, input)
   return {
     ["ci-process"] = "OCR",
     ["detect-url"] = input.url,
     ["type"] = input.type,
-    ["language-type"] = input.language_type,
+    ["language-type"] = (input.type or "general") == "general" and ctx:language(input) or nil,
     ["ispdf"] = bool(input.ispdf),
     ["pdf-pagenumber"] = input.pdf_pagenumber and tostring(input.pdf_pagenumber),
     ["isword"] = bool(input.isword),
@@ -145,7 +154,7 @@ end
 local function recognize_object(ctx, path, raw_path, input)
   ctx:progress("processing", nil)
   -- A GET, but the one call Tencent bills: never sent again once it may have arrived.
-  local res, err = cos_request(ctx, { method = "GET", path = path, _sign_path = raw_path, query = ocr_query(input),
+  local res, err = cos_request(ctx, { method = "GET", path = path, _sign_path = raw_path, query = ocr_query(ctx, input),
                                       decode = "xml", xml_arrays = XML_ARRAYS, billed = true })
   if not res then return nil, err end
   if not res.xml then
@@ -168,6 +177,9 @@ local function upload_key(ctx, input)
 end
 
 local function validate(input)
+  if input.language ~= nil and (input.type or "general") ~= "general" then
+    return ("language is read only with type general, not %q"):format(input.type)
+  end
   if input.pdf_pagenumber ~= nil and input.pdf_pagenumber < 1 then
     return "pdf_pagenumber must be 1 or more"
   end
@@ -185,7 +197,8 @@ return {
   client_options = { upload_prefix = "string", keep_upload = "boolean", sign_expires = "integer" },
   sources = { "key", "url", "file", "data" },
   max_file_size = 5 * 1024 * 1024 * 1024,
-  options = { type = TYPES, language_type = LANGUAGES, ispdf = "boolean", pdf_pagenumber = "integer",
+  languages = LANGUAGES,
+  options = { type = TYPES, ispdf = "boolean", pdf_pagenumber = "integer",
               isword = "boolean", enable_word_polygon = "boolean" },
   validate = validate,
 

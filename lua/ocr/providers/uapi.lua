@@ -1,4 +1,4 @@
---- UAPI "Universal OCR" (vendor document 004): one synchronous, billed multipart POST.
+--- UAPI "Universal OCR": one synchronous, billed multipart POST.
 --   POST /api/v1/image/ocr   file | url | image_base64, image_name, need_location,
 --                            return_markdown, enable_cls   ->  {text, plain_text, markdown?,
 --                            words_result[] {words, score?, location?, vertexes_location?}, ...}
@@ -24,10 +24,7 @@ local STATUS_KINDS = {
 -- 429 is an exhausted quota, not a "try again in a second".
 local CODE_KINDS = { VISITOR_MONTHLY_QUOTA_EXHAUSTED = "quota", INSUFFICIENT_CREDITS = "quota" }
 
-local function bool(v)
-  if v == nil then return nil end
-  return v and "true" or "false"
-end
+local bool = require("ocr.strings").bool
 
 local function header(res, name)
   local v = res.headers and res.headers[name]
@@ -160,6 +157,7 @@ return {
   credentials = { api_key = { required = false } },
   sources = { "file", "data", "url" },
   max_file_size = MAX_FILE_SIZE,
+  languages = { detects = true },   -- (no parameter: the engine detects the language)
   options = { image_name = "string", need_location = "boolean", markdown = "boolean",
               enable_cls = "boolean" },
   client_options = { data_as = { "file", "base64" }, retry_unavailable = "boolean",
