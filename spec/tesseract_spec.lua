@@ -91,14 +91,110 @@ describe_if("tesseract provider", function()
   end)
 
   it("names the package to install for missing language data", function()
-    local _, err = ocr.new("tesseract", { languages = "xyz_qq" }):recognize{ file = "examples/sample.png" }
+    local _, err = ocr.new("tesseract", { language = "xyz_qq" }):recognize{ file = "examples/sample.png" }
     assert.equal("invalid_input", err.kind)
     assert.truthy(err.message:find("tesseract-ocr-xyz-qq", 1, true), err.message)
+  end)
+
+  describe("language", function()
+    local chi_text = assert(F.read("examples/sample-chi.txt"))
+    local has_chi = false
+    for _, l in ipairs(require("ocr.tesseract").languages() or {}) do has_chi = has_chi or l == "chi_sim" end
+
+    it("is chosen per input: BCP 47 codes, lists and tesseract's own names", function()
+      if not has_chi then return pending("chi_sim is not installed (tesseract-ocr-chi-sim)") end
+      local client = ocr.new("tesseract", { threads = 1 })
+      local eng = assert(client:recognize{ file = "examples/sample.png" })
+      assert.equal("eng", eng.language, "the default")
+      for _, case in ipairs{ { "zh-Hans", "chi_sim" }, { "zh-CN", "chi_sim" }, { "chi_sim", "chi_sim" },
+                             { { "en", "zh-Hans" }, "eng+chi_sim" }, { "en,zh-Hans", "eng+chi_sim" },
+                             { "eng+chi_sim", "eng+chi_sim" } } do
+        local res = assert(client:recognize{ file = "examples/sample-chi.png", language = case[1] })
+        assert.equal(case[2], res.language)
+        assert.is_true(cer.rate(res.text, chi_text) <= 0.02, res.language)
+      end
+      local zh = assert(ocr.new("tesseract", { threads = 1, language = "zh-Hans" }):recognize{ file = "examples/sample-chi.png" })
+      assert.equal("chi_sim", zh.language, "the client's default")
+    end)
+
+    it("refuses a code tesseract does not read as invalid_input, naming the closest codes", function()
+      local client = ocr.new("tesseract", { threads = 1 })
+      local _, err = client:recognize{ file = "examples/sample.png", language = "jp" }
+      assert.equal("invalid_input", err.kind)
+      assert.matches('language "jp" is not one tesseract reads (closest: ', err.message, 1, true)
+      assert.truthy(err.message:find("ja", 1, true), err.message)
+      _, err = client:recognize{ file = "examples/sample.png", language = "zh-Hanz" }
+      assert.equal("invalid_input", err.kind)
+      assert.truthy(err.message:find("zh-Hans", 1, true), err.message)
+      assert.has_error(function() ocr.new("tesseract", { language = "jp" }) end)
+      assert.has_error(function() ocr.new("tesseract", { languages = "eng" }) end, nil, "the old option is gone")
+    end)
+  end)
+
+  describe("client:warm()", function()
+    local def = require "ocr.providers.tesseract"
+    -- A pool of its own (pools are shared by clients with the same engine settings).
+    local made = 900
+    local function fresh(opts)
+      made = made + 1
+      opts.threads, opts.max_pages = opts.threads or 2, made
+      local client = ocr.new("tesseract", opts)
+      local pool = assert(def._pool(client))
+      assert.equal(0, pool:stats().loads)
+      return client, pool
+    end
+
+    it("loads the client's language on every worker, never on the caller's thread", function()
+      local client, pool = fresh{ language = "en" }
+      assert.is_true(client:warm(), "returns at once")
+      assert.is_true(client:warm{ wait = true })
+      local st = pool:stats()
+      assert.same({ 2, 2, 0 }, { st.engines, st.loads, st.caller_loads })
+      -- the first step of a game's loop finds the model loaded
+      local job = client:submit{ file = "examples/sample.png" }
+      while not job:done() do
+        ocr.step(0)
+        core.sleep(0.005)
+      end
+      assert.is_true(cer.rate(assert(job:result()).text, sample_text) <= 0.02)
+      assert.equal(2, pool:stats().loads, "no model loaded for the job")
+      assert.is_true(client:warm{ wait = 600 }, "already loaded")
+    end)
+
+    it("loads opts.language, checked as an input's", function()
+      local client, pool = fresh{ threads = 1 }
+      local ok, err = client:warm{ language = "jp" }
+      assert.is_nil(ok)
+      assert.equal("invalid_input", err.kind)
+      assert.equal("tesseract", err.provider)
+      assert.truthy(err.message:find("closest", 1, true), err.message)
+      ok, err = client:warm{ language = "xyz_qq", wait = true }
+      assert.is_nil(ok)
+      assert.equal("invalid_input", err.kind)
+      assert.truthy(err.message:find("tesseract-ocr-xyz-qq", 1, true), err.message)
+      assert.is_true(client:warm{ language = "en", wait = true })
+      assert.equal(1, pool:stats().engines)
+      assert.has_error(function() client:warm{ wiat = true } end, "warm: unknown option 'wiat'")
+      assert.has_error(function() client:warm{ wait = -1 } end)
+    end)
+
+    it("reports a model that cannot load when waiting, as invalid_input", function()
+      local client = fresh{ oem = 0, threads = 1 }
+      local ok, err = client:warm{ wait = true }
+      if ok then return end   -- (a model with the legacy engine: it loads)
+      assert.equal("invalid_input", err.kind)
+      assert.truthy(err.message:find("oem 0", 1, true), err.message)
+    end)
+
+    it("is true at once for a provider with nothing to load", function()
+      assert.is_true(ocr.new("picwish", { api_key = "k" }):warm())
+    end)
   end)
 
   it("refuses engine settings out of range at ocr.new", function()
     assert.has_error(function() ocr.new("tesseract", { threads = 0 }) end)
     assert.has_error(function() ocr.new("tesseract", { psm = 14 }) end)
+    assert.has_error(function() ocr.new("tesseract", { max_engines = 0 }) end)
     assert.has_error(function() ocr.new("tesseract", { endpoint = "http://x" }) end)
   end)
 

@@ -393,6 +393,45 @@ function Client:result(task_id, input)
   end, input)
 end
 
+--- Loads now what a first recognition would, so that it does not stall the caller: a local
+-- engine's models, on its worker threads (tesseract), never on the caller's thread. Returns at
+-- once, unless `opts.wait` (true, or seconds) asks to return only once loaded. `opts.language`:
+-- what to load (default: the client's `language`). Returns true, or nil, err: invalid_input for
+-- a language the provider cannot read, or (waiting) a model that cannot load; timeout.
+function Client:warm(opts)
+  check_self(self, "warm")
+  opts = opts or {}
+  local function fail(kind, message)
+    return nil, errors.scrub(errors.new{ provider = self.provider, kind = kind, message = message }, self.secrets)
+  end
+  -- (checked like ocr.new's: a misspelt option would otherwise be ignored)
+  assert(type(opts) == "table", "warm: options must be a table")
+  for k, v in pairs(opts) do
+    if k == "language" then
+      assert(type(v) == "string" or type(v) == "table", "warm: option 'language' must be a string or a table")
+    elseif k == "wait" then
+      assert(type(v) == "boolean" or (type(v) == "number" and v >= 0), "warm: option 'wait' must be true or seconds (>= 0)")
+    else
+      error(("warm: unknown option '%s'"):format(tostring(k)), 2)
+    end
+  end
+  local def = self.def
+  local native = self.language
+  if opts.language ~= nil then
+    if not def.languages then return fail("invalid_input", self.provider .. " takes no language") end
+    local lerr
+    native, lerr = language.resolve(def.languages, opts.language, self.provider)
+    if native == nil then return fail("invalid_input", lerr) end
+  end
+  -- A provider without one has nothing to load. (A cloud provider's connection warm-up: here.)
+  if not def.warm then return true end
+  local called, res, err = pcall(def.warm, self, { language = native or nil, wait = opts.wait })
+  if not called then return nil, self:provider_failed(nil, res) end
+  if res then return true end
+  err = type(err) == "table" and err or { message = tostring(err) }
+  return fail(err.kind or "server", err.message or "warm-up failed")
+end
+
 function Client:close()
   if self.own_transport then self.own_transport:close() end
   if self.def.close then self.def.close(self) end

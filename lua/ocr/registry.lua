@@ -14,7 +14,7 @@ local registered = {}
 -- starts with "_" are the provider's own.
 local FIELDS = {
   recognize = "function", result = "function", validate = "function", init = "function",
-  close = "function",
+  close = "function", warm = "function",
   credentials = "table", options = "table", client_options = "table", defaults = "table",
   methods = "table", sources = "table", languages = "table",
   endpoint = "string", max_file_size = "positive", rate = "table_or_false", rate_key = "string",
