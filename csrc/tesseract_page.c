@@ -486,8 +486,8 @@ void tp_engine_free(tp_engine *e) {
 static pthread_once_t quiet_once = PTHREAD_ONCE_INIT;
 
 /* Both libraries print diagnostics on stderr ("Estimating resolution as ...", "Error in
- * pixReadMem ..."); this module reports failures as values instead. Done once, before any
- * worker exists, since both settings are process-wide. OCR_TESSERACT_DEBUG=1 and
+ * pixReadMem ..."); this module reports failures as values instead. Done once, by the first
+ * worker before it reads anything (both settings are process-wide). OCR_TESSERACT_DEBUG=1 and
  * LEPT_MSG_SEVERITY keep them. */
 static void lept_silent(const char *msg) { (void)msg; }
 

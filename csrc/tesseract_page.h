@@ -11,7 +11,8 @@
 /* A loaded model: one TessBaseAPI initialised for a language set, and its progress monitor. */
 typedef struct tp_engine tp_engine;
 
-/* Silences leptonica's and tesseract's stderr chatter; once per process, before any engine. */
+/* Silences leptonica's and tesseract's stderr chatter; once per process, before any engine and
+ * any image is read (each worker calls it first: nothing else calls the libraries). */
 OCR_HIDDEN void tp_quiet_libraries(void);
 
 /* Loads the model of `languages` ("eng+chi_sim") with o's datapath, oem and psm. NULL with msg

@@ -252,6 +252,9 @@ static void *worker_main(void *arg) {
      * workers (the CLI is twice as fast with OMP_THREAD_LIMIT=1), so this thread runs them
      * with one thread. */
     if (omp_set_max_active_levels) omp_set_max_active_levels(0);
+    /* Once per process, before any engine: here rather than in tp_pool_create, since the first
+     * TessBaseAPI it makes costs milliseconds (the other workers wait for it in pthread_once). */
+    tp_quiet_libraries();
 
     pthread_mutex_lock(&p->mu);
     for (;;) {
@@ -375,7 +378,6 @@ tp_pool *tp_pool_create(const tp_options *o, tp_kind *kind, char *msg, size_t ms
         tp_set_msg(msg, msglen, "cannot create pool mutex/condition variables");
         return NULL;
     }
-    tp_quiet_libraries();
     if (pipe(p->pipefd) != 0 || set_fd_flags(p->pipefd[0]) != 0 || set_fd_flags(p->pipefd[1]) != 0) {
         *kind = TP_SERVER;
         tp_set_msg(msg, msglen, "cannot create the pool's notification pipe: %s", strerror(errno));

@@ -97,6 +97,9 @@ return {
 
   -- Out-of-range engine settings are programmer mistakes: ocr.new raises.
   init = function(client)
+    -- Loading the module (libtesseract, ~10 ms) belongs to setup, not to a game's first step;
+    -- a module not built is reported by the first recognize or warm.
+    pcall(require, "ocr.tesseract")
     local o = client.options
     assert(o.threads == nil or (o.threads >= 1 and o.threads <= 64), "threads must be between 1 and 64")
     assert(o.max_engines == nil or (o.max_engines >= 1 and o.max_engines <= 16),
