@@ -6,7 +6,9 @@
  *   through a symlink (a check with stat() and a later open() would do both);
  * - isatty(), so the command-line tool draws a progress bar only on a terminal;
  * - list_dir(), so the provider registry finds the provider modules (ocr/providers/NAME.lua) on package.path
- *   (plain Lua can list a directory only through a shell). */
+ *   (plain Lua can list a directory only through a shell);
+ * - lstat() and mkdir(), so the command reads a folder of inputs without following its symlinks
+ *   and creates its output folder, without a shell. */
 #define _GNU_SOURCE   /* O_NOFOLLOW, O_CLOEXEC */
 #include <dirent.h>
 #include <errno.h>
@@ -144,6 +146,58 @@ static int l_list_dir(lua_State *L) {
     return 1;
 }
 
+/* lstat(path) -> as stat(path), but about the entry itself: a symlink is {type = "link", ...},
+ * never what it points to. */
+static int l_lstat(lua_State *L) {
+    size_t len;
+    const char *path = luaL_checklstring(L, 1, &len);
+    struct stat st;
+    if (strlen(path) != len) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "path contains a NUL byte");
+        return 2;
+    }
+    if (lstat(path, &st) != 0) {
+        int e = errno;
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: %s", path, strerror(e));
+        return 2;
+    }
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "directory"
+                      : S_ISLNK(st.st_mode) ? "link" : "other");
+    lua_setfield(L, -2, "type");
+    lua_pushnumber(L, (lua_Number)st.st_size);
+    lua_setfield(L, -2, "size");
+    lua_pushnumber(L, (lua_Number)st.st_mtime);
+    lua_setfield(L, -2, "mtime");
+    return 1;
+}
+
+/* mkdir(path) -> true, or nil, message, "exists" | "error": creates one directory (mode 0777
+ * less the umask); its parent must exist. */
+static int l_mkdir(lua_State *L) {
+    size_t len;
+    const char *path = luaL_checklstring(L, 1, &len);
+    int e;
+    if (strlen(path) != len) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "path contains a NUL byte");
+        lua_pushliteral(L, "error");
+        return 3;
+    }
+    if (mkdir(path, 0777) == 0) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    e = errno;
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(e));
+    if (e == EEXIST) lua_pushliteral(L, "exists");
+    else lua_pushliteral(L, "error");
+    return 3;
+}
+
 const luaL_Reg ocr_sys_funcs[] = {
     {"monotime", l_monotime},
     {"sleep", l_sleep},
@@ -152,5 +206,7 @@ const luaL_Reg ocr_sys_funcs[] = {
     {"isatty", l_isatty},
     {"cpu_count", l_cpu_count},
     {"list_dir", l_list_dir},
+    {"lstat", l_lstat},
+    {"mkdir", l_mkdir},
     {NULL, NULL}
 };
