@@ -145,13 +145,14 @@ describe("the ocr command", function()
       assert.equal("invalid_input", obj.error.kind)
     end)
 
-    it("prints TSV with escaped text", function()
+    it("prints TSV with a header row and escaped text", function()
       local out, _, status = ocr_cmd(("-p picwish --tsv --set poll_interval=0.01 %s/c.png"):format(dir), env)
       assert.equal(0, status)
       local rows = lines_of(out)
-      assert.equal(1, #rows)
+      assert.equal(2, #rows)
+      assert.equal("input\tline\tpage\tx\ty\tw\th\tconfidence\ttext", rows[1])
       local cols = {}
-      for c in (rows[1] .. "\t"):gmatch("([^\t]*)\t") do cols[#cols + 1] = c end
+      for c in (rows[2] .. "\t"):gmatch("([^\t]*)\t") do cols[#cols + 1] = c end
       assert.equal(9, #cols)
       assert.equal("third\\tpage", cols[9])
     end)
@@ -182,7 +183,9 @@ describe("the ocr command", function()
     it("prints TSV boxes for every line", function()
       local out, _, status = ocr_cmd("--tsv examples/sample.png")
       assert.equal(0, status)
-      for _, row in ipairs(lines_of(out)) do
+      local rows = lines_of(out)
+      assert.equal("input", table.remove(rows, 1):match("^[^\t]+"))
+      for _, row in ipairs(rows) do
         local x, y, w, h = row:match("^[^\t]*\t%d+\t1\t(%d+)\t(%d+)\t(%d+)\t(%d+)\t0%.%d+\t")
         assert.truthy(x and y and w and h, row)
       end
@@ -266,6 +269,7 @@ describe("the ocr command", function()
       end
       local tsv = lines_of((ocr_cmd("--tsv " .. tif)))
       local on_page = {}
+      table.remove(tsv, 1)
       for i, row in ipairs(tsv) do on_page[i] = tonumber(row:match("^[^\t]*\t%d+\t(%d+)\t")) end
       assert.same({ 1, 2, 2 }, on_page)
       local json = cjson.decode((ocr_cmd("--json " .. tif)))
@@ -389,6 +393,19 @@ ocr.register(%q, {
       assert.equal("ocr: folder " .. empty .. " holds no images or PDFs\n", eerr)
     end)
 
+    it("prints --json without \\/ escapes, real backslashes kept", function()
+      local dir = inputs{ "a.png" }
+      finally(function() F.rmdir(dir) end)
+      local out, err, status = ocr_cmd("--require mine -p mine --json " .. dir .. "/a.png", env)
+      assert.equal(0, status, err)
+      assert.is_nil(out:find("\\/", 1, true) and out:find("[^\\]\\/"), out)
+      assert.truthy(out:find('"input":"' .. dir .. '/a.png"', 1, true), out)
+      assert.truthy(out:find([[odd=a/b c\\d e\\/f"]], 1, true), out)
+      local doc = cjson.decode(out)
+      assert.equal("file=" .. dir .. "/a.png language=nil odd=a/b c\\d e\\/f", doc.text)
+      assert.equal("mine", doc.provider)
+    end)
+
     it("with -o creates the folder, saves there and prints only a summary; failures on stderr", function()
       local dir = inputs{ "a.png", "b.png", "fail.png" }
       local out_dir = dir .. "/out/nested/"
@@ -399,7 +416,9 @@ ocr.register(%q, {
       assert.equal("3 inputs: 2 ok, 1 failed; 2 files in " .. out_dir .. "\n", out)
       assert.truthy(err:find("fail%.png: [^\n]*invalid_input: refused\n"), err)
       assert.same({ "a.tsv", "b.tsv" }, F.list(out_dir))
-      assert.equal(1, F.read(out_dir .. "a.tsv"):find(dir .. "/a.png\t1\t", 1, true))
+      local rows = lines_of(F.read(out_dir .. "a.tsv"))
+      assert.equal(2, #rows, "a header, then the line")
+      assert.equal("input\tline\tpage\tx\ty\tw\th\tconfidence\ttext", rows[1])
       out, _, status = ocr_cmd(("--require mine -p mine -q --set save=report.pdf -o %s %s/a.png")
                                :format(out_dir, dir), env)
       assert.equal(0, status)

@@ -21,7 +21,8 @@ PDFs, by name; not recursive), an http(s) URL, or - for standard input.
       --text            print the text (default); a line with a form feed between pages;
                         several inputs get "==> name <==" headers
       --json            print one JSON object per input (JSON Lines): the result model
-      --tsv             print one line per text line: input, line, page, x, y, w, h, confidence, text
+      --tsv             print a header row, then one row per text line:
+                        input, line, page, x, y, w, h, confidence, text
       --lang L          recognition language: en, zh-Hans, a list en,zh-Hans, or the
                         provider's own code
   -o, --output DIR      save each result in DIR (created if missing) and print only a summary:
@@ -250,6 +251,15 @@ local function json_safe(v, depth)
   return out
 end
 
+-- lua-cjson writes "/" as "\/": valid JSON, but paths and URLs read badly. One left-to-right
+-- pass over the escapes (in JSON only strings hold backslashes, each starting a two-character
+-- escape or \uXXXX) turns "\/" back into "/" and leaves every other escape as it is: in "\\/"
+-- the first escape is a backslash, and the slash after it was never escaped.
+local function unescape_slashes(json)
+  if not json:find("\\/", 1, true) then return json end
+  return (json:gsub("\\(.)", function(c) if c == "/" then return "/" end end))
+end
+
 -- The result as plain JSON: every field the provider set (no metatables, no raw vendor answer,
 -- none of the provider's own "_" fields), with lines and files always arrays.
 local function to_json(name, res, err)
@@ -258,7 +268,7 @@ local function to_json(name, res, err)
     for _, k in ipairs{ "kind", "message", "code", "status", "task_id", "request_id", "retryable" } do
       e[k] = err[k]
     end
-    return cjson.encode{ input = name, error = json_safe(e, 0) }
+    return unescape_slashes(cjson.encode{ input = name, error = json_safe(e, 0) })
   end
   local out = {}
   for k, v in pairs(res) do
@@ -270,13 +280,15 @@ local function to_json(name, res, err)
   out.input = name
   out.lines = #res.lines > 0 and json_safe(res.lines, 0) or cjson.empty_array
   out.files = #res.files > 0 and json_safe(res.files, 0) or cjson.empty_array
-  return cjson.encode(out)
+  return unescape_slashes(cjson.encode(out))
 end
 
 local function tsv_field(v)
   if v == nil then return "" end
   return (tostring(v):gsub("[\t\n\r\\]", { ["\t"] = "\\t", ["\n"] = "\\n", ["\r"] = "\\r", ["\\"] = "\\\\" }))
 end
+
+local TSV_HEADER = "input\tline\tpage\tx\ty\tw\th\tconfidence\ttext\n"
 
 local function tsv_rows(name, res)
   local rows = {}
@@ -525,6 +537,7 @@ function M.main(args, ocr, streams)
 
   -- Without -o the results are printed; with it they are saved, and stdout gets a summary.
   local status, failed = 0, 0
+  if o.format == "tsv" and not output then out:write(TSV_HEADER) end
   for i, r in ipairs(results) do
     local name = names[i]
     if r.err then
@@ -550,7 +563,8 @@ function M.main(args, ocr, streams)
       if r.res and o.format == "text" and #inputs > 1 then out:write(("==> %s <==\n"):format(name)) end
       out:write(rendered)
     elseif r.res and #saved == 0 then
-      local path, serr = save_rendered(output, o.format, inputs[i], rendered)
+      local path, serr = save_rendered(output, o.format, inputs[i],
+                                       o.format == "tsv" and TSV_HEADER .. rendered or rendered)
       if path then
         saved[1] = path
       else
