@@ -6,8 +6,7 @@ local cjson = require "cjson"
 
 local M = {}
 
-M.ROOT = "."
-M.TOOLS = "build/bench"
+M.ROOT, M.TOOLS = ".", "build/bench"   -- the checkout, and where make puts the C tools
 
 local started = {}   -- servers to stop at exit
 

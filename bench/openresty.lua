@@ -77,6 +77,7 @@ end
 
 -- (a): n requests to `url` at once, and /static probed one at a time until they are all answered.
 local function burst(curl, core, server, url, n, probe)
+  local multi = require "helpers.multi"
   local m = curl.multi{}
   local left, failed = n, 0
   local t0 = core.monotime()
@@ -89,12 +90,7 @@ local function burst(curl, core, server, url, n, probe)
   end
   if probe then add_probe() end
   while left > 0 do
-    m:perform(0)
-    m:poll(1)
-    m:perform(0)
-    while true do
-      local id, res, err = m:info_read()
-      if not id then break end
+    multi.round(m, 1, function(id, res, err)
       local t = core.monotime()
       if id == probe_id then
         if not res or res.status ~= 200 then error("static probe failed: " .. tostring(err and err.message), 0) end
@@ -105,7 +101,7 @@ local function burst(curl, core, server, url, n, probe)
         left = left - 1
         last = t
       end
-    end
+    end)
   end
   m:close()   -- (drops a last probe still in flight)
   if failed > 0 then error(("%d of %d requests to %s failed"):format(failed, n, url), 0) end

@@ -25,44 +25,37 @@ local function form_of(input)
 end
 M.form_of = form_of
 
+-- A provider whose job is one request (`request_of(input)` gives its fields), answered in JSON.
+local function single(sources, options, request_of)
+  return {
+    credentials = {}, sources = sources, options = options,
+    recognize = function(ctx, input)
+      local req = request_of(input)
+      req.decode = "json"
+      local res, err = ctx:request(req)
+      if not res then return nil, err end
+      return text_of(ctx, res)
+    end,
+  }
+end
+
 function M.register()
   -- Benchmark 1: one GET per job, answered after `ms` milliseconds.
-  ocr.register("bench_get", {
-    credentials = {},
-    sources = { "data" },
-    options = { ms = "integer" },
-    recognize = function(ctx, input)
-      local res, err = ctx:request{ method = "GET", path = "/job", query = { ms = input.ms or 0 },
-                                    decode = "json" }
-      if not res then return nil, err end
-      return text_of(ctx, res)
-    end,
-  })
+  ocr.register("bench_get", single({ "data" }, { ms = "integer" }, function(input)
+    return { method = "GET", path = "/job", query = { ms = input.ms or 0 } }
+  end))
 
   -- Benchmark 4: one multipart POST per job, the same bytes as curl_loop --form sends.
-  ocr.register("bench_form", {
-    credentials = {},
-    sources = { "data" },
-    recognize = function(ctx, input)
-      local res, err = ctx:request{ method = "POST", path = "/recognize", form = form_of(input),
-                                    decode = "json" }
-      if not res then return nil, err end
-      return text_of(ctx, res)
-    end,
-  })
+  ocr.register("bench_form", single({ "data" }, nil, function(input)
+    return { method = "POST", path = "/recognize", form = form_of(input) }
+  end))
 
   -- Benchmark 6 (c): one multipart POST whose image part is a file, streamed from disk.
-  ocr.register("bench_upload", {
-    credentials = {},
-    sources = { "file" },
-    recognize = function(ctx, input)
-      local res, err = ctx:request{ method = "POST", path = "/recognize", decode = "json",
-        form = { { name = "image_file", file = input.file, filename = "page.png", content_type = "image/png" },
-                 { name = "format", value = "txt" } } }
-      if not res then return nil, err end
-      return text_of(ctx, res)
-    end,
-  })
+  ocr.register("bench_upload", single({ "file" }, nil, function(input)
+    return { method = "POST", path = "/recognize",
+             form = { { name = "image_file", file = input.file, filename = "page.png", content_type = "image/png" },
+                      { name = "format", value = "txt" } } }
+  end))
 
   -- Benchmark 3: an async vendor's shape: a multipart create answered after create_ms, a wait
   -- of `interval` seconds (a scheduler timer), then a poll answered after poll_ms.

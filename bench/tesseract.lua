@@ -26,13 +26,7 @@ local CHI = { image = "examples/sample-chi.png", key = "离线文字识别" }
 -- Whitespace differs between renderers (and chi_sim puts spaces between words): compare without.
 local function squash(s) return (s:gsub("%s+", "")) end
 
-local function read_all(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local data = f:read("*a")
-  f:close()
-  return data
-end
+local read_all = require("helpers.files").read
 
 local function write_file(path, data)
   local f = assert(io.open(path, "wb"))

@@ -1,10 +1,10 @@
 -- OCR a PDF or an image with ComPDF document AI.
 --   OCR_COMPDF_API_KEY=... [OCR_COMPDF_ENDPOINT=...] lua5.4 examples/compdf.lua [--mode=sync|async|presigned]
---       [--pages=1-3,6] [--lang=CHINESE] [--password=...] [--output=DIR] FILE
+--       [--pages=1-3,6] [--lang=zh-Hans] [--password=...] [--output=DIR] FILE
 -- Prints the recognised text; a result that is a file (e.g. docx) is saved into --output.
 -- The client reads the key and the endpoint (e.g. https://api-server.compdf.cn/server/ for the
 -- mainland service) from the environment itself.
-dofile((arg[0]:match("^(.*)/[^/]+$") or ".") .. "/setup.lua")
+local ex = dofile((arg[0]:match("^(.*)/[^/]+$") or ".") .. "/setup.lua")
 local ocr = require "ocr"
 
 local input, file = {}, nil
@@ -20,7 +20,7 @@ for _, a in ipairs(arg) do
 end
 if not file then
   io.stderr:write("usage: examples/compdf.lua [--mode=sync|async|presigned] [--pages=1-3,6] "
-                  .. "[--lang=CHINESE] [--password=...] [--target=docx --output=DIR] FILE\n")
+                  .. "[--lang=zh-Hans] [--password=...] [--target=docx --output=DIR] FILE\n")
   os.exit(2)
 end
 input.file = file
@@ -39,11 +39,4 @@ if not res and err.kind == "timeout" and err.retryable and err.task_id then
   io.stderr:write("still processing; fetching task " .. err.task_id .. " once more\n")
   res, err = client:result(err.task_id, { output = input.output })
 end
-if not res then
-  io.stderr:write(tostring(err), "\n")
-  os.exit(1)
-end
-if res.text ~= "" then print(res.text) end
-for _, f in ipairs(res.files) do
-  if f.path then io.stderr:write("saved ", f.path, "\n") end
-end
+ex.report(res, err)

@@ -1,7 +1,7 @@
 -- OCR a file (or an http(s) URL) with PicWish.
 --   OCR_PICWISH_API_KEY=... lua5.4 examples/picwish.lua scan.png [format output_dir]
 -- The text goes to stdout; other formats (pdf, docx, xlsx, pptx) are saved in output_dir.
-dofile((arg[0]:match("^(.*)/[^/]+$") or ".") .. "/setup.lua")
+local ex = dofile((arg[0]:match("^(.*)/[^/]+$") or ".") .. "/setup.lua")
 local ocr = require "ocr"
 
 local source, format, output = arg[1], arg[2], arg[3]
@@ -21,11 +21,4 @@ if not res and err.kind == "timeout" and err.task_id then
   io.stderr:write("still processing; fetching task " .. err.task_id .. " once more\n")
   res, err = client:result(err.task_id, { format = format, output = output })
 end
-if not res then
-  io.stderr:write(tostring(err), "\n")
-  os.exit(1)
-end
-if res.text ~= "" then print(res.text) end
-for _, f in ipairs(res.files) do
-  if f.path then io.stderr:write("saved ", f.path, "\n") end
-end
+ex.report(res, err)

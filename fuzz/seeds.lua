@@ -2,11 +2,9 @@
 -- each harness's input layout (fuzz/harness.h, the layout at the top of each fuzz/<harness>.c).
 -- The output is committed; run again (lua5.4 fuzz/seeds.lua, from the checkout) after changing a
 -- layout. Every seed stays within a few KB.
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local d = f:read("a")
-  f:close()
-  return d
+local function read(path)   -- (run by lua5.4 only)
+  local f <close> = assert(io.open(path, "rb"))
+  return f:read("a")
 end
 
 local written = 0

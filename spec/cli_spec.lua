@@ -26,10 +26,16 @@ local function lines_of(s)
 end
 
 describe("the ocr command", function()
-  it("prints usage with --help and exits 0", function()
+  it("prints usage with --help and exits 0, naming no vendor and no vendor's codes", function()
     local out, _, status = ocr_cmd("--help")
     assert.equal(0, status)
     assert.truthy(out:find("usage: ocr", 1, true))
+    for _, flag in ipairs{ "--require MODULE", "OCR_PROVIDERS", "--overwrite", "--lang L", "-o DIR" } do
+      assert.truthy(out:find(flag, 1, true), flag)
+    end
+    for _, vendor in ipairs{ "picwish", "tencent", "compdf", "uapi", "oldfish", "chi_sim", "eng+", "PICWISH" } do
+      assert.is_nil(out:find(vendor, 1, true), vendor)
+    end
   end)
 
   it("prints its version", function()
@@ -139,13 +145,14 @@ describe("the ocr command", function()
       assert.equal("invalid_input", obj.error.kind)
     end)
 
-    it("prints TSV with escaped text", function()
+    it("prints TSV with a header row and escaped text", function()
       local out, _, status = ocr_cmd(("-p picwish --tsv --set poll_interval=0.01 %s/c.png"):format(dir), env)
       assert.equal(0, status)
       local rows = lines_of(out)
-      assert.equal(1, #rows)
+      assert.equal(2, #rows)
+      assert.equal("input\tline\tpage\tx\ty\tw\th\tconfidence\ttext", rows[1])
       local cols = {}
-      for c in (rows[1] .. "\t"):gmatch("([^\t]*)\t") do cols[#cols + 1] = c end
+      for c in (rows[2] .. "\t"):gmatch("([^\t]*)\t") do cols[#cols + 1] = c end
       assert.equal(9, #cols)
       assert.equal("third\\tpage", cols[9])
     end)
@@ -176,7 +183,9 @@ describe("the ocr command", function()
     it("prints TSV boxes for every line", function()
       local out, _, status = ocr_cmd("--tsv examples/sample.png")
       assert.equal(0, status)
-      for _, row in ipairs(lines_of(out)) do
+      local rows = lines_of(out)
+      assert.equal("input", table.remove(rows, 1):match("^[^\t]+"))
+      for _, row in ipairs(rows) do
         local x, y, w, h = row:match("^[^\t]*\t%d+\t1\t(%d+)\t(%d+)\t(%d+)\t(%d+)\t0%.%d+\t")
         assert.truthy(x and y and w and h, row)
       end
@@ -213,8 +222,9 @@ describe("the ocr command", function()
       finally(function() F.rmdir(dir) end)
       local out, err, status = ocr_cmd(("-q -o %s examples/sample.png spec/fixtures/tiff/pages.tif"):format(dir))
       assert.equal(0, status, err)
+      assert.equal(("2 inputs: 2 ok, 0 failed; 2 files in %s\n"):format(dir), out)
       assert.same({ "pages.txt", "sample.txt" }, F.list(dir))
-      assert.truthy(out:find(F.read(dir .. "/sample.txt"), 1, true), "the file holds what was printed")
+      assert.equal((ocr_cmd("examples/sample.png")), F.read(dir .. "/sample.txt"), "the file holds what is printed")
       assert.truthy(F.read(dir .. "/pages.txt"):find("\n\f\n", 1, true), "pages apart as printed")
       assert.truthy(err:find("examples/sample.png: saved " .. dir .. "/sample.txt\n", 1, true), err)
       local _, _, again = ocr_cmd(("-q --json -o %s examples/sample.png"):format(dir))
@@ -259,11 +269,200 @@ describe("the ocr command", function()
       end
       local tsv = lines_of((ocr_cmd("--tsv " .. tif)))
       local on_page = {}
+      table.remove(tsv, 1)
       for i, row in ipairs(tsv) do on_page[i] = tonumber(row:match("^[^\t]*\t%d+\t(%d+)\t")) end
       assert.same({ 1, 2, 2 }, on_page)
       local json = cjson.decode((ocr_cmd("--json " .. tif)))
       assert.equal(2, json.pages)
       assert.equal(2, json.lines[#json.lines].page)
+    end)
+  end)
+
+  -- A user's own providers, from Lua modules the command requires: one records what it receives
+  -- (its text says which file, which language and which options it got), and with `--set
+  -- save=NAME` it saves a file of its own in the input's output folder, as a vendor's PDF would be.
+  describe("with providers from the user's Lua modules", function()
+    local mods, env
+    local MOD = [[
+local ocr = require "ocr"
+local files = require "ocr.files"
+ocr.register(%q, {
+  offline = true, credentials = {}, sources = { "file" },
+  options = { save = "string" },
+  languages = { codes = { en = "English", ["zh-Hans"] = "Chinese" }, native = { "Klingon" }, join = "+" },
+  recognize = function(ctx, input)
+    if input.file:match("fail%%.png$") then return nil, ocr.error{ kind = "invalid_input", message = "refused" } end
+    local saved = {}
+    if input.save and input.output then
+      local path = assert(files.safe_path(input.output, input.save))
+      local f = assert(io.open(path, "wb"))
+      f:write("saved for ", input.file)
+      f:close()
+      saved[1] = { path = path, format = "pdf" }
+    end
+    return ocr.result.new{ text = "file=" .. input.file .. " language=" .. tostring(ctx:language(input))
+                                  .. " odd=a/b c\\d e\\/f", files = saved }
+  end,
+})
+]]
+    setup(function()
+      mods = F.tmpdir()
+      F.write(mods .. "/mine.lua", MOD:format("mine"))
+      F.write(mods .. "/theirs.lua", MOD:format("theirs"))
+      F.write(mods .. "/broken.lua", "local x = \n error('broken on purpose')\n")
+      env = ("LUA_PATH='%s/?.lua;'\"${LUA_PATH:-;}\""):format(mods)
+    end)
+    teardown(function() F.rmdir(mods) end)
+
+    -- A folder of inputs (fake images: the provider only reads the name).
+    local function inputs(names)
+      local dir = F.tmpdir()
+      for _, n in ipairs(names) do F.write(dir .. "/" .. n, F.image(n)) end
+      return dir
+    end
+
+    it("loads providers with --require (repeatable) and OCR_PROVIDERS before -p is resolved", function()
+      local dir = inputs{ "a.png" }
+      finally(function() F.rmdir(dir) end)
+      local out, err, status = ocr_cmd("--require mine -p mine " .. dir .. "/a.png", env)
+      assert.equal(0, status, err)
+      assert.equal("file=" .. dir .. "/a.png language=nil odd=a/b c\\d e\\/f\n", out)
+      out, err, status = ocr_cmd("--require=mine --require theirs -p theirs " .. dir .. "/a.png", env)
+      assert.equal(0, status, err)
+      out, err, status = ocr_cmd("-p theirs " .. dir .. "/a.png", env .. " OCR_PROVIDERS=mine,theirs")
+      assert.equal(0, status, err)
+      assert.truthy(out:find("file=", 1, true))
+      out = ocr_cmd("providers", env .. " OCR_PROVIDERS=' mine , theirs,'")
+      assert.truthy(out:find("\nmine       no credentials\n", 1, true), out)
+      assert.truthy(out:find("\ntheirs     no credentials\n", 1, true), out)
+      _, err, status = ocr_cmd("-p mine " .. dir .. "/a.png", env)
+      assert.equal(2, status, "not loaded without --require")
+      assert.truthy(err:find("unknown provider 'mine'", 1, true), err)
+    end)
+
+    it("stops with a usage error naming a module that does not load", function()
+      local _, err, status = ocr_cmd("--require nosuchmodule -p mine x.png", env)
+      assert.equal(2, status)
+      assert.equal("ocr: module 'nosuchmodule' (--require) failed to load: module 'nosuchmodule' not found"
+                   .. " (is it on LUA_PATH?)\n", err)
+      _, err, status = ocr_cmd("-p mine x.png", env .. " OCR_PROVIDERS=mine,broken")
+      assert.equal(2, status)
+      assert.truthy(err:find("^ocr: module 'broken' %(OCR_PROVIDERS%) failed to load: .*broken%.lua:2: broken on purpose\n$"), err)
+      local out
+      out, _, status = ocr_cmd("--help", env .. " OCR_PROVIDERS=broken")
+      assert.equal(0, status, "--help needs no module")
+      assert.truthy(out:find("usage: ocr", 1, true))
+    end)
+
+    it("passes --lang to every provider as the input option language", function()
+      local dir = inputs{ "a.png" }
+      finally(function() F.rmdir(dir) end)
+      for lang, native in pairs{ ["zh-Hans"] = "Chinese", ["en,zh-Hans"] = "English+Chinese", Klingon = "Klingon",
+                                 zh_hans = "Chinese" } do
+        local out, err, status = ocr_cmd(("--require mine -p mine --lang %s %s/a.png"):format(lang, dir), env)
+        assert.equal(0, status, err)
+        assert.truthy(out:find(" language=" .. native .. " ", 1, true), out)
+      end
+      local _, err, status = ocr_cmd(("--require mine -p mine --lang xx-Latn %s/a.png"):format(dir), env)
+      assert.equal(2, status, "a language the provider does not read is a usage error")
+      assert.truthy(err:find('language "xx-Latn" is not one mine reads', 1, true), err)
+    end)
+
+    it("reads a folder: its images and PDFs, sorted by name, not recursive, no symlinks", function()
+      local dir = inputs{ "b.jpg", "a.PNG", "B.pdf", "c.txt", ".hidden.png", "d.TIFF", "e.webp", "f.pnm",
+                          "g.bmp", "h.gif", "i.jpeg", "j.tif", "noext" }
+      finally(function() F.rmdir(dir) end)
+      F.mkdir(dir .. "/sub")
+      F.mkdir(dir .. "/folder.png")
+      F.write(dir .. "/sub/deep.png", F.image("deep"))
+      require("helpers.shell").execute(("ln -s b.jpg '%s/link.png'; ln -s sub/deep.png '%s/deeplink.png'"):format(dir, dir))
+      local out, err, status = ocr_cmd("--require mine -p mine -q " .. dir .. "/ " .. dir .. "/a.PNG", env)
+      assert.equal(0, status, err)
+      local got = {}
+      for name in out:gmatch("==> (%S+) <==") do got[#got + 1] = name end
+      local want = {}
+      for i, n in ipairs{ "B.pdf", "a.PNG", "b.jpg", "d.TIFF", "e.webp", "f.pnm", "g.bmp", "h.gif", "i.jpeg", "j.tif" } do
+        want[i] = dir .. "/" .. n
+      end
+      want[#want + 1] = dir .. "/a.PNG"   -- a file named after the folder stays an input of its own
+      assert.same(want, got)
+      local empty = inputs{ "notes.txt" }
+      finally(function() F.rmdir(empty) end)
+      local _, eerr, estatus = ocr_cmd("--require mine -p mine " .. empty, env)
+      assert.equal(2, estatus)
+      assert.equal("ocr: folder " .. empty .. " holds no images or PDFs\n", eerr)
+    end)
+
+    it("prints --json without \\/ escapes, real backslashes kept", function()
+      local dir = inputs{ "a.png" }
+      finally(function() F.rmdir(dir) end)
+      local out, err, status = ocr_cmd("--require mine -p mine --json " .. dir .. "/a.png", env)
+      assert.equal(0, status, err)
+      assert.is_nil(out:find("\\/", 1, true) and out:find("[^\\]\\/"), out)
+      assert.truthy(out:find('"input":"' .. dir .. '/a.png"', 1, true), out)
+      assert.truthy(out:find([[odd=a/b c\\d e\\/f"]], 1, true), out)
+      local doc = cjson.decode(out)
+      assert.equal("file=" .. dir .. "/a.png language=nil odd=a/b c\\d e\\/f", doc.text)
+      assert.equal("mine", doc.provider)
+    end)
+
+    it("with -o creates the folder, saves there and prints only a summary; failures on stderr", function()
+      local dir = inputs{ "a.png", "b.png", "fail.png" }
+      local out_dir = dir .. "/out/nested/"
+      finally(function() F.rmdir(dir) end)
+      local out, err, status = ocr_cmd(("--require mine -p mine -q --tsv -o %s %s/a.png %s/fail.png %s/b.png")
+                                       :format(out_dir, dir, dir, dir), env)
+      assert.equal(1, status)
+      assert.equal("3 inputs: 2 ok, 1 failed; 2 files in " .. out_dir .. "\n", out)
+      assert.truthy(err:find("fail%.png: [^\n]*invalid_input: refused\n"), err)
+      assert.same({ "a.tsv", "b.tsv" }, F.list(out_dir))
+      local rows = lines_of(F.read(out_dir .. "a.tsv"))
+      assert.equal(2, #rows, "a header, then the line")
+      assert.equal("input\tline\tpage\tx\ty\tw\th\tconfidence\ttext", rows[1])
+      out, _, status = ocr_cmd(("--require mine -p mine -q --set save=report.pdf -o %s %s/a.png")
+                               :format(out_dir, dir), env)
+      assert.equal(0, status)
+      assert.equal("1 input: 1 ok, 0 failed; 1 file in " .. out_dir .. "\n", out)
+      assert.same({ "a.tsv", "b.tsv", "report.pdf" }, F.list(out_dir), "the provider's file, no text copy")
+      F.write(dir .. "/file", "")
+      local _, ferr, fstatus = ocr_cmd(("--require mine -p mine -o %s/file/x %s/a.png"):format(dir, dir), env)
+      assert.equal(2, fstatus)
+      assert.truthy(ferr:find("^ocr: cannot create the output folder "), ferr)
+    end)
+
+    it("keeps existing files under -o (NAME-1), and replaces them with --overwrite", function()
+      local dir = inputs{ "a.png" }
+      local sub = inputs{ "a.png" }
+      finally(function() F.rmdir(dir) F.rmdir(sub) end)
+      local out_dir = dir .. "/out"
+      local run = "--require mine -p mine -q -o " .. out_dir .. " --set save=report.pdf "
+      F.mkdir(out_dir)
+      F.write(out_dir .. "/report.pdf", "old")
+      F.write(dir .. "/outside", "outside")
+      require("helpers.shell").execute(("ln -s ../outside '%s/report-1.pdf'"):format(out_dir))
+      local _, err, status = ocr_cmd(run .. dir .. "/a.png", env)
+      assert.equal(0, status, err)
+      assert.same({ "report-1.pdf", "report-2.pdf", "report.pdf" }, F.list(out_dir))
+      assert.equal("old", F.read(out_dir .. "/report.pdf"))
+      -- --overwrite: report.pdf replaced; in one run, two inputs of one name both kept
+      _, err, status = ocr_cmd(run .. "--overwrite " .. dir .. "/a.png " .. sub .. "/a.png", env)
+      assert.equal(0, status, err)
+      assert.same({ "report-1.pdf", "report-2.pdf", "report-3.pdf", "report.pdf" }, F.list(out_dir), "no staging left")
+      assert.equal("saved for " .. dir .. "/a.png", F.read(out_dir .. "/report.pdf"))
+      assert.equal("saved for " .. sub .. "/a.png", F.read(out_dir .. "/report-3.pdf"))
+      assert.equal("outside", F.read(dir .. "/outside"), "a symlink is never written through")
+      -- the command's own result files alike
+      local text_run = "--require mine -p mine -q -o " .. out_dir .. " " .. dir .. "/a.png"
+      F.write(out_dir .. "/a.txt", "old")
+      assert.equal(0, select(3, ocr_cmd(text_run, env)))
+      assert.equal("old", F.read(out_dir .. "/a.txt"))
+      assert.truthy(F.read(out_dir .. "/a-1.txt"):find("^file="))
+      assert.equal(0, select(3, ocr_cmd(text_run:gsub("%-q", "-q --overwrite"), env)))
+      assert.truthy(F.read(out_dir .. "/a.txt"):find("^file="))
+      assert.is_nil(F.read(out_dir .. "/a-2.txt"))
+      local _, oerr, ostatus = ocr_cmd("--overwrite " .. dir .. "/a.png", env)
+      assert.equal(2, ostatus)
+      assert.truthy(oerr:find("--overwrite needs -o DIR", 1, true))
     end)
   end)
 

@@ -121,6 +121,14 @@ describe("the language option on every provider", function()
     assert.truthy(err.message:find("unknown option 'language'", 1, true))
   end)
 
+  it("leaves a provider's own language option to it when it declares no languages", function()
+    ocr.register("own-lang", { offline = true, sources = { "data" }, options = { language = "string" },
+                               recognize = function(_, input) return require("ocr.result").new{ text = input.language } end })
+    local res, err = ocr.new("own-lang"):recognize{ data = "x", language = "Klingon" }
+    assert.is_nil(err)
+    assert.equal("Klingon", res.text)
+  end)
+
   for _, p in ipairs{
     { "compdf", { api_key = "k" }, "zh-Hant", "CHINESE_TRAD" },
     { "tencent", { secret_id = "i", secret_key = "k", bucket = "b-1250000000", region = "ap-guangzhou" }, "ja", "jap" },

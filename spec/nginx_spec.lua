@@ -42,8 +42,7 @@ end
 -- Sends many requests to nginx at once (libcurl's multi interface: a client, not the code under
 -- test) and returns their decoded answers in order, with each one's completion time.
 local function concurrently(urls_and_bodies)
-  local curl = require "ocr.curl"
-  local core = require "ocr.core"
+  local curl, core, multi = require "ocr.curl", require "ocr.core", require "helpers.multi"
   local m = curl.multi{}
   local ids, out = {}, {}
   local t0 = core.monotime()
@@ -55,17 +54,11 @@ local function concurrently(urls_and_bodies)
   end
   local left = #urls_and_bodies
   while left > 0 do
-    m:perform(0)
-    m:poll(50)
-    m:perform(0)
-    while true do
-      local id, res, err = m:info_read()
-      if not id then break end
-      local i = ids[id]
-      out[i] = { at = core.monotime() - t0, status = res and res.status, body = res and res.body,
-                 err = err }
+    multi.round(m, 50, function(id, res, err)
+      out[ids[id]] = { at = core.monotime() - t0, status = res and res.status, body = res and res.body,
+                       err = err }
       left = left - 1
-    end
+    end)
   end
   m:close()
   return out

@@ -21,12 +21,7 @@ local SAMPLE, SAMPLE_TXT = "examples/sample.png", "examples/sample.txt"
 local SAMPLE_CHI, SAMPLE_CHI_TXT = "examples/sample-chi.png", "examples/sample-chi.txt"
 local MAX_CER = 0.02
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local d = f:read("*a")
-  f:close()
-  return d
-end
+local function read(path) return assert(require("helpers.files").read(path)) end
 
 local function write_tmp(data)
   local path = os.tmpname()

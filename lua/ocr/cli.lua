@@ -9,33 +9,34 @@ local files = require "ocr.files"
 
 local M = {}
 
-M.USAGE = [[
-usage: ocr [-p PROVIDER] [--text | --json | --tsv] [--lang L] [-o DIR] [-j N] [-q]
-           [--set key=value]... FILE|URL|-...
-       ocr providers
+M.USAGE = [==[
+usage: ocr [-p PROVIDER] [--text | --json | --tsv] [--lang L] [-o DIR [--overwrite]]
+           [-j N] [-q] [--require MODULE]... [--set key=value]... INPUT...
+       ocr [--require MODULE]... providers
        ocr --help | --version
 
-Recognises text in each FILE (or http(s) URL, or - for standard input) and prints it.
+Recognises text in each INPUT and prints it. An INPUT is a file, a folder (its images and
+PDFs, by name; not recursive), an http(s) URL, or - for standard input.
   -p, --provider NAME   provider (default: tesseract, offline); see `ocr providers`
       --text            print the text (default); a line with a form feed between pages;
                         several inputs get "==> name <==" headers
       --json            print one JSON object per input (JSON Lines): the result model
-      --tsv             print one line per text line: input, line, page, x, y, w, h, confidence, text
-      --lang L          recognition language, in the provider's own codes (tesseract: eng, chi_sim, eng+chi_sim)
-  -o, --output DIR      save each result in DIR: the provider's files (pdf/docx from picwish or
-                        compdf), else what is printed (NAME.txt, .json or .tsv); never overwrites
+      --tsv             print a header row, then one row per text line:
+                        input, line, page, x, y, w, h, confidence, text
+      --lang L          recognition language: en, zh-Hans, a list en,zh-Hans, or the
+                        provider's own code
+  -o, --output DIR      save each result in DIR (created if missing) and print only a summary:
+                        the provider's files, else NAME.txt, .json or .tsv as printed; an
+                        existing file is kept and the new one named NAME-1.txt
+      --overwrite       with -o, replace existing files instead
   -j, --jobs N          inputs in flight at once (default 4)
-      --set key=value   a provider or client option (e.g. --set format=docx --set psm=6)
+      --set key=value   a provider or client option (e.g. --set timeout=30)
+      --require MODULE  load a Lua module first: one that calls ocr.register adds a provider
+                        (also OCR_PROVIDERS=mod1,mod2)
   -q, --quiet           no progress on stderr
-Credentials come from the environment: OCR_<PROVIDER>_<CREDENTIAL>, e.g. OCR_PICWISH_API_KEY.
+Credentials come from the environment: OCR_<PROVIDER>_<CREDENTIAL> (see `ocr providers`).
 Exit status: 0 when every input succeeded, 1 when any failed, 2 for usage errors.
-]]
-
--- Where --lang goes, per provider: an input option or a client option.
-local LANG = {
-  tesseract = { client = "languages" }, picwish = { input = "language" },
-  tencent = { input = "language_type" }, compdf = { input = "ocr_language" },
-}
+]==]
 
 local UsageError = {}
 
@@ -45,7 +46,7 @@ end
 
 --- Parses the arguments into an options table (raises a usage error).
 function M.parse(args)
-  local o = { provider = "tesseract", format = "text", jobs = 4, sets = {}, inputs = {} }
+  local o = { provider = "tesseract", format = "text", jobs = 4, sets = {}, requires = {}, inputs = {} }
   local i = 1
   local function value(flag)
     i = i + 1
@@ -66,6 +67,8 @@ function M.parse(args)
     elseif a == "--text" or a == "--json" or a == "--tsv" then o.format = a:sub(3)
     elseif a == "--lang" then o.lang = value(a)
     elseif a == "-o" or a == "--output" then o.output = value(a)
+    elseif a == "--overwrite" then o.overwrite = true
+    elseif a == "--require" then o.requires[#o.requires + 1] = value(a)
     elseif a == "-j" or a == "--jobs" then
       o.jobs = tonumber(value(a))
       if not o.jobs or o.jobs < 1 or o.jobs ~= math.floor(o.jobs) then usage_error("-j needs a whole number >= 1") end
@@ -81,7 +84,90 @@ function M.parse(args)
     else o.inputs[#o.inputs + 1] = a end
     i = i + 1
   end
+  if o.overwrite and not o.output then usage_error("--overwrite needs -o DIR") end
   return o
+end
+
+-- Requires the modules named by OCR_PROVIDERS (comma-separated) and --require, in that order,
+-- so that the providers they register are known when -p is resolved.
+local function require_modules(o)
+  local list = {}
+  for m in (os.getenv("OCR_PROVIDERS") or ""):gmatch("[^,%s]+") do list[#list + 1] = { m, "OCR_PROVIDERS" } end
+  for _, m in ipairs(o.requires) do list[#list + 1] = { m, "--require" } end
+  for _, e in ipairs(list) do
+    local ok, err = pcall(require, e[1])
+    if not ok then
+      local first = tostring(err):match("^[^\n]*"):gsub(":$", "")
+      local hint = first:find("not found", 1, true) and " (is it on LUA_PATH?)" or ""
+      usage_error("module '%s' (%s) failed to load: %s%s", e[1], e[2], first, hint)
+    end
+  end
+end
+
+-- Byte order, whatever the locale (Lua's < on strings follows strcoll).
+local function byte_less(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = a:byte(i), b:byte(i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
+local MEDIA = { png = true, jpg = true, jpeg = true, tif = true, tiff = true, bmp = true, gif = true,
+                webp = true, pnm = true, pdf = true }
+
+-- The inputs a folder holds: its regular files (not symlinks, not hidden) with an image or PDF
+-- extension, in byte order of their names. Not recursive.
+local function folder_inputs(dir)
+  local entries, err = core.list_dir(dir)
+  if not entries then usage_error("cannot read folder %s", err) end
+  local prefix = dir:sub(-1) == "/" and dir or dir .. "/"
+  local names = {}
+  for _, name in ipairs(entries) do
+    local ext = name:match("%.([^.]+)$")
+    if ext and MEDIA[ext:lower()] and name:sub(1, 1) ~= "." then
+      local st = core.lstat(prefix .. name)
+      if st and st.type == "file" then names[#names + 1] = name end
+    end
+  end
+  if #names == 0 then usage_error("folder %s holds no images or PDFs", dir) end
+  table.sort(names, byte_less)
+  for i, name in ipairs(names) do names[i] = prefix .. name end
+  return names
+end
+
+local function is_url(name) return name:match("^[hH][tT][tT][pP][sS]?://") ~= nil end
+
+-- The command's inputs with each folder replaced by the files it holds.
+local function expand_inputs(inputs)
+  local out = {}
+  for _, name in ipairs(inputs) do
+    local st = name ~= "-" and not is_url(name) and core.stat(name)
+    if st and st.type == "directory" then
+      for _, f in ipairs(folder_inputs(name)) do out[#out + 1] = f end
+    else
+      out[#out + 1] = name
+    end
+  end
+  return out
+end
+
+-- mkdir -p: `path` and its missing parents. Returns true, or nil and why.
+local function make_dirs(path)
+  path = path:gsub("(.)/+$", "%1")
+  local st = core.stat(path)
+  if st then
+    if st.type == "directory" then return true end
+    return nil, path .. " is not a directory"
+  end
+  local parent = path:match("^(.*[^/])/+[^/]+$")
+  if parent then
+    local ok, err = make_dirs(parent)
+    if not ok then return nil, err end
+  end
+  local ok, err, why = core.mkdir(path)
+  if ok or (why == "exists" and (core.stat(path) or {}).type == "directory") then return true end
+  return nil, err
 end
 
 -- Turns a --set value into what the option's spec expects.
@@ -105,7 +191,9 @@ local function coerce(key, text, spec)
   return text
 end
 
--- Splits the --set and --lang options between the client (ocr.new) and every input.
+-- Splits the --set options between the client (ocr.new) and every input. --lang is the one
+-- `language` option (ocr.language): the client's, so that ocr.new checks it once (a code the
+-- provider does not read is a usage error), else every input's (the client says why not).
 local function build_options(o, def)
   local client_opts, input_opts = {}, {}
   local client_specs = { client_mod.COMMON_OPTIONS, def.client_options or {} }
@@ -121,9 +209,7 @@ local function build_options(o, def)
     else usage_error("provider %s has no option '%s'", o.provider, k) end
   end
   if o.lang then
-    local where = LANG[o.provider]
-    if not where then usage_error("provider %s takes no --lang", o.provider) end
-    if where.client then client_opts[where.client] = o.lang else input_opts[where.input] = o.lang end
+    if def.languages then client_opts.language = o.lang else input_opts.language = o.lang end
   end
   return client_opts, input_opts
 end
@@ -135,7 +221,7 @@ local function make_input(name, input_opts, output)
   if name == "-" then
     input.data = io.stdin:read("*a")
     input.filename = "stdin"
-  elseif name:match("^[hH][tT][tT][pP][sS]?://") then
+  elseif is_url(name) then
     input.url = name
   else
     input.file = name
@@ -165,29 +251,44 @@ local function json_safe(v, depth)
   return out
 end
 
--- The result model as plain JSON (no metatables, no raw vendor answer).
+-- lua-cjson writes "/" as "\/": valid JSON, but paths and URLs read badly. One left-to-right
+-- pass over the escapes (in JSON only strings hold backslashes, each starting a two-character
+-- escape or \uXXXX) turns "\/" back into "/" and leaves every other escape as it is: in "\\/"
+-- the first escape is a backslash, and the slash after it was never escaped.
+local function unescape_slashes(json)
+  if not json:find("\\/", 1, true) then return json end
+  return (json:gsub("\\(.)", function(c) if c == "/" then return "/" end end))
+end
+
+-- The result as plain JSON: every field the provider set (no metatables, no raw vendor answer,
+-- none of the provider's own "_" fields), with lines and files always arrays.
 local function to_json(name, res, err)
   if err then
     local e = {}
     for _, k in ipairs{ "kind", "message", "code", "status", "task_id", "request_id", "retryable" } do
       e[k] = err[k]
     end
-    return cjson.encode{ input = name, error = json_safe(e, 0) }
+    return unescape_slashes(cjson.encode{ input = name, error = json_safe(e, 0) })
   end
-  local out = { input = name }
-  for _, k in ipairs{ "provider", "text", "language", "angle", "pages", "request_id", "task_id", "markdown" } do
-    out[k] = res[k]
+  local out = {}
+  for k, v in pairs(res) do
+    if type(k) == "string" and k ~= "raw" and k ~= "lines" and k ~= "files" and k:sub(1, 1) ~= "_" then
+      out[k] = v
+    end
   end
   out = json_safe(out, 0)
+  out.input = name
   out.lines = #res.lines > 0 and json_safe(res.lines, 0) or cjson.empty_array
   out.files = #res.files > 0 and json_safe(res.files, 0) or cjson.empty_array
-  return cjson.encode(out)
+  return unescape_slashes(cjson.encode(out))
 end
 
 local function tsv_field(v)
   if v == nil then return "" end
   return (tostring(v):gsub("[\t\n\r\\]", { ["\t"] = "\\t", ["\n"] = "\\n", ["\r"] = "\\r", ["\\"] = "\\\\" }))
 end
+
+local TSV_HEADER = "input\tline\tpage\tx\ty\tw\th\tconfidence\ttext\n"
 
 local function tsv_rows(name, res)
   local rows = {}
@@ -213,26 +314,85 @@ end
 
 local EXTENSION = { text = "txt", json = "json", tsv = "tsv" }
 
--- The files the provider saved for a result (picwish's pdf with -o), by path.
-local function saved_paths(res)
-  local paths = {}
-  for _, f in ipairs(res and res.files or {}) do paths[#paths + 1] = f.path end
-  return paths
+-- Where -o saves results. An existing name is kept: the new file gets another (files.safe_path,
+-- NAME-1.txt). With --overwrite every file is first written complete in a hidden staging folder
+-- inside DIR (one subfolder per input, so that inputs saving alike names do not rename each
+-- other's), then renamed over the name (atomic; a symlink there is replaced, not followed);
+-- never over a file this run saved, so two inputs named alike both keep their results.
+local function open_output(dir, overwrite)
+  local out = { dir = dir, base = (dir:gsub("(.)/+$", "%1")), taken = {}, count = 0 }
+  out.base = out.base == "/" and "" or out.base
+  if overwrite then
+    for _ = 1, 10 do
+      local path = ("%s/.ocr-partial-%s"):format(out.base, core.hex(core.random_bytes(6)))
+      local ok, err, why = core.mkdir(path)
+      if ok then out.staging = path break end
+      if why ~= "exists" then return nil, err end
+    end
+    if not out.staging then return nil, "cannot create a staging folder in " .. dir end
+  end
+  return out
+end
+
+-- Moves a complete file from the staging folder into DIR (--overwrite); returns its new path,
+-- or nil and why.
+local function place(out, from)
+  local name = files.basename(from)
+  local target = out.base .. "/" .. name
+  if not out.taken[name] and os.rename(from, target) then
+    out.taken[name] = true
+    return target
+  end
+  local path, err = files.safe_path(out.dir, name)   -- taken by this run, or not replaceable
+  if path then
+    local ok, rerr = os.rename(from, path)
+    if ok then
+      out.taken[files.basename(path)] = true
+      return path
+    end
+    os.remove(path)
+    err = rerr
+  end
+  os.remove(from)
+  return nil, err
+end
+
+-- The folder input `i` saves into: DIR, or with --overwrite its own staging subfolder.
+local function input_folder(out, i)
+  if not out.staging then return out.dir end
+  local dir = out.staging .. "/" .. i
+  local ok, err, why = core.mkdir(dir)
+  if not ok and why ~= "exists" then return nil, err end
+  return dir
+end
+
+-- Removes the staging folder and whatever a failed input left in it.
+local function close_output(out)
+  if not out.staging then return end
+  for _, name in ipairs(core.list_dir(out.staging) or {}) do
+    local path = out.staging .. "/" .. name
+    for _, f in ipairs(core.list_dir(path) or {}) do os.remove(path .. "/" .. f) end
+    os.remove(path)
+  end
+  os.remove(out.staging)
 end
 
 -- With -o, a result for which the provider saved no file (tesseract's, a text-only answer) is
--- saved as what is printed, under the input's name: -o never leaves DIR empty without a word.
--- Returns the path, or nil and why.
-local function save_rendered(dir, format, input, rendered)
+-- saved as what would be printed, under the input's name: -o never leaves DIR empty without a
+-- word. Returns the path, or nil and why.
+local function save_rendered(out, format, input, rendered)
   local base = files.name_for(input, "input")
   local stem = base:match("^(.+)%.[^.]*$") or base
-  local path, err = files.safe_path(dir, stem .. "." .. EXTENSION[format])
+  local path, err = files.safe_path(input.output, stem .. "." .. EXTENSION[format])
   if not path then return nil, err end
   local f, ferr = io.open(path, "wb")
-  if not f then return nil, ferr end
-  local ok, werr = f:write(rendered)
-  f:close()
-  if not ok then return nil, werr end
+  local ok, werr = f and f:write(rendered)
+  if f then f:close() end
+  if not ok then
+    os.remove(path)
+    return nil, ferr or werr
+  end
+  if out.staging then return place(out, path) end
   return path
 end
 
@@ -295,6 +455,12 @@ function M.main(args, ocr, streams)
               type(tess) == "table" and (", tesseract " .. tostring(tess._VERSION)) or "", ")\n")
     return 0
   end
+  local loaded_mods, merr = pcall(require_modules, o)
+  if not loaded_mods then
+    if getmetatable(merr) ~= UsageError then error(merr, 0) end
+    err_out:write("ocr: ", merr.message, "\n")
+    return 2
+  end
   if o.inputs[1] == "providers" and #o.inputs == 1 then
     for _, name in ipairs(ocr.providers()) do
       local loaded, def = pcall(registry.get, name)
@@ -331,27 +497,74 @@ function M.main(args, ocr, streams)
     return 2
   end
 
+  local expanded, names = pcall(expand_inputs, o.inputs)
+  if not expanded then
+    if getmetatable(names) ~= UsageError then error(names, 0) end
+    err_out:write("ocr: ", names.message, "\n")
+    client:close()
+    return 2
+  end
+  local output
+  if o.output then
+    local ok, derr = make_dirs(o.output)
+    if ok then output, derr = open_output(o.output, o.overwrite) end
+    if not output then
+      err_out:write(("ocr: cannot create the output folder %s: %s\n"):format(o.output, derr))
+      client:close()
+      return 2
+    end
+  end
+
   local inputs = {}
-  for i, name in ipairs(o.inputs) do inputs[i] = make_input(name, input_opts, o.output) end
+  for i, name in ipairs(names) do
+    local folder, ferr
+    if output then
+      folder, ferr = input_folder(output, i)
+      if not folder then
+        err_out:write(("ocr: cannot create a staging folder in %s: %s\n"):format(o.output, ferr))
+        close_output(output)
+        client:close()
+        return 2
+      end
+    end
+    inputs[i] = make_input(name, input_opts, folder)
+  end
   local bar = progress_reporter(o, #inputs, err_out)
   local results = client:recognize_all(inputs, { concurrency = o.jobs,
-    on_result = function(i, res) bar.done(i, o.inputs[i], res ~= nil) end,
+    on_result = function(i, res) bar.done(i, names[i], res ~= nil) end,
     on_progress = function(ev) bar.progress(ev.index, ev.stage == "processing" and ev.progress) end })
   bar.finish()
 
-  local status = 0
+  -- Without -o the results are printed; with it they are saved, and stdout gets a summary.
+  local status, failed = 0, 0
+  if o.format == "tsv" and not output then out:write(TSV_HEADER) end
   for i, r in ipairs(results) do
-    local name = o.inputs[i]
+    local name = names[i]
     if r.err then
-      status = 1
+      status, failed = 1, failed + 1
       err_out:write(("ocr: %s: %s\n"):format(name, tostring(r.err)))
     end
+    local saved = {}
+    if r.res and output then
+      for _, f in ipairs(r.res.files) do
+        if type(f.path) == "string" and output.staging and f.path:sub(1, #output.staging + 1) == output.staging .. "/" then
+          local path, perr = place(output, f.path)
+          if not path then
+            status = 1
+            err_out:write(("ocr: %s: cannot save %s in %s: %s\n"):format(name, files.basename(f.path), o.output, perr))
+          end
+          f.path = path
+        end
+        saved[#saved + 1] = f.path
+      end
+    end
     local rendered = render(o.format, name, r.res, r.err)
-    if r.res and o.format == "text" and #inputs > 1 then out:write(("==> %s <==\n"):format(name)) end
-    out:write(rendered)
-    local saved = saved_paths(r.res)
-    if r.res and o.output and #saved == 0 then
-      local path, serr = save_rendered(o.output, o.format, inputs[i], rendered)
+    if not output then
+      if r.res and o.format == "text" and #inputs > 1 then out:write(("==> %s <==\n"):format(name)) end
+      out:write(rendered)
+    elseif r.res and #saved == 0 then
+      local path, serr = save_rendered(output, o.format, inputs[i],
+                                       o.format == "tsv" and TSV_HEADER .. rendered or rendered)
       if path then
         saved[1] = path
       else
@@ -360,6 +573,13 @@ function M.main(args, ocr, streams)
       end
     end
     for _, path in ipairs(saved) do err_out:write(("ocr: %s: saved %s\n"):format(name, path)) end
+    if output then output.count = output.count + #saved end
+  end
+  if output then
+    close_output(output)
+    local function n(count, what) return ("%d %s%s"):format(count, what, count == 1 and "" or "s") end
+    out:write(("%s: %d ok, %d failed; %s in %s\n"):format(n(#inputs, "input"), #inputs - failed, failed,
+                                                          n(output.count, "file"), o.output))
   end
   client:close()
   return status

@@ -182,7 +182,7 @@ function Client:check_input(input)
   if type(input) ~= "table" then return "input must be a table" end
   local ok, err = schema.check_table(input, self.input_specs, self.input_what, true)
   if not ok then return err end
-  if input.language ~= nil then
+  if input.language ~= nil and def.languages then   -- (else a provider's own option)
     local native, lerr = language.resolve(def.languages, input.language, self.provider)
     if native == nil then return lerr end
   end

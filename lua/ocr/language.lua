@@ -11,6 +11,8 @@
 --   }                             -- so a valid code is accepted and not sent
 --
 -- A code neither table knows is an error naming the closest codes the provider does know.
+local distance = require("ocr.strings").distance
+
 local M = {}
 
 -- Bounds on foreign input: a language value is short.
@@ -93,21 +95,6 @@ local function is_native(spec, name)
     for _, v in ipairs(native) do if v == name then return true end end
   end
   return false
-end
-
--- Edit distance of two short strings (the suggestions only; both are bounded).
-local function distance(a, b)
-  local prev = {}
-  for j = 0, #b do prev[j] = j end
-  for i = 1, #a do
-    local cur = { [0] = i }
-    for j = 1, #b do
-      local cost = a:byte(i) == b:byte(j) and 0 or 1
-      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-    end
-    prev = cur
-  end
-  return prev[#b]
 end
 
 --- The codes (and the native names) closest to `wanted`, at most three, nearest first.

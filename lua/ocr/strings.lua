@@ -51,4 +51,23 @@ function M.bool(v)
   return v and "true" or "false"
 end
 
+--- The edit distance (Levenshtein) of two strings (bytes) or arrays: O(#a * #b) time, so for
+-- short or bounded values only.
+function M.distance(a, b)
+  local at, bt = a, b
+  if type(a) == "string" then at = { byte(a, 1, -1) } end
+  if type(b) == "string" then bt = { byte(b, 1, -1) } end
+  local prev = {}
+  for j = 0, #bt do prev[j] = j end
+  for i = 1, #at do
+    local cur = { [0] = i }
+    for j = 1, #bt do
+      local cost = at[i] == bt[j] and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev = cur
+  end
+  return prev[#bt]
+end
+
 return M

@@ -32,19 +32,7 @@ function M.normalise(s)
   return out
 end
 
-function M.levenshtein(a, b)
-  local prev = {}
-  for j = 0, #b do prev[j] = j end
-  for i = 1, #a do
-    local cur = { [0] = i }
-    for j = 1, #b do
-      local cost = a[i] == b[j] and 0 or 1
-      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-    end
-    prev = cur
-  end
-  return prev[#b]
-end
+M.levenshtein = require("ocr.strings").distance
 
 function M.rate(reference, hypothesis)
   local ref, hyp = M.normalise(reference), M.normalise(hypothesis)

@@ -4,11 +4,9 @@
 -- known kind, no credential in the error in any encoding, and nothing written outside
 -- `output` or through a symlink planted there.
 local ocr = require "ocr"
+local emulator, F, shell = require "helpers.emulator", require "helpers.files", require "helpers.shell"
 local errors = require "ocr.errors"
 local core = require "ocr.core"
-local emulator = require "helpers.emulator"
-local F = require "helpers.files"
-local shell = require "helpers.shell"
 
 local VENDORS = {
   { name = "picwish", secrets = { "test-picwish-key" },
