@@ -60,6 +60,8 @@ describe("ocr.language", function()
     local detects = { detects = true }
     assert.equal(false, language.resolve(detects, "fr"))
     assert.equal(false, language.resolve(detects, "und"))
+    assert.equal(false, language.resolve(spec, "und"))   -- (no name for it: the vendor's default)
+    assert.equal("English", language.resolve(spec, "und,en"))
     assert.is_nil((language.resolve(detects, "not a code")))
   end)
 

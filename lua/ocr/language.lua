@@ -1,6 +1,6 @@
 --- The one `language` option: BCP 47 codes (`en`, `zh-Hans`, `pt-BR`), lists (`{"en","ja"}` or
--- `"en,ja"`) and `und` (let the engine detect), mapped onto each provider's own names by the
--- table its definition declares:
+-- `"en,ja"`) and `und` (the engine's own choice: its detection, or its default), mapped onto
+-- each provider's own names by the table its definition declares:
 --
 --   languages = {
 --     codes  = { en = "English", ["zh-Hans"] = "ChinesePRC", ... },  -- BCP 47 -> native
@@ -120,7 +120,8 @@ end
 local function resolve_one(spec, item, provider)
   local tag, subtags = canonical(item)
   if tag then
-    if tag == "und" and spec.codes and spec.codes.und == nil and spec.detects then return false end
+    -- `und` (undetermined) with no name of its own: nothing sent, the engine's default reads.
+    if tag == "und" and not (spec.codes and spec.codes.und) then return false end
     for _, t in ipairs(candidates(tag, subtags)) do
       local v = spec.codes and spec.codes[t]
       if v ~= nil then return v end
