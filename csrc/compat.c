@@ -1,4 +1,23 @@
+/* Lua 5.1 shims (see compat.h) and the one constructor of every module's metatables. */
 #include "compat.h"
+
+void ocr_push_class(lua_State *L, const char *name, const luaL_Reg *meta,
+                    const luaL_Reg *methods) {
+    luaL_getmetatable(L, name);
+    if (!lua_isnil(L, -1)) return;
+    lua_pop(L, 1);
+    lua_newtable(L);
+    luaL_setfuncs(L, meta, 0);
+    if (methods != NULL) {
+        lua_newtable(L);
+        luaL_setfuncs(L, methods, 0);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pushstring(L, name);
+    lua_setfield(L, -2, "__name");
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, name);
+}
 
 #if LUA_VERSION_NUM == 501
 int lua_absindex(lua_State *L, int idx) {
@@ -29,7 +48,4 @@ void luaL_setmetatable(lua_State *L, const char *tname) {
     luaL_getmetatable(L, tname);
     lua_setmetatable(L, -2);
 }
-#else
-/* ISO C forbids an empty translation unit. */
-typedef int ocr_compat_unused;
 #endif

@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include "ocr.h"
+#include "bytes.h"
 
 #define COS_MAX_ENTRIES 1000            /* per table (params, headers) */
 #define COS_MAX_TOTAL   (1024 * 1024)   /* raw bytes of every key, value, path and secret */

@@ -6,6 +6,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include "ocr.h"
+#include "bytes.h"
 
 /* Digests hash bytes, so only real strings are accepted: a number would hash its Lua-version
  * dependent textual form (1.0 is "1.0" on 5.4 but "1" on 5.1), which is never what a caller
@@ -16,15 +17,6 @@ static const char *check_bytes(lua_State *L, int arg, size_t *len) {
         luaL_argerror(L, arg, msg);
     }
     return lua_tolstring(L, arg, len);
-}
-
-void ocr_hex_encode(const unsigned char *src, size_t n, char *dst) {
-    static const char digits[] = "0123456789abcdef";
-    size_t i;
-    for (i = 0; i < n; i++) {
-        dst[2 * i] = digits[src[i] >> 4];
-        dst[2 * i + 1] = digits[src[i] & 0x0f];
-    }
 }
 
 static int push_digest(lua_State *L, const EVP_MD *md, const char *name) {

@@ -41,13 +41,8 @@ int ocr_curl_session_new(lua_State *L) {
     ocr_curl_global_init(L);
     s = lua_newuserdata(L, sizeof *s);
     memset(s, 0, sizeof *s);
-    ocr_curl_opts_defaults(&s->opts);
-    s->opts.owns_strings = 1;
     luaL_setmetatable(L, OCR_CURL_SESSION_MT);   /* from here __gc frees what is copied */
-    if (type == LUA_TTABLE) {
-        ocr_curl_opts_check(L, 1);
-        ocr_curl_opts_read(L, 1, &s->opts);
-    }
+    ocr_curl_opts_arg(L, &s->opts);
     s->easy = curl_easy_init();
     if (s->easy == NULL) return luaL_error(L, "ocr.curl: curl_easy_init failed");
     return 1;
@@ -118,13 +113,11 @@ void ocr_curl_session_register(lua_State *L) {
         { "close", session_close },
         { NULL, NULL }
     };
-    if (luaL_newmetatable(L, OCR_CURL_SESSION_MT)) {
-        luaL_newlib(L, methods);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, session_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, session_tostring);
-        lua_setfield(L, -2, "__tostring");
-    }
+    static const luaL_Reg meta[] = {
+        { "__gc", session_gc },
+        { "__tostring", session_tostring },
+        { NULL, NULL }
+    };
+    ocr_push_class(L, OCR_CURL_SESSION_MT, meta, methods);
     lua_pop(L, 1);
 }

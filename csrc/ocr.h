@@ -16,10 +16,6 @@ OCR_HIDDEN extern const luaL_Reg ocr_sys_funcs[];        /* sys.c:       monotim
 OCR_HIDDEN extern const luaL_Reg ocr_text_funcs[];       /* text.c:      split_lines            */
 OCR_HIDDEN extern const luaL_Reg ocr_http_funcs[];       /* http_parse.c: http_response         */
 
-/* Hex-encodes n bytes of src into dst (2n bytes, lowercase; not NUL-terminated). Shared by
- * crypto.c and cos_sign.c so there is one implementation. */
-OCR_HIDDEN void ocr_hex_encode(const unsigned char *src, size_t n, char *dst);
-
 /* RFC 3986 percent-encoding (unreserved A-Za-z0-9-_.~ left bare, uppercase hex) appended to a
  * luaL_Buffer. Shared by codec.c (url_encode) and cos_sign.c. */
 OCR_HIDDEN void ocr_url_encode_buf(luaL_Buffer *b, const char *s, size_t n);
