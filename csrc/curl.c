@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 #include <signal.h>
 #include <stdint.h>
+#include <string.h>
 #include "curl_xfer.h"
 #include "ocr.h"
 
@@ -18,6 +19,17 @@ void ocr_curl_global_init(lua_State *L) {
     if (rc != CURLE_OK)
         luaL_error(L, "ocr.curl: curl_global_init failed: %s", curl_easy_strerror(rc));
     done = 1;
+}
+
+void *ocr_curl_new_object(lua_State *L, size_t size) {
+    void *o;
+    int type = lua_type(L, 1);
+    if (type != LUA_TNONE && type != LUA_TNIL && type != LUA_TTABLE)
+        luaL_argerror(L, 1, "options table expected");
+    ocr_curl_global_init(L);
+    o = lua_newuserdata(L, size);
+    memset(o, 0, size);
+    return o;
 }
 
 OCR_EXPORT int luaopen_ocr_curl(lua_State *L);
@@ -57,7 +69,7 @@ int luaopen_ocr_curl(lua_State *L) {
     ignore_sigpipe();
     snprintf(ocr_curl_user_agent, sizeof ocr_curl_user_agent, "lua-ocr/%s libcurl/%s",
              OCR_VERSION, vi->version);
-    ocr_push_class(L, OCR_CURL_HOLDER_MT, holder_meta, NULL);
+    ocr_push_class(L, OCR_CURL_HOLDER_MT, holder_meta);
     lua_pop(L, 1);
     ocr_curl_session_register(L);
     ocr_curl_multi_register(L);

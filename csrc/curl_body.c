@@ -68,8 +68,11 @@ static curl_off_t seg_len(const ocr_xfer *x, int s) {
     return (curl_off_t)(to - from);
 }
 
-static size_t read_failed(ocr_xfer *x, const char *fmt, const char *path, const char *why) {
-    snprintf(x->fail_msg, sizeof x->fail_msg, fmt, path, why);
+/* Stops the transfer: the file could not be opened (why), or it is not the size it had when
+ * the body was measured (why NULL), so the body would not match its Content-Length. */
+static size_t read_failed(ocr_xfer *x, const char *path, const char *why) {
+    if (why) snprintf(x->fail_msg, sizeof x->fail_msg, "cannot read '%s': %s", path, why);
+    else snprintf(x->fail_msg, sizeof x->fail_msg, "'%s' changed size while it was sent", path);
     x->fail = OCR_FAIL_INPUT;
     return CURL_READFUNC_ABORT;
 }
@@ -88,17 +91,19 @@ static size_t on_read(char *buf, size_t size, size_t nitems, void *ud) {
     while (got < room && x->seg <= 2 * x->nfiles) {
         curl_off_t left = seg_len(x, x->seg) - x->seg_off;
         size_t want = (curl_off_t)(room - got) < left ? room - got : (size_t)left;
-        if (x->seg % 2 == 0) {
+        if (want == 0) {
+            /* an empty segment: upload_file's bytes around its file, or a file of 0 bytes */
+        } else if (x->seg % 2 == 0) {
             size_t from = x->seg > 0 ? x->files[x->seg / 2 - 1].at : 0;
             memcpy(buf + got, x->form.data + from + x->seg_off, want);
-        } else if (want > 0) {
+        } else {
             const char *path = x->files[x->seg / 2].path;
             size_t r;
             if (x->read_fp == NULL && !open_seg(x))
-                return read_failed(x, "cannot read '%s': %s", path, strerror(errno));
+                return read_failed(x, path, strerror(errno));
             r = fread(buf + got, 1, want, x->read_fp);
             if (r == 0)
-                return read_failed(x, "'%s' changed size while it was sent%s", path, "");
+                return read_failed(x, path, NULL);
             want = r;
         }
         got += want;
@@ -109,8 +114,7 @@ static size_t on_read(char *buf, size_t size, size_t nitems, void *ud) {
                 fclose(x->read_fp);
                 x->read_fp = NULL;
                 if (more)
-                    return read_failed(x, "'%s' changed size while it was sent%s",
-                                       x->files[x->seg / 2].path, "");
+                    return read_failed(x, x->files[x->seg / 2].path, NULL);
             }
             x->seg++;
             x->seg_off = 0;

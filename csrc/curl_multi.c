@@ -212,13 +212,7 @@ static void multi_free(lua_State *L, ocr_multi *m) {
 /* Lua API                                                                                  */
 
 int ocr_curl_multi_new(lua_State *L) {
-    ocr_multi *m;
-    int type = lua_type(L, 1);
-    if (type != LUA_TNONE && type != LUA_TNIL && type != LUA_TTABLE)
-        return luaL_argerror(L, 1, "options table expected");
-    ocr_curl_global_init(L);
-    m = lua_newuserdata(L, sizeof *m);
-    memset(m, 0, sizeof *m);
+    ocr_multi *m = ocr_curl_new_object(L, sizeof *m);
     m->anchors = LUA_NOREF;
     luaL_setmetatable(L, OCR_CURL_MULTI_MT);
     ocr_curl_opts_arg(L, &m->opts);
@@ -445,22 +439,12 @@ static int multi_tostring(lua_State *L) {
 }
 
 void ocr_curl_multi_register(lua_State *L) {
-    static const luaL_Reg methods[] = {
-        { "add", multi_add },
-        { "perform", multi_perform },
-        { "poll", multi_poll },
-        { "info_read", multi_info_read },
-        { "progress", multi_progress },
-        { "remove", multi_remove },
-        { "count", multi_count },
-        { "close", multi_close },
-        { NULL, NULL }
+    static const luaL_Reg funcs[] = {
+        { "add", multi_add }, { "perform", multi_perform }, { "poll", multi_poll },
+        { "info_read", multi_info_read }, { "progress", multi_progress },
+        { "remove", multi_remove }, { "count", multi_count }, { "close", multi_close },
+        { "__gc", multi_close }, { "__tostring", multi_tostring }, { NULL, NULL }
     };
-    static const luaL_Reg meta[] = {
-        { "__gc", multi_close },
-        { "__tostring", multi_tostring },
-        { NULL, NULL }
-    };
-    ocr_push_class(L, OCR_CURL_MULTI_MT, meta, methods);
+    ocr_push_class(L, OCR_CURL_MULTI_MT, funcs);
     lua_pop(L, 1);
 }

@@ -34,13 +34,7 @@ static void session_free(ocr_session *s) {
 }
 
 int ocr_curl_session_new(lua_State *L) {
-    ocr_session *s;
-    int type = lua_type(L, 1);
-    if (type != LUA_TNONE && type != LUA_TNIL && type != LUA_TTABLE)
-        return luaL_argerror(L, 1, "options table expected");
-    ocr_curl_global_init(L);
-    s = lua_newuserdata(L, sizeof *s);
-    memset(s, 0, sizeof *s);
+    ocr_session *s = ocr_curl_new_object(L, sizeof *s);
     luaL_setmetatable(L, OCR_CURL_SESSION_MT);   /* from here __gc frees what is copied */
     ocr_curl_opts_arg(L, &s->opts);
     s->easy = curl_easy_init();
@@ -108,16 +102,10 @@ static int session_tostring(lua_State *L) {
 }
 
 void ocr_curl_session_register(lua_State *L) {
-    static const luaL_Reg methods[] = {
-        { "request", session_request },
-        { "close", session_close },
-        { NULL, NULL }
+    static const luaL_Reg funcs[] = {
+        { "request", session_request }, { "close", session_close },
+        { "__gc", session_gc }, { "__tostring", session_tostring }, { NULL, NULL }
     };
-    static const luaL_Reg meta[] = {
-        { "__gc", session_gc },
-        { "__tostring", session_tostring },
-        { NULL, NULL }
-    };
-    ocr_push_class(L, OCR_CURL_SESSION_MT, meta, methods);
+    ocr_push_class(L, OCR_CURL_SESSION_MT, funcs);
     lua_pop(L, 1);
 }

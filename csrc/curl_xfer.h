@@ -241,6 +241,9 @@ OCR_HIDDEN int ocr_xfer_progress_trampoline(lua_State *L);
 
 /* libcurl's global state, initialised once on first use (raises on failure). */
 OCR_HIDDEN void ocr_curl_global_init(lua_State *L);
+/* The start of session() and multi(): argument 1 checked (nil or an options table), libcurl
+ * initialised, a zeroed userdata of size bytes pushed and returned (no metatable yet). */
+OCR_HIDDEN void *ocr_curl_new_object(lua_State *L, size_t size);
 /* "lua-ocr/<ver> libcurl/<ver>", set when the module is opened. */
 OCR_HIDDEN extern char ocr_curl_user_agent[128];
 

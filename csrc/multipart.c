@@ -198,7 +198,7 @@ static void check_boundary_arg(lua_State *L) {
 }
 
 /* multipart(parts[, boundary]) -> body, content_type | nil, message */
-static int l_multipart(lua_State *L) {
+int ocr_core_multipart(lua_State *L) {
     int n;
     ocr_form_part *parts;
     char genb[OCR_FORM_BOUNDARY_LEN];
@@ -227,7 +227,7 @@ static int l_multipart(lua_State *L) {
 /* multipart_plan(parts[, boundary]) -> pieces, content_type, length | nil, message
  * pieces: strings (everything but the files' contents, consecutive ones merged) alternating
  * with {file = path, size = bytes} where each file's content goes; length: their total. */
-static int l_multipart_plan(lua_State *L) {
+int ocr_core_multipart_plan(lua_State *L) {
     int n, i, k = 0;
     ocr_form_part *parts;
     char genb[OCR_FORM_BOUNDARY_LEN];
@@ -281,9 +281,3 @@ static int l_multipart_plan(lua_State *L) {
     ocr_push_uint(L, total);
     return 3;
 }
-
-const luaL_Reg ocr_multipart_funcs[] = {
-    { "multipart", l_multipart },
-    { "multipart_plan", l_multipart_plan },
-    { NULL, NULL }
-};

@@ -16,12 +16,12 @@
 #include "ocr.h"
 #include "clock.h"
 
-static int l_monotime(lua_State *L) {
+int ocr_core_monotime(lua_State *L) {
     lua_pushnumber(L, (lua_Number)ocr_monotime());
     return 1;
 }
 
-static int l_sleep(lua_State *L) {
+int ocr_core_sleep(lua_State *L) {
     lua_Number s = luaL_checknumber(L, 1);
     luaL_argcheck(L, s >= 0 && s <= 86400 && !isnan(s), 1, "seconds between 0 and 86400 expected");
     struct timespec ts;
@@ -32,7 +32,7 @@ static int l_sleep(lua_State *L) {
 }
 
 /* stat(path) -> {type = "file"|"directory"|"other", size = bytes, mtime = s} or nil, message */
-static int l_stat(lua_State *L) {
+int ocr_core_stat(lua_State *L) {
     size_t len;
     const char *path = luaL_checklstring(L, 1, &len);
     struct stat st;
@@ -60,7 +60,7 @@ static int l_stat(lua_State *L) {
 /* create_new(path) -> true, or nil, message, "exists" | "error": creates an empty file that
  * did not exist (O_CREAT|O_EXCL: a name, dangling symlinks included, is taken once, by one
  * caller; O_NOFOLLOW: never through a symlink). */
-static int l_create_new(lua_State *L) {
+int ocr_core_create_new(lua_State *L) {
     size_t len;
     const char *path = luaL_checklstring(L, 1, &len);
     int fd, e;
@@ -85,7 +85,7 @@ static int l_create_new(lua_State *L) {
 }
 
 /* isatty(fd) -> boolean (fd 0, 1 or 2: stdin, stdout, stderr) */
-static int l_isatty(lua_State *L) {
+int ocr_core_isatty(lua_State *L) {
     lua_Integer fd = luaL_checkinteger(L, 1);
     luaL_argcheck(L, fd >= 0 && fd <= 2, 1, "0, 1 or 2 expected");
     lua_pushboolean(L, isatty((int)fd));
@@ -93,18 +93,8 @@ static int l_isatty(lua_State *L) {
 }
 
 /* cpu_count() -> the number of online processors (at least 1) */
-static int l_cpu_count(lua_State *L) {
+int ocr_core_cpu_count(lua_State *L) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     lua_pushinteger(L, n > 0 ? n : 1);
     return 1;
 }
-
-const luaL_Reg ocr_sys_funcs[] = {
-    {"monotime", l_monotime},
-    {"sleep", l_sleep},
-    {"stat", l_stat},
-    {"create_new", l_create_new},
-    {"isatty", l_isatty},
-    {"cpu_count", l_cpu_count},
-    {NULL, NULL}
-};

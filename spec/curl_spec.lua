@@ -467,6 +467,23 @@ describe("ocr.curl", function()
       assert.equal("application/octet-stream", e.form.f[1].content_type)
     end)
 
+    it("fails a form whose file shrinks while it is sent, as invalid_input", function()
+      local path = tmp .. "/shrinks.bin"
+      F.write(path, ("x"):rep(16 * 1024 * 1024))
+      local cut = false
+      local res, err = s:request{ url = url("/upload"), form = { { name = "f", file = path } },
+        on_progress = function(ev)
+          if not cut and ev.ulnow > 0 then
+            cut = true
+            assert(io.open(path, "wb")):close()
+          end
+        end }
+      assert.is_true(cut)
+      assert.is_nil(res)
+      assert.equal("invalid_input", err.kind)
+      assert.equal("'" .. path .. "' changed size while it was sent", err.message)
+    end)
+
     it("keeps a caller's Content-Type for a form and adds the boundary to it", function()
       local e = json(s:request{ url = url("/echo"), headers = { ["Content-Type"] = "multipart/mixed" },
         form = { { name = "a", value = "1" } } })
