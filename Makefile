@@ -32,10 +32,11 @@ LDFLAGS_SO = -shared $(SAN_FLAGS)
 OUT  = build/lua$(LUA_VERSION)$(BUILD_TAG)
 OBJ  = build/obj$(LUA_VERSION)$(BUILD_TAG)
 
-COMMON_SRC = csrc/compat.c csrc/buffer.c csrc/form.c
+COMMON_SRC = csrc/compat.c csrc/buffer.c csrc/bytes.c csrc/args.c csrc/form.c
 CORE_SRC   = csrc/core.c csrc/crypto.c csrc/codec.c csrc/cos_sign.c csrc/multipart.c csrc/xml.c csrc/sys.c \
              csrc/text.c csrc/http_parse.c
-CURL_SRC   = csrc/curl.c csrc/curl_session.c csrc/curl_multi.c
+CURL_SRC   = csrc/curl.c csrc/curl_opts.c csrc/curl_xfer.c csrc/curl_request.c csrc/curl_body.c \
+             csrc/curl_response.c csrc/curl_session.c csrc/curl_multi.c
 
 CORE_OBJ = $(patsubst csrc/%.c,$(OBJ)/%.o,$(CORE_SRC) $(COMMON_SRC))
 CURL_OBJ = $(patsubst csrc/%.c,$(OBJ)/%.o,$(CURL_SRC) $(COMMON_SRC))

@@ -1,5 +1,5 @@
 /* The monotonic clock in seconds, for deadlines that must not jump when the wall clock is set:
- * one definition for ocr.core (sys.c) and ocr.curl (curl.c, curl_multi.c). */
+ * one definition for ocr.core (sys.c) and ocr.curl (curl_multi.c). */
 #ifndef OCR_CLOCK_H
 #define OCR_CLOCK_H
 

@@ -31,7 +31,7 @@ static int push_fail(lua_State *L, const char *fmt, size_t n) {
  * mid-stream) because it takes an int length and we want no C heap allocation at all. */
 #define B64_IN_CHUNK 768   /* bytes in  -> 1024 chars out */
 
-static int l_base64_encode(lua_State *L) {
+int ocr_core_base64_encode(lua_State *L) {
     size_t n, i;
     const unsigned char *s = (const unsigned char *)check_bytes(L, 1, &n);
     unsigned char out[B64_IN_CHUNK / 3 * 4 + 1];   /* EVP_EncodeBlock writes a NUL */
@@ -83,7 +83,7 @@ static const char *b64_validate(const unsigned char *s, size_t n, size_t *pad, s
 
 #define B64_OUT_CHUNK 1024  /* chars in (multiple of 4) -> 768 bytes out */
 
-static int l_base64_decode(lua_State *L) {
+int ocr_core_base64_decode(lua_State *L) {
     size_t n, i, pad = 0, at = 0;
     const unsigned char *s = (const unsigned char *)check_bytes(L, 1, &n);
     const char *err = b64_validate(s, n, &pad, &at);
@@ -127,7 +127,7 @@ void ocr_url_encode_buf(luaL_Buffer *b, const char *s, size_t n) {
     }
 }
 
-static int l_url_encode(lua_State *L) {
+int ocr_core_url_encode(lua_State *L) {
     size_t n;
     const char *s = check_bytes(L, 1, &n);
     luaL_Buffer b;
@@ -148,7 +148,7 @@ static int hex_value(unsigned char c) {
  * URI path or a signed query value it is a literal plus, and turning it into a space would
  * corrupt exactly the strings this module exists to handle. Every '%' must start a complete
  * escape; anything else is refused. */
-static int l_url_decode(lua_State *L) {
+int ocr_core_url_decode(lua_State *L) {
     size_t n, i;
     const char *s = check_bytes(L, 1, &n);
     luaL_Buffer b;
@@ -175,11 +175,3 @@ static int l_url_decode(lua_State *L) {
     luaL_pushresult(&b);
     return 1;
 }
-
-const luaL_Reg ocr_codec_funcs[] = {
-    { "base64_encode", l_base64_encode },
-    { "base64_decode", l_base64_decode },
-    { "url_encode", l_url_encode },
-    { "url_decode", l_url_decode },
-    { NULL, NULL }
-};

@@ -1,4 +1,31 @@
+/* Lua 5.1 shims (see compat.h) and the one constructor of every module's metatables. */
 #include "compat.h"
+
+void ocr_push_class(lua_State *L, const char *name, const luaL_Reg *funcs) {
+    luaL_getmetatable(L, name);
+    if (!lua_isnil(L, -1)) return;
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushstring(L, name);
+    lua_setfield(L, -2, "__name");
+    for (; funcs->name != NULL; funcs++) {
+        int method = funcs->name[0] != '_' || funcs->name[1] != '_';
+        if (method) {
+            lua_getfield(L, -1, "__index");
+            if (lua_isnil(L, -1)) {
+                lua_pop(L, 1);
+                lua_newtable(L);
+                lua_pushvalue(L, -1);
+                lua_setfield(L, -3, "__index");
+            }
+        }
+        lua_pushcfunction(L, funcs->func);
+        lua_setfield(L, -2, funcs->name);
+        if (method) lua_pop(L, 1);
+    }
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, name);
+}
 
 #if LUA_VERSION_NUM == 501
 int lua_absindex(lua_State *L, int idx) {
@@ -29,7 +56,4 @@ void luaL_setmetatable(lua_State *L, const char *tname) {
     luaL_getmetatable(L, tname);
     lua_setmetatable(L, -2);
 }
-#else
-/* ISO C forbids an empty translation unit. */
-typedef int ocr_compat_unused;
 #endif

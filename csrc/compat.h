@@ -28,4 +28,11 @@ OCR_HIDDEN int   lua_absindex(lua_State *L, int idx);
 
 /* lua_newuserdata exists on every version (a macro over lua_newuserdatauv on 5.4): use only it. */
 
+/* Pushes the metatable registered as name, creating it first when absent from one list of
+ * functions: those named "__..." (__gc, __tostring) go into the metatable, the others into its
+ * __index table (made only when there are some); __name is set too. It is registered only once
+ * complete, so an allocation failure halfway never leaves a metatable without its __gc behind
+ * for later calls. Every class of every module is made here. */
+OCR_HIDDEN void ocr_push_class(lua_State *L, const char *name, const luaL_Reg *funcs);
+
 #endif

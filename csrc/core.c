@@ -9,12 +9,10 @@
 OCR_EXPORT int luaopen_ocr_core(lua_State *L);
 
 int luaopen_ocr_core(lua_State *L) {
-    const luaL_Reg *groups[] = { ocr_crypto_funcs, ocr_codec_funcs, ocr_cos_sign_funcs,
-                                 ocr_multipart_funcs, ocr_xml_funcs, ocr_sys_funcs, ocr_text_funcs,
-                                 ocr_http_funcs };
-    size_t i;
-    lua_newtable(L);
-    for (i = 0; i < sizeof groups / sizeof groups[0]; i++) luaL_setfuncs(L, groups[i], 0);
+#define OCR_CORE_ENTRY(name) { #name, ocr_core_##name },
+    static const luaL_Reg funcs[] = { OCR_CORE_FUNCS(OCR_CORE_ENTRY) { NULL, NULL } };
+#undef OCR_CORE_ENTRY
+    luaL_newlib(L, funcs);
     lua_pushliteral(L, OCR_VERSION);
     lua_setfield(L, -2, "_VERSION");
     lua_pushstring(L, XML_ExpatVersion());

@@ -9,6 +9,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include "ocr.h"
+#include "bytes.h"
+#include "args.h"
 
 #define COS_MAX_ENTRIES 1000            /* per table (params, headers) */
 #define COS_MAX_TOTAL   (1024 * 1024)   /* raw bytes of every key, value, path and secret */
@@ -71,33 +73,10 @@ static long long check_field_time(lua_State *L, const char *name) {
     return v;
 }
 
-/* Pushes the string form of the number at idx. Integral values print without a fraction on
- * every Lua version (5.4 would give "3.0" for a float 3.0, 5.1 gives "3"), so a signed value
- * does not depend on which Lua computed it. */
-static void push_number_string(lua_State *L, int idx, const char *what, const char *key) {
-    lua_Number d;
-    char tmp[64];
-#if LUA_VERSION_NUM >= 503
-    if (lua_isinteger(L, idx)) {
-        snprintf(tmp, sizeof tmp, "%lld", (long long)lua_tointeger(L, idx));
-        lua_pushstring(L, tmp);
-        return;
-    }
-#endif
-    d = lua_tonumber(L, idx);
-    if (d - d != 0)   /* NaN or an infinity */
-        luaL_error(L, "cos_sign: %s['%s'] must be a finite number", what, key);
-    if (d >= -9007199254740992.0 && d <= 9007199254740992.0 && d == (lua_Number)(long long)d)
-        snprintf(tmp, sizeof tmp, "%lld", (long long)d);
-    else
-        snprintf(tmp, sizeof tmp, "%.14g", (double)d);
-    lua_pushstring(L, tmp);
-}
-
 /* Percent-encodes the string at idx (RFC 3986, shared encoder), lowercasing the result when
  * asked; keys are lowercased *after* encoding, so "%E4" signs as "%e4". Anchors the result. */
 static const char *encode_anchor(lua_State *L, sign_ctx *c, int idx, int lower, size_t *len) {
-    size_t n, i;
+    size_t n;
     const char *s = lua_tolstring(L, idx, &n);
     luaL_Buffer b;
     luaL_buffinit(L, &b);
@@ -105,12 +84,7 @@ static const char *encode_anchor(lua_State *L, sign_ctx *c, int idx, int lower, 
     luaL_pushresult(&b);
     if (lower) {
         const char *e = lua_tolstring(L, -1, &n);
-        luaL_buffinit(L, &b);
-        for (i = 0; i < n; i++) {
-            char ch = e[i];
-            luaL_addchar(&b, (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch);
-        }
-        luaL_pushresult(&b);
+        ocr_push_lower(L, e, n);
         lua_remove(L, -2);
     }
     return anchor_top(L, c, len);
@@ -151,7 +125,8 @@ static kv_entry *collect(lua_State *L, sign_ctx *c, const char *what, int *count
             key = lua_tolstring(L, -2, &kl);
             if (kl == 0) luaL_error(L, "cos_sign: %s key must not be empty", what);
             if (lua_type(L, -1) == LUA_TNUMBER) {
-                push_number_string(L, -1, what, key);
+                if (!ocr_push_number_string(L, -1))
+                    luaL_error(L, "cos_sign: %s['%s'] must be a finite number", what, key);
                 lua_replace(L, -2);
             } else if (lua_type(L, -1) != LUA_TSTRING) {
                 luaL_error(L, "cos_sign: %s['%s'] must be a string or number, got %s", what,
@@ -202,12 +177,15 @@ static void add_pairs(luaL_Buffer *b, const kv_entry *e, int n) {
     }
 }
 
-static void add_key_list(luaL_Buffer *b, const kv_entry *e, int n) {
+static void push_key_list(lua_State *L, const kv_entry *e, int n) {
+    luaL_Buffer b;
     int i;
+    luaL_buffinit(L, &b);
     for (i = 0; i < n; i++) {
-        if (i > 0) luaL_addchar(b, ';');
-        luaL_addlstring(b, e[i].k, e[i].kl);
+        if (i > 0) luaL_addchar(&b, ';');
+        luaL_addlstring(&b, e[i].k, e[i].kl);
     }
+    luaL_pushresult(&b);
 }
 
 static void hmac_sha1_hex(lua_State *L, const char *key, size_t kl, const char *msg, size_t ml,
@@ -237,15 +215,12 @@ static void http_string_sha1(lua_State *L, const char *method, size_t ml, const 
                              size_t pl, const kv_entry *p, int np, const kv_entry *h, int nh,
                              char *hex) {
     luaL_Buffer b;
-    size_t i, hl;
+    size_t hl;
     const char *hs;
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     luaL_buffinit(L, &b);
-    for (i = 0; i < ml; i++) {
-        char ch = method[i];
-        luaL_addchar(&b, (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch);
-    }
+    ocr_add_lower(&b, method, ml);
     luaL_addchar(&b, '\n');
     luaL_addlstring(&b, path, pl);
     luaL_addchar(&b, '\n');
@@ -261,17 +236,16 @@ static void http_string_sha1(lua_State *L, const char *method, size_t ml, const 
     lua_pop(L, 1);
 }
 
-static int l_cos_sign(lua_State *L) {
+int ocr_core_cos_sign(lua_State *L) {
     sign_ctx c;
     size_t idl, kl, ml, pl;
     const char *id, *key, *method, *path;
     long long start, expire;
     kv_entry *params, *headers;
     int np = 0, nh = 0;
-    char keytime[64], signkey[SHA1_HEX_LEN], hashed[SHA1_HEX_LEN], sig[SHA1_HEX_LEN];
+    char keytime[64], signkey[SHA1_HEX_LEN], hashed[SHA1_HEX_LEN], sig[SHA1_HEX_LEN + 1];
     char sts[160];
     int ktl, stsl;
-    luaL_Buffer b;
 
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
@@ -303,24 +277,13 @@ static int l_cos_sign(lua_State *L) {
     stsl = snprintf(sts, sizeof sts, "sha1\n%s\n%.*s\n", keytime, SHA1_HEX_LEN, hashed);
     hmac_sha1_hex(L, signkey, SHA1_HEX_LEN, sts, (size_t)stsl, sig);
 
-    luaL_buffinit(L, &b);
-    luaL_addstring(&b, "q-sign-algorithm=sha1&q-ak=");
-    luaL_addlstring(&b, id, idl);
-    luaL_addstring(&b, "&q-sign-time=");
-    luaL_addlstring(&b, keytime, (size_t)ktl);
-    luaL_addstring(&b, "&q-key-time=");
-    luaL_addlstring(&b, keytime, (size_t)ktl);
-    luaL_addstring(&b, "&q-header-list=");
-    add_key_list(&b, headers, nh);
-    luaL_addstring(&b, "&q-url-param-list=");
-    add_key_list(&b, params, np);
-    luaL_addstring(&b, "&q-signature=");
-    luaL_addlstring(&b, sig, SHA1_HEX_LEN);
-    luaL_pushresult(&b);
+    /* Every piece is a C string: id holds no NUL (check_secret_id), the key lists are
+     * percent-encoded, the rest is ours. */
+    sig[SHA1_HEX_LEN] = '\0';
+    push_key_list(L, headers, nh);
+    push_key_list(L, params, np);
+    lua_pushfstring(L, "q-sign-algorithm=sha1&q-ak=%s&q-sign-time=%s&q-key-time=%s"
+                       "&q-header-list=%s&q-url-param-list=%s&q-signature=%s",
+                    id, keytime, keytime, lua_tostring(L, -2), lua_tostring(L, -1), sig);
     return 1;
 }
-
-const luaL_Reg ocr_cos_sign_funcs[] = {
-    { "cos_sign", l_cos_sign },
-    { NULL, NULL }
-};

@@ -6,6 +6,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include "ocr.h"
+#include "bytes.h"
 
 /* Digests hash bytes, so only real strings are accepted: a number would hash its Lua-version
  * dependent textual form (1.0 is "1.0" on 5.4 but "1" on 5.1), which is never what a caller
@@ -18,15 +19,6 @@ static const char *check_bytes(lua_State *L, int arg, size_t *len) {
     return lua_tolstring(L, arg, len);
 }
 
-void ocr_hex_encode(const unsigned char *src, size_t n, char *dst) {
-    static const char digits[] = "0123456789abcdef";
-    size_t i;
-    for (i = 0; i < n; i++) {
-        dst[2 * i] = digits[src[i] >> 4];
-        dst[2 * i + 1] = digits[src[i] & 0x0f];
-    }
-}
-
 static int push_digest(lua_State *L, const EVP_MD *md, const char *name) {
     size_t n;
     const char *s = check_bytes(L, 1, &n);
@@ -37,12 +29,12 @@ static int push_digest(lua_State *L, const EVP_MD *md, const char *name) {
     return 1;
 }
 
-static int l_sha1(lua_State *L) { return push_digest(L, EVP_sha1(), "sha1"); }
-static int l_md5(lua_State *L)  { return push_digest(L, EVP_md5(), "md5"); }
+int ocr_core_sha1(lua_State *L) { return push_digest(L, EVP_sha1(), "sha1"); }
+int ocr_core_md5(lua_State *L)  { return push_digest(L, EVP_md5(), "md5"); }
 
 /* HMAC() is the one-shot interface that OpenSSL 3 keeps undeprecated (only HMAC_CTX_* went),
  * and it also exists on 1.1, so one code path serves both. */
-static int l_hmac_sha1(lua_State *L) {
+int ocr_core_hmac_sha1(lua_State *L) {
     size_t klen, n;
     const char *key = check_bytes(L, 1, &klen);
     const char *s = check_bytes(L, 2, &n);
@@ -57,7 +49,7 @@ static int l_hmac_sha1(lua_State *L) {
 
 /* Encodes through a small stack chunk so arbitrarily long input needs no C heap allocation;
  * luaL_Buffer owns the growing result and is reclaimed by Lua if anything raises. */
-static int l_hex(lua_State *L) {
+int ocr_core_hex(lua_State *L) {
     size_t n, i;
     const unsigned char *s = (const unsigned char *)check_bytes(L, 1, &n);
     char chunk[512];
@@ -74,7 +66,7 @@ static int l_hex(lua_State *L) {
 }
 
 /* random_bytes(n): n bytes from OpenSSL's CSPRNG (unpredictable temporary names, nonces). */
-static int l_random_bytes(lua_State *L) {
+int ocr_core_random_bytes(lua_State *L) {
     lua_Integer n = luaL_checkinteger(L, 1);
     unsigned char buf[256];
     luaL_argcheck(L, n >= 0 && n <= (lua_Integer)sizeof buf, 1, "must be 0 to 256 bytes");
@@ -82,12 +74,3 @@ static int l_random_bytes(lua_State *L) {
     lua_pushlstring(L, (const char *)buf, (size_t)n);
     return 1;
 }
-
-const luaL_Reg ocr_crypto_funcs[] = {
-    { "sha1", l_sha1 },
-    { "md5", l_md5 },
-    { "hmac_sha1", l_hmac_sha1 },
-    { "hex", l_hex },
-    { "random_bytes", l_random_bytes },
-    { NULL, NULL }
-};

@@ -139,7 +139,7 @@ static void recycle(ocr_multi *m, ocr_xfer *x) {
     if (x->easy && m->npool < POOL_MAX) {
         CURL *e = x->easy;
         x->easy = NULL;
-        ocr_xfer_destroy(x);          /* frees the mime first, then the handle can be reset */
+        ocr_xfer_destroy(x);          /* frees the body first, then the handle can be reset */
         curl_easy_reset(e);
         m->pool[m->npool++] = e;
     } else {
@@ -212,21 +212,10 @@ static void multi_free(lua_State *L, ocr_multi *m) {
 /* Lua API                                                                                  */
 
 int ocr_curl_multi_new(lua_State *L) {
-    ocr_multi *m;
-    int type = lua_type(L, 1);
-    if (type != LUA_TNONE && type != LUA_TNIL && type != LUA_TTABLE)
-        return luaL_argerror(L, 1, "options table expected");
-    ocr_curl_global_init(L);
-    m = lua_newuserdata(L, sizeof *m);
-    memset(m, 0, sizeof *m);
+    ocr_multi *m = ocr_curl_new_object(L, sizeof *m);
     m->anchors = LUA_NOREF;
-    ocr_curl_opts_defaults(&m->opts);
-    m->opts.owns_strings = 1;
     luaL_setmetatable(L, OCR_CURL_MULTI_MT);
-    if (type == LUA_TTABLE) {
-        ocr_curl_opts_check(L, 1);
-        ocr_curl_opts_read(L, 1, &m->opts);
-    }
+    ocr_curl_opts_arg(L, &m->opts);
     lua_newtable(L);
     m->anchors = luaL_ref(L, LUA_REGISTRYINDEX);
     m->timer_due = -1;
@@ -262,7 +251,7 @@ static int multi_add(lua_State *L) {
     if (!ocr_xfer_prepare(L, x, &m->opts, 2)) {           /* 4: message */
         CURL *e = x->easy;
         x->easy = NULL;
-        ocr_xfer_release(L, 3, 0);    /* frees the mime, which unbinds it from the handle */
+        ocr_xfer_release(L, 3, 0);    /* frees what the handle pointed to; reset below */
         curl_easy_reset(e);
         m->pool[m->npool++] = e;      /* it came from the pool or the pool had room */
         return ocr_curl_push_error(L, "invalid_input", -1, 0, "%s", lua_tostring(L, 4));
@@ -399,15 +388,6 @@ static int multi_info_read(lua_State *L) {
     return n + 1;
 }
 
-static void set_off(lua_State *L, const char *k, curl_off_t v) {
-#if LUA_VERSION_NUM >= 503
-    lua_pushinteger(L, (lua_Integer)v);
-#else
-    lua_pushnumber(L, (lua_Number)v);
-#endif
-    lua_setfield(L, -2, k);
-}
-
 /* m:progress(id) -> {dltotal, dlnow, ultotal, ulnow} | nil for an unknown id */
 static int multi_progress(lua_State *L) {
     ocr_multi *m = check_multi(L, 1);
@@ -416,11 +396,7 @@ static int multi_progress(lua_State *L) {
         lua_pushnil(L);
         return 1;
     }
-    lua_createtable(L, 0, 4);
-    set_off(L, "dltotal", x->dltotal);
-    set_off(L, "dlnow", x->dlnow);
-    set_off(L, "ultotal", x->ultotal);
-    set_off(L, "ulnow", x->ulnow);
+    ocr_xfer_push_progress(L, x);
     return 1;
 }
 
@@ -463,24 +439,12 @@ static int multi_tostring(lua_State *L) {
 }
 
 void ocr_curl_multi_register(lua_State *L) {
-    static const luaL_Reg methods[] = {
-        { "add", multi_add },
-        { "perform", multi_perform },
-        { "poll", multi_poll },
-        { "info_read", multi_info_read },
-        { "progress", multi_progress },
-        { "remove", multi_remove },
-        { "count", multi_count },
-        { "close", multi_close },
-        { NULL, NULL }
+    static const luaL_Reg funcs[] = {
+        { "add", multi_add }, { "perform", multi_perform }, { "poll", multi_poll },
+        { "info_read", multi_info_read }, { "progress", multi_progress },
+        { "remove", multi_remove }, { "count", multi_count }, { "close", multi_close },
+        { "__gc", multi_close }, { "__tostring", multi_tostring }, { NULL, NULL }
     };
-    if (luaL_newmetatable(L, OCR_CURL_MULTI_MT)) {
-        luaL_newlib(L, methods);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, multi_close);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, multi_tostring);
-        lua_setfield(L, -2, "__tostring");
-    }
+    ocr_push_class(L, OCR_CURL_MULTI_MT, funcs);
     lua_pop(L, 1);
 }

@@ -34,20 +34,9 @@ static void session_free(ocr_session *s) {
 }
 
 int ocr_curl_session_new(lua_State *L) {
-    ocr_session *s;
-    int type = lua_type(L, 1);
-    if (type != LUA_TNONE && type != LUA_TNIL && type != LUA_TTABLE)
-        return luaL_argerror(L, 1, "options table expected");
-    ocr_curl_global_init(L);
-    s = lua_newuserdata(L, sizeof *s);
-    memset(s, 0, sizeof *s);
-    ocr_curl_opts_defaults(&s->opts);
-    s->opts.owns_strings = 1;
+    ocr_session *s = ocr_curl_new_object(L, sizeof *s);
     luaL_setmetatable(L, OCR_CURL_SESSION_MT);   /* from here __gc frees what is copied */
-    if (type == LUA_TTABLE) {
-        ocr_curl_opts_check(L, 1);
-        ocr_curl_opts_read(L, 1, &s->opts);
-    }
+    ocr_curl_opts_arg(L, &s->opts);
     s->easy = curl_easy_init();
     if (s->easy == NULL) return luaL_error(L, "ocr.curl: curl_easy_init failed");
     return 1;
@@ -113,18 +102,10 @@ static int session_tostring(lua_State *L) {
 }
 
 void ocr_curl_session_register(lua_State *L) {
-    static const luaL_Reg methods[] = {
-        { "request", session_request },
-        { "close", session_close },
-        { NULL, NULL }
+    static const luaL_Reg funcs[] = {
+        { "request", session_request }, { "close", session_close },
+        { "__gc", session_gc }, { "__tostring", session_tostring }, { NULL, NULL }
     };
-    if (luaL_newmetatable(L, OCR_CURL_SESSION_MT)) {
-        luaL_newlib(L, methods);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, session_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, session_tostring);
-        lua_setfield(L, -2, "__tostring");
-    }
+    ocr_push_class(L, OCR_CURL_SESSION_MT, funcs);
     lua_pop(L, 1);
 }

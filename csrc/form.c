@@ -1,7 +1,107 @@
-/* multipart/form-data encoding shared by ocr.core and ocr.curl (see form.h). */
-#define _GNU_SOURCE   /* memmem: glibc, musl, the BSDs and macOS have it; linear time in glibc */
+/* multipart/form-data bodies shared by ocr.core and ocr.curl (see form.h). */
+#define _GNU_SOURCE   /* memmem, getentropy, O_CLOEXEC: glibc, musl and the BSDs have them */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "form.h"
+#include "bytes.h"
+
+/* ---- parts ------------------------------------------------------------------------------- */
+
+void ocr_form_defaults(ocr_form_part *p) {
+    if (p->file != NULL) {
+        size_t i = p->filel;
+        if (p->filename == NULL) {
+            while (i > 0 && p->file[i - 1] != '/') i--;
+            p->filename = p->file + i;
+            p->filenamel = p->filel - i;
+        }
+        p->body = "";   /* the hole the file's content goes into */
+        p->bodyl = 0;
+    }
+    if (p->filename != NULL && p->ctype == NULL) {
+        p->ctype = OCR_FORM_DEFAULT_TYPE;
+        p->ctypel = sizeof OCR_FORM_DEFAULT_TYPE - 1;
+    }
+}
+
+const char *ocr_form_check(const ocr_form_part *p, int crlf_escaped) {
+    const char *crlf = crlf_escaped ? "\r\n" : "";
+    if (p->namel == 0) return "'name' must not be empty";
+    if (ocr_has_ctl(p->name, p->namel, crlf)) return "'name' contains a control character";
+    if (p->filename && ocr_has_ctl(p->filename, p->filenamel, crlf))
+        return "'filename' contains a control character";
+    if (p->ctype && p->ctypel == 0) return "'content_type' must not be empty";
+    if (p->ctype && ocr_has_ctl(p->ctype, p->ctypel, ""))
+        return "'content_type' contains a control character";
+    return NULL;
+}
+
+/* O_NONBLOCK: opening a FIFO must not hang (it is then refused as not a regular file); on a
+ * regular file the flag does nothing. */
+const char *ocr_form_probe(ocr_form_part *p) {
+    struct stat st;
+    int fd, e;
+    if (memchr(p->file, '\0', p->filel) != NULL) return "the path contains a NUL byte";
+    if ((fd = open(p->file, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0) return strerror(errno);
+    e = fstat(fd, &st) != 0 ? errno : 0;
+    close(fd);
+    if (e != 0) return strerror(e);
+    if (!S_ISREG(st.st_mode)) return "not a regular file";
+    p->size = (unsigned long long)st.st_size;
+    return NULL;
+}
+
+/* ---- boundary ---------------------------------------------------------------------------- */
+
+/* A boundary need not be secret, but it must be unpredictable: a content that holds it would
+ * end its part early, and a sender of crafted content (a document that is uploaded as it came)
+ * must not be able to aim at it. So 128 bits come from the kernel's CSPRNG: getentropy(3)
+ * (getrandom(2) on Linux) and /dev/urandom where that is missing. Not OpenSSL's RAND_bytes:
+ * ocr.curl does not link libcrypto, and one syscall per form costs nothing next to a request. */
+static int random_bytes(unsigned char *out, size_t n) {
+    size_t got = 0;
+    int fd;
+    if (getentropy(out, n) == 0) return 1;
+    if ((fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC)) < 0) return 0;
+    while (got < n) {
+        ssize_t r = read(fd, out + got, n - got);
+        if (r <= 0 && !(r < 0 && errno == EINTR)) break;
+        if (r > 0) got += (size_t)r;
+    }
+    close(fd);
+    return got == n;
+}
+
+/* "----ocr" + 32 hex digits: all RFC 2046 bcharsnospace, and an RFC 2045 token (never quoted). */
+static int random_boundary(char *out) {
+    unsigned char rnd[16];
+    if (!random_bytes(rnd, sizeof rnd)) return 0;
+    memcpy(out, "----ocr", 7);
+    ocr_hex_encode(rnd, sizeof rnd, out + 7);
+    return 1;
+}
+
+int ocr_form_boundary(const ocr_form_part *p, int n, char *out) {
+    int tries, hit = 0;
+    for (tries = 0; tries < 5; tries++) {
+        if (!random_boundary(out)) return -1;
+        if ((hit = ocr_form_collision(p, n, out, OCR_FORM_BOUNDARY_LEN)) == 0) return 0;
+    }
+    return hit;
+}
+
+int ocr_form_collision(const ocr_form_part *p, int n, const char *bnd, size_t bl) {
+    int i;
+    for (i = 0; i < n; i++)
+        if (bl == 0 || memmem(p[i].body, p[i].bodyl, bnd, bl) != NULL) return i + 1;
+    return 0;
+}
+
+/* ---- size and bytes ---------------------------------------------------------------------- */
 
 /* A writer that only counts when dst is NULL; counting saturates instead of wrapping. */
 typedef struct {
@@ -43,12 +143,7 @@ static void put_escaped(writer *w, const char *s, size_t n) {
 }
 
 size_t ocr_form_encode(char *dst, size_t cap, const ocr_form_part *p, int n,
-                       const char *bnd, size_t bl) {
-    return ocr_form_encode_at(dst, cap, p, n, bnd, bl, NULL);
-}
-
-size_t ocr_form_encode_at(char *dst, size_t cap, const ocr_form_part *p, int n,
-                          const char *bnd, size_t bl, size_t *starts) {
+                       const char *bnd, size_t bl, size_t *starts) {
     writer w;
     int i;
     w.dst = dst;
@@ -80,9 +175,15 @@ size_t ocr_form_encode_at(char *dst, size_t cap, const ocr_form_part *p, int n,
     return w.len;
 }
 
-int ocr_form_collision(const ocr_form_part *p, int n, const char *bnd, size_t bl) {
+size_t ocr_form_size(const ocr_form_part *p, int n, size_t bl, unsigned long long *total) {
+    size_t mem;
+    unsigned long long t;
     int i;
+    /* Measuring never reads the boundary's bytes, only its length. */
+    mem = ocr_form_encode(NULL, 0, p, n, "", bl, NULL);
+    t = mem;
     for (i = 0; i < n; i++)
-        if (bl == 0 || memmem(p[i].body, p[i].bodyl, bnd, bl) != NULL) return i + 1;
-    return 0;
+        if (p[i].file != NULL) t = p[i].size > ULLONG_MAX - t ? ULLONG_MAX : t + p[i].size;
+    *total = t;
+    return mem;
 }

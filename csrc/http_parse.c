@@ -31,6 +31,7 @@
 #include <http_parser.h>
 #include "ocr.h"
 #include "buffer.h"
+#include "args.h"
 
 #define HP_MT                   "ocr.http_response"
 #define HP_DEFAULT_HEADER_SIZE  65536
@@ -484,74 +485,26 @@ static int hp_tostring(lua_State *L) {
     return 1;
 }
 
-/* Pushes the metatable, registering it complete (with __gc) or not at all: an allocation
- * failure halfway must not leave a metatable without __gc for later calls (see xml.c). */
 static void push_metatable(lua_State *L) {
-    static const luaL_Reg methods[] = {
-        { "feed", hp_feed },
-        { "finish", hp_finish },
-        { "head", hp_head },
-        { "extra", hp_extra },
+    static const luaL_Reg funcs[] = {
+        { "feed", hp_feed }, { "finish", hp_finish }, { "head", hp_head }, { "extra", hp_extra },
         { "content_length", hp_content_length },
-        { NULL, NULL }
+        { "__gc", hp_gc }, { "__tostring", hp_tostring }, { NULL, NULL }
     };
-    luaL_getmetatable(L, HP_MT);
-    if (!lua_isnil(L, -1)) return;
-    lua_pop(L, 1);
-    lua_createtable(L, 0, 4);
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, hp_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, hp_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pushliteral(L, HP_MT);
-    lua_setfield(L, -2, "__name");
-    lua_pushvalue(L, -1);
-    lua_setfield(L, LUA_REGISTRYINDEX, HP_MT);
-}
-
-/* Reads opts[field] as an integer in [lo, hi]; a wrong type or range is the caller's bug. */
-static lua_Integer opt_int(lua_State *L, int opts, const char *field, lua_Integer def,
-                           lua_Integer lo, lua_Integer hi) {
-    lua_Number n;
-    lua_Integer v;
-    if (opts == 0) return def;
-    lua_getfield(L, opts, field);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        return def;
-    }
-    if (lua_type(L, -1) != LUA_TNUMBER)
-        luaL_error(L, "bad option '%s' to 'http_response' (integer expected, got %s)", field,
-                   luaL_typename(L, -1));
-    n = lua_tonumber(L, -1);
-    v = (n >= (lua_Number)lo && n <= (lua_Number)hi) ? (lua_Integer)n : lo - 1;
-    if (v < lo || (lua_Number)v != n)
-        luaL_error(L, "bad option '%s' to 'http_response' (integer between %d and %d expected)",
-                   field, (int)lo, (int)hi);
-    lua_pop(L, 1);
-    return v;
+    ocr_push_class(L, HP_MT, funcs);
 }
 
 /* A misspelt option would silently leave a limit at its default. */
 static void check_options(lua_State *L, int opts) {
-    static const char *const known[] = { "head", "max_header_size", "max_headers" };
-    lua_pushnil(L);
-    while (lua_next(L, opts) != 0) {
-        size_t i, ok = 0;
-        if (lua_type(L, -2) == LUA_TSTRING)
-            for (i = 0; i < sizeof known / sizeof known[0]; i++)
-                ok |= strcmp(lua_tostring(L, -2), known[i]) == 0;
-        if (!ok)
-            luaL_error(L, "bad option to 'http_response' (unknown option '%s')",
-                       lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : luaL_typename(L, -2));
-        lua_pop(L, 1);
-    }
+    static const char *const known[] = { "head", "max_header_size", "max_headers", NULL };
+    unsigned present;
+    if (!ocr_table_keys(L, opts, known, &present))
+        luaL_error(L, "bad option to 'http_response' (unknown option '%s')",
+                   lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1));
 }
 
 /* http_response([opts]) -> parser; opts: head, max_header_size, max_headers */
-static int l_http_response(lua_State *L) {
+int ocr_core_http_response(lua_State *L) {
     int opts = lua_isnoneornil(L, 1) ? 0 : 1, head_only = 0;
     lua_Integer max_size, max_headers;
     hp_state *r;
@@ -565,8 +518,10 @@ static int l_http_response(lua_State *L) {
         head_only = lua_toboolean(L, -1);
         lua_pop(L, 1);
     }
-    max_size = opt_int(L, opts, "max_header_size", HP_DEFAULT_HEADER_SIZE, 1, INT_MAX);
-    max_headers = opt_int(L, opts, "max_headers", HP_DEFAULT_HEADERS, 0, INT_MAX);
+    max_size = ocr_opt_int(L, opts, "max_header_size", HP_DEFAULT_HEADER_SIZE, 1, INT_MAX,
+                           "http_response");
+    max_headers = ocr_opt_int(L, opts, "max_headers", HP_DEFAULT_HEADERS, 0, INT_MAX,
+                              "http_response");
     r = (hp_state *)lua_newuserdata(L, sizeof *r);
     memset(r, 0, sizeof *r);
     ocr_buffer_init(&r->fields, 0);   /* both bounded by max_header_size through the callbacks */
@@ -582,8 +537,3 @@ static int l_http_response(lua_State *L) {
     r->max_headers = (int)max_headers;
     return 1;
 }
-
-const luaL_Reg ocr_http_funcs[] = {
-    { "http_response", l_http_response },
-    { NULL, NULL }
-};

@@ -1,5 +1,5 @@
 /* Internal interface between the files of ocr.core: each concern lives in its own file and
- * contributes its functions to the module table through one of these arrays. */
+ * contributes its functions to the module table through the one list below. */
 #ifndef OCR_OCR_H
 #define OCR_OCR_H
 
@@ -7,18 +7,22 @@
 
 #define OCR_VERSION "0.1.0"
 
-OCR_HIDDEN extern const luaL_Reg ocr_crypto_funcs[];     /* crypto.c:    sha1 hmac_sha1 md5 hex random_bytes */
-OCR_HIDDEN extern const luaL_Reg ocr_codec_funcs[];      /* codec.c:     base64_* url_*         */
-OCR_HIDDEN extern const luaL_Reg ocr_cos_sign_funcs[];   /* cos_sign.c:  cos_sign               */
-OCR_HIDDEN extern const luaL_Reg ocr_multipart_funcs[];  /* multipart.c: multipart multipart_plan */
-OCR_HIDDEN extern const luaL_Reg ocr_xml_funcs[];        /* xml.c:       xml_decode             */
-OCR_HIDDEN extern const luaL_Reg ocr_sys_funcs[];        /* sys.c:       monotime sleep stat isatty cpu_count */
-OCR_HIDDEN extern const luaL_Reg ocr_text_funcs[];       /* text.c:      split_lines            */
-OCR_HIDDEN extern const luaL_Reg ocr_http_funcs[];       /* http_parse.c: http_response         */
+/* Every function of the ocr.core table, by the file that defines it as ocr_core_<name>:
+ * core.c registers them all from this one list. */
+#define OCR_CORE_FUNCS(X) \
+    X(sha1) X(md5) X(hmac_sha1) X(hex) X(random_bytes)                    /* crypto.c */     \
+    X(base64_encode) X(base64_decode) X(url_encode) X(url_decode)         /* codec.c */      \
+    X(cos_sign)                                                           /* cos_sign.c */   \
+    X(multipart) X(multipart_plan)                                        /* multipart.c */  \
+    X(xml_decode)                                                         /* xml.c */        \
+    X(monotime) X(sleep) X(stat) X(create_new) X(isatty) X(cpu_count)     /* sys.c */        \
+    X(lstat) X(mkdir) X(list_dir)                                         /* sys.c */        \
+    X(split_lines)                                                        /* text.c */       \
+    X(http_response)                                                      /* http_parse.c */
 
-/* Hex-encodes n bytes of src into dst (2n bytes, lowercase; not NUL-terminated). Shared by
- * crypto.c and cos_sign.c so there is one implementation. */
-OCR_HIDDEN void ocr_hex_encode(const unsigned char *src, size_t n, char *dst);
+#define OCR_CORE_DECLARE(name) OCR_HIDDEN int ocr_core_##name(lua_State *L);
+OCR_CORE_FUNCS(OCR_CORE_DECLARE)
+#undef OCR_CORE_DECLARE
 
 /* RFC 3986 percent-encoding (unreserved A-Za-z0-9-_.~ left bare, uppercase hex) appended to a
  * luaL_Buffer. Shared by codec.c (url_encode) and cos_sign.c. */

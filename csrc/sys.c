@@ -5,10 +5,8 @@
  * - create_new(), so a result's name is taken atomically: never a file that exists, never
  *   through a symlink (a check with stat() and a later open() would do both);
  * - isatty(), so the command-line tool draws a progress bar only on a terminal;
- * - list_dir(), so the provider registry finds the provider modules (ocr/providers/NAME.lua) on package.path
- *   (plain Lua can list a directory only through a shell);
- * - lstat() and mkdir(), so the command reads a folder of inputs without following its symlinks
- *   and creates its output folder, without a shell. */
+ * - list_dir(), lstat() and mkdir(), so the command reads a folder of inputs (never through a
+ *   symlink) and creates its output folder without a shell. */
 #define _GNU_SOURCE   /* O_NOFOLLOW, O_CLOEXEC */
 #include <dirent.h>
 #include <errno.h>
@@ -21,12 +19,12 @@
 #include "ocr.h"
 #include "clock.h"
 
-static int l_monotime(lua_State *L) {
+int ocr_core_monotime(lua_State *L) {
     lua_pushnumber(L, (lua_Number)ocr_monotime());
     return 1;
 }
 
-static int l_sleep(lua_State *L) {
+int ocr_core_sleep(lua_State *L) {
     lua_Number s = luaL_checknumber(L, 1);
     luaL_argcheck(L, s >= 0 && s <= 86400 && !isnan(s), 1, "seconds between 0 and 86400 expected");
     struct timespec ts;
@@ -36,24 +34,39 @@ static int l_sleep(lua_State *L) {
     return 0;
 }
 
-/* stat(path) -> {type = "file"|"directory"|"other", size = bytes, mtime = s} or nil, message */
-static int l_stat(lua_State *L) {
+/* A path argument without a NUL byte (the C calls would stop there), or NULL after pushing
+ * nil, message (and `extra` when not NULL). */
+static const char *path_arg(lua_State *L, int *nret, const char *extra) {
     size_t len;
     const char *path = luaL_checklstring(L, 1, &len);
+    if (strlen(path) == len) return path;
+    lua_pushnil(L);
+    lua_pushliteral(L, "path contains a NUL byte");
+    *nret = 2;
+    if (extra) { lua_pushstring(L, extra); *nret = 3; }
+    return NULL;
+}
+
+/* nil, "path: reason" (and "exists" | "error" when `kind`) for the errno of a failed call. */
+static int push_errno(lua_State *L, const char *path, int e, int kind) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(e));
+    if (!kind) return 2;
+    if (e == EEXIST) lua_pushliteral(L, "exists");
+    else lua_pushliteral(L, "error");
+    return 3;
+}
+
+/* {type = "file"|"directory"|"link"|"other", size = bytes, mtime = s} of stat() or lstat(). */
+static int push_stat(lua_State *L, int follow) {
+    int nret;
+    const char *path = path_arg(L, &nret, NULL);
     struct stat st;
-    if (strlen(path) != len) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "path contains a NUL byte");
-        return 2;
-    }
-    if (stat(path, &st) != 0) {
-        int e = errno;
-        lua_pushnil(L);
-        lua_pushfstring(L, "%s: %s", path, strerror(e));
-        return 2;
-    }
+    if (!path) return nret;
+    if ((follow ? stat(path, &st) : lstat(path, &st)) != 0) return push_errno(L, path, errno, 0);
     lua_createtable(L, 0, 3);
-    lua_pushstring(L, S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "directory" : "other");
+    lua_pushstring(L, S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "directory"
+                      : S_ISLNK(st.st_mode) ? "link" : "other");
     lua_setfield(L, -2, "type");
     lua_pushnumber(L, (lua_Number)st.st_size);
     lua_setfield(L, -2, "size");
@@ -62,69 +75,49 @@ static int l_stat(lua_State *L) {
     return 1;
 }
 
+/* stat(path) -> {type = "file"|"directory"|"other", size = bytes, mtime = s} or nil, message */
+int ocr_core_stat(lua_State *L) { return push_stat(L, 1); }
+
+/* lstat(path) -> as stat(path), but about the entry itself: a symlink is {type = "link", ...},
+ * never what it points to. */
+int ocr_core_lstat(lua_State *L) { return push_stat(L, 0); }
+
 /* create_new(path) -> true, or nil, message, "exists" | "error": creates an empty file that
  * did not exist (O_CREAT|O_EXCL: a name, dangling symlinks included, is taken once, by one
  * caller; O_NOFOLLOW: never through a symlink). */
-static int l_create_new(lua_State *L) {
-    size_t len;
-    const char *path = luaL_checklstring(L, 1, &len);
-    int fd, e;
-    if (strlen(path) != len) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "path contains a NUL byte");
-        lua_pushliteral(L, "error");
-        return 3;
-    }
+int ocr_core_create_new(lua_State *L) {
+    int nret, fd;
+    const char *path = path_arg(L, &nret, "error");
+    if (!path) return nret;
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd >= 0) {
-        close(fd);
-        lua_pushboolean(L, 1);
-        return 1;
-    }
-    e = errno;
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s: %s", path, strerror(e));
-    if (e == EEXIST) lua_pushliteral(L, "exists");
-    else lua_pushliteral(L, "error");
-    return 3;
-}
-
-/* isatty(fd) -> boolean (fd 0, 1 or 2: stdin, stdout, stderr) */
-static int l_isatty(lua_State *L) {
-    lua_Integer fd = luaL_checkinteger(L, 1);
-    luaL_argcheck(L, fd >= 0 && fd <= 2, 1, "0, 1 or 2 expected");
-    lua_pushboolean(L, isatty((int)fd));
+    if (fd < 0) return push_errno(L, path, errno, 1);
+    close(fd);
+    lua_pushboolean(L, 1);
     return 1;
 }
 
-/* cpu_count() -> the number of online processors (at least 1) */
-static int l_cpu_count(lua_State *L) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    lua_pushinteger(L, n > 0 ? n : 1);
+/* mkdir(path) -> true, or nil, message, "exists" | "error": creates one directory (mode 0777
+ * less the umask); its parent must exist. */
+int ocr_core_mkdir(lua_State *L) {
+    int nret;
+    const char *path = path_arg(L, &nret, "error");
+    if (!path) return nret;
+    if (mkdir(path, 0777) != 0) return push_errno(L, path, errno, 1);
+    lua_pushboolean(L, 1);
     return 1;
 }
 
 /* list_dir(path) -> { name, ... } (unsorted, without "." and ".."; at most 100000 names), or
  * nil, message. Names are returned as the file system has them: the caller validates them. */
 #define OCR_LIST_DIR_MAX 100000
-static int l_list_dir(lua_State *L) {
-    size_t len;
-    const char *path = luaL_checklstring(L, 1, &len);
+int ocr_core_list_dir(lua_State *L) {
+    int nret, n = 0, err;
+    const char *path = path_arg(L, &nret, NULL);
     DIR *d;
     struct dirent *e;
-    int n = 0, err;
-    if (strlen(path) != len) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "path contains a NUL byte");
-        return 2;
-    }
+    if (!path) return nret;
     d = opendir(path);
-    if (!d) {
-        err = errno;
-        lua_pushnil(L);
-        lua_pushfstring(L, "%s: %s", path, strerror(err));
-        return 2;
-    }
+    if (!d) return push_errno(L, path, errno, 0);
     lua_newtable(L);
     for (;;) {
         errno = 0;
@@ -139,74 +132,22 @@ static int l_list_dir(lua_State *L) {
     closedir(d);
     if (err != 0) {
         lua_pop(L, 1);
-        lua_pushnil(L);
-        lua_pushfstring(L, "%s: %s", path, strerror(err));
-        return 2;
+        return push_errno(L, path, err, 0);
     }
     return 1;
 }
 
-/* lstat(path) -> as stat(path), but about the entry itself: a symlink is {type = "link", ...},
- * never what it points to. */
-static int l_lstat(lua_State *L) {
-    size_t len;
-    const char *path = luaL_checklstring(L, 1, &len);
-    struct stat st;
-    if (strlen(path) != len) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "path contains a NUL byte");
-        return 2;
-    }
-    if (lstat(path, &st) != 0) {
-        int e = errno;
-        lua_pushnil(L);
-        lua_pushfstring(L, "%s: %s", path, strerror(e));
-        return 2;
-    }
-    lua_createtable(L, 0, 3);
-    lua_pushstring(L, S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "directory"
-                      : S_ISLNK(st.st_mode) ? "link" : "other");
-    lua_setfield(L, -2, "type");
-    lua_pushnumber(L, (lua_Number)st.st_size);
-    lua_setfield(L, -2, "size");
-    lua_pushnumber(L, (lua_Number)st.st_mtime);
-    lua_setfield(L, -2, "mtime");
+/* isatty(fd) -> boolean (fd 0, 1 or 2: stdin, stdout, stderr) */
+int ocr_core_isatty(lua_State *L) {
+    lua_Integer fd = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, fd >= 0 && fd <= 2, 1, "0, 1 or 2 expected");
+    lua_pushboolean(L, isatty((int)fd));
     return 1;
 }
 
-/* mkdir(path) -> true, or nil, message, "exists" | "error": creates one directory (mode 0777
- * less the umask); its parent must exist. */
-static int l_mkdir(lua_State *L) {
-    size_t len;
-    const char *path = luaL_checklstring(L, 1, &len);
-    int e;
-    if (strlen(path) != len) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "path contains a NUL byte");
-        lua_pushliteral(L, "error");
-        return 3;
-    }
-    if (mkdir(path, 0777) == 0) {
-        lua_pushboolean(L, 1);
-        return 1;
-    }
-    e = errno;
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s: %s", path, strerror(e));
-    if (e == EEXIST) lua_pushliteral(L, "exists");
-    else lua_pushliteral(L, "error");
-    return 3;
+/* cpu_count() -> the number of online processors (at least 1) */
+int ocr_core_cpu_count(lua_State *L) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    lua_pushinteger(L, n > 0 ? n : 1);
+    return 1;
 }
-
-const luaL_Reg ocr_sys_funcs[] = {
-    {"monotime", l_monotime},
-    {"sleep", l_sleep},
-    {"stat", l_stat},
-    {"create_new", l_create_new},
-    {"isatty", l_isatty},
-    {"cpu_count", l_cpu_count},
-    {"list_dir", l_list_dir},
-    {"lstat", l_lstat},
-    {"mkdir", l_mkdir},
-    {NULL, NULL}
-};

@@ -8,7 +8,7 @@
 /* split_lines(text [, page]) -> { {text = line [, page = page]}, ... }
  * Lines end at "\n"; one "\r" before it is dropped (CRLF text), a trailing empty line is not a
  * line ("a\n" is one line, "" none), empty lines inside are kept. */
-static int l_split_lines(lua_State *L) {
+int ocr_core_split_lines(lua_State *L) {
     size_t n, count = 0, i;
     const char *s, *end, *p;
     int has_page, t;
@@ -40,8 +40,3 @@ static int l_split_lines(lua_State *L) {
     }
     return 1;
 }
-
-const luaL_Reg ocr_text_funcs[] = {
-    { "split_lines", l_split_lines },
-    { NULL, NULL }
-};

@@ -22,6 +22,7 @@
 #include <expat.h>
 #include "ocr.h"
 #include "buffer.h"
+#include "args.h"
 
 #define XML_MT            "ocr.xml.parser"
 #define XML_DEFAULT_DEPTH 64
@@ -130,15 +131,20 @@ static void xml_set(lua_State *L, int depth, int slot) {
     lua_rawseti(L, W_IDX, 3 * depth + slot);
 }
 
-/* Pushes the node table of the element at `depth`, creating it on first use. */
-static void xml_push_node(lua_State *L, int depth) {
-    xml_get(L, depth, SLOT_NODE);
+/* Pushes the table in W[3d+slot], creating it on first use. */
+static void xml_get_table(lua_State *L, int depth, int slot) {
+    xml_get(L, depth, slot);
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         lua_newtable(L);
         lua_pushvalue(L, -1);
-        xml_set(L, depth, SLOT_NODE);
+        xml_set(L, depth, slot);
     }
+}
+
+/* Pushes the node table of the element at `depth`, creating it on first use. */
+static void xml_push_node(lua_State *L, int depth) {
+    xml_get_table(L, depth, SLOT_NODE);
 }
 
 /* Protected: opens the Lua part of frame st->depth (already counted) for st->name/st->atts. */
@@ -222,45 +228,34 @@ static void xml_push_value(lua_State *L, xml_state *st) {
     }
 }
 
-/* Is the name at stack index `key` forced to be an array by opts.arrays? Read raw, so a
- * caller's metamethods never run inside the parser. */
-static int xml_forced_array(lua_State *L, int key) {
-    int forced;
-    lua_rawgeti(L, W_IDX, XML_ARRAYS_KEY);
-    if (lua_isnil(L, -1)) {
+/* Pops the table (or nil) on top of the stack and returns whether it maps the name at stack
+ * index `key` to a true value. Read raw, so a caller's metamethods never run inside the parser. */
+static int xml_pop_flag(lua_State *L, int key) {
+    int flag = 0;
+    if (!lua_isnil(L, -1)) {
+        lua_pushvalue(L, key);
+        lua_rawget(L, -2);
+        flag = lua_toboolean(L, -1);
         lua_pop(L, 1);
-        return 0;
     }
-    lua_pushvalue(L, key);
-    lua_rawget(L, -2);
-    forced = lua_toboolean(L, -1);
-    lua_pop(L, 2);
-    return forced;
+    lua_pop(L, 1);
+    return flag;
+}
+
+/* Is the name at `key` forced to be an array by opts.arrays? */
+static int xml_forced_array(lua_State *L, int key) {
+    lua_rawgeti(L, W_IDX, XML_ARRAYS_KEY);
+    return xml_pop_flag(L, key);
 }
 
 /* Has the name at `key` already become an array in the node of the element at `depth`? */
 static int xml_known_array(lua_State *L, int depth, int key) {
-    int known;
     xml_get(L, depth, SLOT_ARRAYS);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        return 0;
-    }
-    lua_pushvalue(L, key);
-    lua_rawget(L, -2);
-    known = lua_toboolean(L, -1);
-    lua_pop(L, 2);
-    return known;
+    return xml_pop_flag(L, key);
 }
 
 static void xml_mark_array(lua_State *L, int depth, int key) {
-    xml_get(L, depth, SLOT_ARRAYS);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        lua_newtable(L);
-        lua_pushvalue(L, -1);
-        xml_set(L, depth, SLOT_ARRAYS);
-    }
+    xml_get_table(L, depth, SLOT_ARRAYS);
     lua_pushvalue(L, key);
     lua_pushboolean(L, 1);
     lua_rawset(L, -3);
@@ -349,47 +344,9 @@ static int XMLCALL xml_external_entity(XML_Parser p, const XML_Char *context,
     return XML_STATUS_ERROR;
 }
 
-/* Reads opts[field] as an integer in [lo, hi]; a wrong type or range is the caller's bug. */
-static lua_Integer xml_opt_int(lua_State *L, int opts, const char *field, lua_Integer def,
-                               lua_Integer lo, lua_Integer hi) {
-    lua_Number n;
-    lua_Integer v;
-    if (opts == 0) return def;
-    lua_getfield(L, opts, field);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        return def;
-    }
-    if (lua_type(L, -1) != LUA_TNUMBER)
-        luaL_error(L, "bad option '%s' to 'xml_decode' (integer expected, got %s)", field,
-                   luaL_typename(L, -1));
-    n = lua_tonumber(L, -1);
-    /* Range first, so the conversion below is defined; then reject fractions. */
-    v = (n >= (lua_Number)lo && n <= (lua_Number)hi) ? (lua_Integer)n : lo - 1;
-    if (v < lo || (lua_Number)v != n)
-        luaL_error(L, "bad option '%s' to 'xml_decode' (integer between %d and %d expected)",
-                   field, (int)lo, (int)hi);
-    lua_pop(L, 1);
-    return v;
-}
-
-/* Pushes the metatable, registering it complete (with __gc) or not at all, so an allocation
- * failure here can never leave a metatable without __gc behind for later calls. */
-static void xml_push_metatable(lua_State *L) {
-    luaL_getmetatable(L, XML_MT);
-    if (!lua_isnil(L, -1)) return;
-    lua_pop(L, 1);
-    lua_createtable(L, 0, 2);
-    lua_pushcfunction(L, xml_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushliteral(L, XML_MT);
-    lua_setfield(L, -2, "__name");
-    lua_pushvalue(L, -1);
-    lua_setfield(L, LUA_REGISTRYINDEX, XML_MT);
-}
-
 /* Creates the state userdata (with __gc) and the parser; raises only on out of memory. */
 static xml_state *xml_new_state(lua_State *L, size_t len, int max_depth) {
+    static const luaL_Reg xml_meta[] = { { "__gc", xml_gc }, { NULL, NULL } };
     xml_state *st = (xml_state *)lua_newuserdata(L, sizeof *st);
     xml_frame root = { 0, 0, 0 };
     memset(st, 0, sizeof *st);
@@ -397,7 +354,7 @@ static xml_state *xml_new_state(lua_State *L, size_t len, int max_depth) {
      * BMP characters grow 2 -> 3): a hard bound that is still proportional to the input. */
     ocr_buffer_init(&st->text, len <= (SIZE_MAX - 1) / 3 ? 3 * len + 1 : SIZE_MAX);
     ocr_buffer_init(&st->frames, 0);            /* bounded by max_depth instead */
-    xml_push_metatable(L);
+    ocr_push_class(L, XML_MT, xml_meta);
     lua_setmetatable(L, -2);
     st->L = L;
     st->max_depth = max_depth;
@@ -416,7 +373,7 @@ static xml_state *xml_new_state(lua_State *L, size_t len, int max_depth) {
 }
 
 /* xml_decode(s[, opts]) -> { [rootname] = value } | nil, "line:col: message" */
-static int xml_decode(lua_State *L) {
+int ocr_core_xml_decode(lua_State *L) {
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
     int opts = lua_isnoneornil(L, 2) ? 0 : 2;
@@ -425,8 +382,8 @@ static int xml_decode(lua_State *L) {
     enum XML_Status status;
 
     if (opts) luaL_checktype(L, 2, LUA_TTABLE);
-    max_depth = xml_opt_int(L, opts, "max_depth", XML_DEFAULT_DEPTH, 1, XML_MAX_DEPTH);
-    max_size = xml_opt_int(L, opts, "max_size", XML_DEFAULT_SIZE, 0, INT_MAX);
+    max_depth = ocr_opt_int(L, opts, "max_depth", XML_DEFAULT_DEPTH, 1, XML_MAX_DEPTH, "xml_decode");
+    max_size = ocr_opt_int(L, opts, "max_size", XML_DEFAULT_SIZE, 0, INT_MAX, "xml_decode");
     lua_settop(L, 2);
     if (opts) lua_getfield(L, opts, "arrays");
     else lua_pushnil(L);
@@ -473,8 +430,3 @@ static int xml_decode(lua_State *L) {
     lua_pushstring(L, st->msg);
     return 2;
 }
-
-const luaL_Reg ocr_xml_funcs[] = {
-    { "xml_decode", xml_decode },
-    { NULL, NULL }
-};

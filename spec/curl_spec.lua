@@ -369,9 +369,10 @@ describe("ocr.curl", function()
       assert.equal("image/jpeg", e.form.disk2[1].content_type)
     end)
 
-    -- In-memory forms are encoded by ocr.curl itself (one buffer); forms with files go through
-    -- libcurl's mime. The same parts must come out as the same bytes either way.
-    it("encodes an in-memory form exactly as libcurl's mime sends the same parts", function()
+    -- A form without files is sent as one buffer; with files, its bytes are streamed around the
+    -- files' contents. The same parts must come out as the same bytes either way, and as
+    -- ocr.core.multipart_plan's (the one form module behind both).
+    it("sends the same bytes for a part held in memory and one streamed from a file", function()
       local text = ("line one\r\nline \"two\"\r\n--not-a-boundary\r\n"):rep(20)
       local path = tmp .. "/same.txt"
       F.write(path, text)
@@ -391,7 +392,8 @@ describe("ocr.curl", function()
       local part = { name = "doc", filename = 'a "b".txt', content_type = "text/plain" }
       local mem, b1 = send{ name = part.name, filename = part.filename, content_type = part.content_type, data = text }
       local disk, b2 = send{ name = part.name, filename = part.filename, content_type = part.content_type, file = path }
-      assert.equal(40, #b1)
+      assert.truthy(b1:match("^%-%-%-%-ocr%x+$"), b1)
+      assert.equal(39, #b1)
       assert.not_equal(b1, b2)
       assert.equal(disk.body_size, mem.body_size)
       assert.equal(disk.headers["content-length"], mem.headers["content-length"])
@@ -452,6 +454,41 @@ describe("ocr.curl", function()
       assert.is_nil(res)
       assert.equal("invalid_input", err.kind)
       assert.same({}, emu:log())
+    end)
+
+    it("streams a form's file again when a 307 redirect repeats the request", function()
+      local path = tmp .. "/again.bin"
+      F.write(path, ("again\0"):rep(50000))
+      local e = json(s:request{ url = url("/redirect?status=307&to=/echo"), follow_redirects = true,
+        form = { { name = "a", value = "1" }, { name = "f", file = path } } })
+      assert.equal("POST", e.method)
+      assert.equal("1", e.form.a[1].value)
+      assert.equal(F.sha1sum(path), e.form.f[1].sha1)
+      assert.equal("application/octet-stream", e.form.f[1].content_type)
+    end)
+
+    it("fails a form whose file shrinks while it is sent, as invalid_input", function()
+      local path = tmp .. "/shrinks.bin"
+      F.write(path, ("x"):rep(16 * 1024 * 1024))
+      local cut = false
+      local res, err = s:request{ url = url("/upload"), form = { { name = "f", file = path } },
+        on_progress = function(ev)
+          if not cut and ev.ulnow > 0 then
+            cut = true
+            assert(io.open(path, "wb")):close()
+          end
+        end }
+      assert.is_true(cut)
+      assert.is_nil(res)
+      assert.equal("invalid_input", err.kind)
+      assert.equal("'" .. path .. "' changed size while it was sent", err.message)
+    end)
+
+    it("keeps a caller's Content-Type for a form and adds the boundary to it", function()
+      local e = json(s:request{ url = url("/echo"), headers = { ["Content-Type"] = "multipart/mixed" },
+        form = { { name = "a", value = "1" } } })
+      assert.truthy(e.headers["content-type"]:match("^multipart/mixed; boundary=%-%-%-%-ocr%x+$"),
+                    e.headers["content-type"])
     end)
 
     it("refuses CR/LF in part names", function()
