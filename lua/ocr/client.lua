@@ -398,6 +398,31 @@ end
 -- once, unless `opts.wait` (true, or seconds) asks to return only once loaded. `opts.language`:
 -- what to load (default: the client's `language`). Returns true, or nil, err: invalid_input for
 -- a language the provider cannot read, or (waiting) a model that cannot load; timeout.
+-- A cloud client's warm-up: one HEAD to its endpoint (unbilled; any answer will do) leaves a
+-- connection, TCP and TLS done, in the pool its first request takes: the client's session in a
+-- script that waits for it, the jobs' multi handle when it does not (a game's ocr.step drives it
+-- and its jobs then find the connection), nginx's cosocket pool inside nginx.
+local function head_endpoint(client)
+  local ctx = context.new(client, nil)
+  local ok, res, err = pcall(ctx.request, ctx, { method = "HEAD", url = client.endpoint,
+                                                 check = function() return nil end })
+  if not ok then return nil, client:provider_failed(ctx, res) end
+  if not res then return nil, err end
+  return true
+end
+
+function Client:_warm_connection(wait)
+  local h = host.current()
+  local refused = h.check(self)
+  if refused then return nil, errors.scrub(errors.new{ provider = self.provider, kind = "invalid_input",
+                                                       message = refused }, self.secrets) end
+  if h.name == "blocking" and not wait then
+    require("ocr.scheduler").submit(self, function(job) return head_endpoint(job.client) end)
+    return true
+  end
+  return head_endpoint(self)
+end
+
 function Client:warm(opts)
   check_self(self, "warm")
   opts = opts or {}
@@ -423,8 +448,10 @@ function Client:warm(opts)
     native, lerr = language.resolve(def.languages, opts.language, self.provider)
     if native == nil then return fail("invalid_input", lerr) end
   end
-  -- A provider without one has nothing to load. (A cloud provider's connection warm-up: here.)
-  if not def.warm then return true end
+  if not def.warm then
+    if def.offline then return true end   -- (a local engine without a warm hook: nothing to load)
+    return self:_warm_connection(opts.wait)
+  end
   local called, res, err = pcall(def.warm, self, { language = native or nil, wait = opts.wait })
   if not called then return nil, self:provider_failed(nil, res) end
   if res then return true end

@@ -193,6 +193,7 @@ class Emulator:
             "headers": req.headers,
             "body_size": len(req.body or b""),
             "fault": fault and fault.get("action"),
+            "peer_port": req.handler.client_address[1],   # (one per connection: reuse shows)
         }
         if form is not None:
             entry["form"] = {k: [p.describe() for p in v] for k, v in form.items()}
