@@ -404,8 +404,10 @@ end
 -- and its jobs then find the connection), nginx's cosocket pool inside nginx.
 local function head_endpoint(client)
   local ctx = context.new(client, nil)
-  local ok, res, err = pcall(ctx.request, ctx, { method = "HEAD", url = client.endpoint,
-                                                 check = function() return nil end })
+  local req = { method = "HEAD", url = client.endpoint, check = function() return nil end }
+  local ok, res, err = true, nil, nil
+  if PCALL_YIELDS or not ctx.job then ok, res, err = pcall(ctx.request, ctx, req)
+  else res, err = ctx:request(req) end   -- (a job on Lua 5.1: the scheduler catches a raise)
   if not ok then return nil, client:provider_failed(ctx, res) end
   if not res then return nil, err end
   return true
