@@ -1,5 +1,5 @@
-/* ocr.core cos_sign: the Tencent COS "q-sign" Authorization value (see the tencent section of
- * vendors/CONTRACTS.md). Everything built here lives in Lua-managed memory (strings anchored in
+/* ocr.core cos_sign: the Tencent COS "q-sign" Authorization value (COS's request signing
+ * reference: a SHA1 HMAC over the method, path, sorted parameters and headers). Everything built here lives in Lua-managed memory (strings anchored in
  * a table, the sort array in a userdata, luaL_Buffer for concatenation), so any Lua error
  * raised while validating the caller's tables unwinds without leaking. */
 #include <stdio.h>

@@ -186,8 +186,11 @@ describe_if("tesseract provider", function()
       assert.truthy(err.message:find("oem 0", 1, true), err.message)
     end)
 
-    it("is true at once for a provider with nothing to load", function()
-      assert.is_true(ocr.new("picwish", { api_key = "k" }):warm())
+    it("is true at once for a local provider with nothing to load", function()
+      ocr.register("nothing-to-load", { offline = true, sources = { "data" },
+                                        recognize = function() return nil end })
+      assert.is_true(ocr.new("nothing-to-load"):warm())
+      assert.equal(0, ocr.in_flight())
     end)
   end)
 
