@@ -4,8 +4,11 @@
  * - stat(), so inputs are checked (exists, is a file, size limit) before any request is sent;
  * - create_new(), so a result's name is taken atomically: never a file that exists, never
  *   through a symlink (a check with stat() and a later open() would do both);
- * - isatty(), so the command-line tool draws a progress bar only on a terminal. */
+ * - isatty(), so the command-line tool draws a progress bar only on a terminal;
+ * - list_dir(), so the provider registry finds the provider modules (ocr/providers/NAME.lua) on package.path
+ *   (plain Lua can list a directory only through a shell). */
 #define _GNU_SOURCE   /* O_NOFOLLOW, O_CLOEXEC */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -99,6 +102,48 @@ static int l_cpu_count(lua_State *L) {
     return 1;
 }
 
+/* list_dir(path) -> { name, ... } (unsorted, without "." and ".."; at most 100000 names), or
+ * nil, message. Names are returned as the file system has them: the caller validates them. */
+#define OCR_LIST_DIR_MAX 100000
+static int l_list_dir(lua_State *L) {
+    size_t len;
+    const char *path = luaL_checklstring(L, 1, &len);
+    DIR *d;
+    struct dirent *e;
+    int n = 0, err;
+    if (strlen(path) != len) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "path contains a NUL byte");
+        return 2;
+    }
+    d = opendir(path);
+    if (!d) {
+        err = errno;
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: %s", path, strerror(err));
+        return 2;
+    }
+    lua_newtable(L);
+    for (;;) {
+        errno = 0;
+        e = readdir(d);
+        if (!e) break;
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        if (n >= OCR_LIST_DIR_MAX) break;
+        lua_pushstring(L, e->d_name);
+        lua_rawseti(L, -2, ++n);
+    }
+    err = errno;
+    closedir(d);
+    if (err != 0) {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: %s", path, strerror(err));
+        return 2;
+    }
+    return 1;
+}
+
 const luaL_Reg ocr_sys_funcs[] = {
     {"monotime", l_monotime},
     {"sleep", l_sleep},
@@ -106,5 +151,6 @@ const luaL_Reg ocr_sys_funcs[] = {
     {"create_new", l_create_new},
     {"isatty", l_isatty},
     {"cpu_count", l_cpu_count},
+    {"list_dir", l_list_dir},
     {NULL, NULL}
 };

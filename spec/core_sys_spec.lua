@@ -1,4 +1,4 @@
--- ocr.core's system functions: monotonic time, sleep, stat, isatty, cpu_count.
+-- ocr.core's system functions: monotonic time, sleep, stat, isatty, cpu_count, list_dir.
 local core = require "ocr.core"
 local F = require "helpers.files"
 
@@ -40,6 +40,27 @@ describe("ocr.core system functions", function()
     assert.is_boolean(core.isatty(2))
     assert.has_error(function() core.isatty(3) end)
     assert.has_error(function() core.isatty("stderr") end)
+  end)
+
+  it("list_dir names a directory's entries, without . and .., and explains failures", function()
+    local dir = F.tmpdir()
+    F.write(dir .. "/a.lua", "")
+    F.write(dir .. "/b c.txt", "")
+    F.mkdir(dir .. "/sub")
+    local names = assert(core.list_dir(dir))
+    table.sort(names)
+    assert.same({ "a.lua", "b c.txt", "sub" }, names)
+    local none, err = core.list_dir(dir .. "/missing")
+    assert.is_nil(none)
+    assert.truthy(err:find("No such file", 1, true))
+    local notdir, nerr = core.list_dir(dir .. "/a.lua")
+    assert.is_nil(notdir)
+    assert.truthy(nerr:find("Not a directory", 1, true))
+    local nul, zerr = core.list_dir(dir .. "\0x")
+    assert.is_nil(nul)
+    assert.truthy(zerr:find("NUL", 1, true))
+    assert.has_error(function() core.list_dir({}) end)
+    F.rmdir(dir)
   end)
 
   it("cpu_count is at least one", function()
