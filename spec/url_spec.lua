@@ -66,6 +66,19 @@ describe("ocr.url", function()
       end
     end)
 
+    it("with allow_spaces, takes spaces in the path, query and fragment, nowhere else", function()
+      local sp = { allow_spaces = true }
+      local u = assert(url.parse("https://h/a b/图.png?x=1 2#f g", sp))
+      assert.same({ "/a b/图.png", "x=1 2", "f g" }, { u.path, u.query, u.fragment })
+      assert.is_true(url.is_http("https://h/a b", sp))
+      for _, s in ipairs{ "ht tp://h/", "http://h h/", "http://u u@h/", "http://h: 80/", "http://[::1 ]/",
+                          "http://h/\r\n", "http://h/\t" } do
+        assert.is_nil(url.parse(s, sp), s)
+        assert.is_false(url.is_http(s, sp), s)
+      end
+      assert.is_false(url.is_http(" http://h/", sp))   -- a relative path, then
+    end)
+
     it("refuses malformed hosts, user information and schemes", function()
       for _, s in ipairs{ "http://h_st\"/", "http://a@b@c/", "http://[::1/", "http://[]/", "http://[v1.x]/",
                           "http://[1.2.3.4]/", "http://h<>/", "ht_tp://h/", "http://us{er@h/",

@@ -9,6 +9,7 @@ local retry = require "ocr.retry"
 local core = require "ocr.core"
 local ratelimit = require "ocr.ratelimit"
 local host = require "ocr.host"
+local url = require "ocr.url"
 
 local M = {}
 
@@ -34,6 +35,10 @@ local DEFAULTS = { timeout = 60, connect_timeout = 10, retries = 3, poll_interva
 local Client = {}
 Client.__index = Client
 M.Client = Client
+
+-- An input URL is handed on to the vendor, who encodes it (a space in its path is theirs to
+-- take); control characters and a malformed host or port are refused here.
+local INPUT_URL = { allow_spaces = true }
 
 -- accepted_sources.url for a provider whose `url` inputs the client fetches itself.
 local FETCHED = "fetched"
@@ -137,7 +142,7 @@ function M.new(name, def, opts)
     return self
   end
   self.endpoint = options.endpoint or self.endpoint or def.endpoint
-  if not context.is_http_url(self.endpoint) then
+  if not url.is_http(self.endpoint) then
     error(("ocr.new(%q): endpoint must be an http(s) URL, got %s"):format(name, tostring(self.endpoint)), 3)
   end
   -- The caller's transport, or none: then each request uses the host's (ocr.host), so a client
@@ -194,7 +199,7 @@ function Client:check_input(input)
   elseif src == "data" then
     if #input.data == 0 then return "data is empty" end
     size = #input.data
-  elseif src == "url" and not context.is_http_url(input.url) then
+  elseif src == "url" and not url.is_http(input.url, INPUT_URL) then
     return "url must be an absolute http(s) URL"
   end
   if size and def.max_file_size and size > def.max_file_size then

@@ -35,6 +35,7 @@ local NOT_IPV6 = "[^%x:%.]"
 -- Spaces, control characters and DEL are never part of a URL (and a CR or LF in one would
 -- split the request it is sent in).
 local BAD_BYTE = "[%z\1-\32\127]"
+local CONTROL = "[%z\1-\31\127]"
 
 local function fail(fmt, ...) return nil, fmt:format(...) end
 
@@ -91,12 +92,15 @@ local function parse_authority(authority, t)
 end
 
 --- Parses `s`, an absolute URL or a relative reference. Returns its parts (see above) or
---- nil, message. opts.max_length overrides MAX_LENGTH.
+--- nil, message. opts.max_length overrides MAX_LENGTH; with opts.allow_spaces, a space may
+--- stand in the path, the query and the fragment (a URL handed on to a vendor, who encodes it).
 function M.parse(s, opts)
   if type(s) ~= "string" then return fail("a URL must be a string, got %s", type(s)) end
   local max = opts and opts.max_length or M.MAX_LENGTH
   if #s > max then return fail("the URL is %d bytes long (at most %d)", #s, max) end
-  if find(s, BAD_BYTE) then return nil, "the URL contains spaces or control characters" end
+  if find(s, opts and opts.allow_spaces and CONTROL or BAD_BYTE) then
+    return nil, "the URL contains spaces or control characters"
+  end
   local t = {}
   local rest = s
   -- scheme ":" (a letter, then letters, digits, "+", "-", "."): else a relative reference.
@@ -133,6 +137,7 @@ function M.parse(s, opts)
 end
 
 --- Parses `s` as an absolute http or https URL with a host: its parts, or nil, message.
+--- `opts` as for parse.
 function M.parse_http(s, opts)
   local u, err = M.parse(s, opts)
   if not u then return nil, err end
@@ -143,9 +148,10 @@ function M.parse_http(s, opts)
   return u
 end
 
---- Whether `s` is an absolute http(s) URL with a host (the scheme in any case).
-function M.is_http(s)
-  return M.parse_http(s) ~= nil
+--- Whether `s` is an absolute http(s) URL with a host (the scheme in any case); `opts` as for
+--- parse.
+function M.is_http(s, opts)
+  return M.parse_http(s, opts) ~= nil
 end
 
 --- The port a scheme's URLs have when they name none (80, 443), or nil for another scheme.

@@ -8,6 +8,7 @@ local core = require "ocr.core"
 local result = require "ocr.result"
 local files = require "ocr.files"
 local errors = require "ocr.errors"
+local url = require "ocr.url"
 
 local TYPES = { "general", "accurate", "efficient", "fast", "handwriting" }
 local LANGUAGES = { "zh", "zh_rare", "auto", "mix", "jap", "kor", "spa", "fre", "ger", "por", "vie",
@@ -43,8 +44,9 @@ local function key_path(key)
   return (raw:gsub("[^/]+", core.url_encode)), raw
 end
 
+-- The Host header (signed, so it must be the one sent): the endpoint's host and port.
 local function authority(endpoint)
-  return endpoint:match("^%a+://([^/?#]+)")
+  return url.host_port(assert(url.parse_http(endpoint)))
 end
 
 -- Signs `req` just before each attempt, so a retry never carries a stale signature.
