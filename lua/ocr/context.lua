@@ -325,7 +325,7 @@ function Context:request(req)
     local res, terr = transport_request(self, req, limiter and limiter.on_start or nil)
     local err
     if res then
-      self.request_id = self.request_id or res.headers["x-request-id"] or res.headers["x-cos-request-id"]
+      self.request_id = self.request_id or res.headers["x-request-id"]
       decode(self, req, res)
       if logging then
         self:log{ event = "response", method = req.method or "GET", url = req.url, status = res.status,

@@ -27,6 +27,7 @@ local CODE_KINDS = {
 }
 
 local function check(ctx, res)
+  ctx.request_id = ctx.request_id or res.headers["x-cos-request-id"]
   if res.status >= 200 and res.status < 300 then return nil end
   local doc = res.body and res.body ~= "" and core.xml_decode(res.body)
   local e = type(doc) == "table" and type(doc.Error) == "table" and doc.Error or {}
