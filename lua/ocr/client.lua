@@ -16,7 +16,7 @@ local M = {}
 --- Options every client accepts. Providers add credentials and their own client options.
 M.COMMON_OPTIONS = {
   endpoint = "string", timeout = "number", connect_timeout = "number", retries = "integer",
-  poll_interval = "number", poll_timeout = "number", ca_file = "string", insecure = "boolean",
+  poll_interval = "number", min_poll_interval = "number", poll_timeout = "number", ca_file = "string", insecure = "boolean",
   proxy = "string", user_agent = "string", transport = "object", on_progress = "function",
   log = "function", backoff = "table", max_response_size = "number", rate = "table_or_false",
   retry_budget = "integer", keepalive_timeout = "positive", keepalive_pool = "integer",
@@ -29,8 +29,10 @@ local SOURCES = M.SOURCES
 M.INPUT_OPTIONS = { file = "string", data = "string", url = "string", key = "string",
                     filename = "string", output = "string", on_progress = "function" }
 
+-- min_poll_interval: the floor under every poll interval. A provider whose vendor asks for no
+-- faster polls declares it in its `defaults`; a caller lowers it explicitly (a local mock).
 local DEFAULTS = { timeout = 60, connect_timeout = 10, retries = 3, poll_interval = 1,
-                   poll_timeout = 120 }
+                   min_poll_interval = 0, poll_timeout = 120 }
 
 local Client = {}
 Client.__index = Client
@@ -109,6 +111,9 @@ function M.new(name, def, opts)
     if options[k] <= 0 then error(("ocr.new(%q): option '%s' must be positive"):format(name, k), 3) end
   end
   if options.retries < 0 then error(("ocr.new(%q): option 'retries' must be >= 0"):format(name), 3) end
+  if not (options.min_poll_interval >= 0) then
+    error(("ocr.new(%q): option 'min_poll_interval' must be >= 0"):format(name), 3)
+  end
   if options.user_agent and options.user_agent:find("[%z\1-\8\10-\31\127]") then   -- a header
     error(("ocr.new(%q): option 'user_agent' contains CR, LF or control characters"):format(name), 3)
   end

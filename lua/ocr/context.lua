@@ -365,10 +365,13 @@ end
 --- Polls until `step()` says the work is done.
 -- opts: interval (s; default the client's poll_interval), timeout (default poll_timeout),
 --   step = function(ctx, n) -> "done", value | "pending" | nil, err.
--- A poll timeout is a `timeout` error that keeps the task id, so nothing paid for is lost.
+-- No interval is shorter than the client's min_poll_interval (a provider's default: the
+-- vendor's own floor). A poll timeout is a `timeout` error that keeps the task id, so nothing
+-- paid for is lost.
 function Context:poll(opts)
   check_fields(opts, POLL_FIELDS, "ctx:poll")
-  local interval = opts.interval or self.client.options.poll_interval or 1
+  local options = self.client.options
+  local interval = math.max(opts.interval or options.poll_interval or 1, options.min_poll_interval or 0)
   local timeout = opts.timeout or self.client.options.poll_timeout or 120
   local deadline = runtime.now() + timeout
   local n = 0
