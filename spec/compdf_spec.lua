@@ -238,8 +238,8 @@ describe("compdf provider", function()
       { "a bad message_language", { data = "x", message_language = "fr" }, "message_language" },
       { "ocr as a number", { data = "x", ocr = 1 }, "ocr" },
       { "an unknown option", { data = "x", ocrLanguage = "CHINESE" }, "unknown option 'ocrLanguage'" },
-      { "a non-text target without output", { data = "x", target = "docx" }, "output" },
-      { "a bad target", { data = "x", target = "../x" }, "target" },
+      -- The vendor takes no target type (the result's type is its own): `target` is no option.
+      { "a target", { data = "x", target = "docx" }, "unknown option 'target'" },
       { "a bad callback_url", { data = "x", callback_url = "ftp://a.example/" }, "callback_url" },
       { "an output that is not a directory", { data = "x", output = "/nonexistent" }, "output" },
     }
@@ -249,8 +249,10 @@ describe("compdf provider", function()
       end)
     end
 
-    it("refuses a non-text client target without output", function()
-      expect.invalid_input_sends_nothing(client{ target = "docx" }, { data = "x" }, emu)
+    it("has no client target either: the vendor takes none", function()
+      local ok, msg = pcall(client, { target = "docx" })
+      assert.is_false(ok)
+      assert.truthy(msg:find("target", 1, true), msg)
     end)
 
     it("raises on programmer mistakes in ocr.new", function()
@@ -303,7 +305,7 @@ describe("compdf provider", function()
     it("saves a file target into output under the sanitised downFileName", function()
       emu:config{ target_type = "docx" }
       local out = outdir()
-      local res, err = client():recognize{ file = img, target = "docx", output = out }
+      local res, err = client():recognize{ file = img, output = out }
       assert.is_nil(err)
       assert.equal("", res.text)
       assert.same({ "docx", out .. "/扫描件.docx" }, { res.files[1].format, res.files[1].path })
@@ -326,7 +328,7 @@ describe("compdf provider", function()
 
     it("returns only the URL with download = false", function()
       emu:config{ target_type = "pdf" }
-      local res = assert(client():recognize{ file = img, target = "pdf", download = false })
+      local res = assert(client():recognize{ file = img, download = false })
       assert.is_nil(res.files[1].path)
       assert.equal("pdf", res.files[1].format)
       assert.equal(0, #emu:requests("/download/"))
@@ -364,7 +366,7 @@ describe("compdf provider", function()
           local want
           if n[2] ~= "result" then want = n[2] end
           if want then F.write(out .. "/" .. want, "precious") end
-          local res, err = client():recognize{ file = img, target = "docx", output = out }
+          local res, err = client():recognize{ file = img, output = out }
           assert.is_nil(err)
           local path = res.files[1].path
           assert.equal(out .. "/", path:sub(1, #out + 1))

@@ -268,9 +268,9 @@ local function deliver(ctx, entries, input, raw)
   for _, entry in ipairs(list) do
     if download and not TEXT_TYPES[entry.format] and not input.output then
       return nil, ctx:error{ kind = "unsupported", files = list, retryable = false,
-        message = ("ComPDF produced a '%s' file, not text: pass output = dir (or target = %q) to save it; "
+        message = ("ComPDF produced a '%s' file, not text: pass output = dir to save it; "
                    .. "within 24 hours client:result(task_id, { output = dir }) fetches it without paying again")
-                  :format(entry.format, entry.format) }
+                  :format(entry.format) }
     end
   end
   local texts, lines, several = {}, {}, #list > 1
@@ -426,19 +426,13 @@ local function valid_pages(s)
   return true
 end
 
-local function validate(input, client)
+local function validate(input)
   if input.pages ~= nil and not valid_pages(input.pages) then
     return ("pages %q must look like 1-3,6 (page numbers from 1, ranges low-high; omit it for all pages)")
            :format(input.pages)
   end
   if input.callback_url ~= nil and not url.is_http(input.callback_url) then
     return "callback_url must be an absolute http(s) URL"
-  end
-  local target = input.target or client.options.target or "txt"
-  if not target:match("^%w+$") then return ("target %q must be a file extension such as txt or docx"):format(target) end
-  if not TEXT_TYPES[target:lower()] and input.download ~= false and not input.output then
-    return ("target %q produces a file: pass output = dir to save it, or download = false for its URL")
-           :format(target)
   end
 end
 
@@ -449,9 +443,9 @@ return {
   options = {
     mode = MODES, password = "string", pages = "string", ocr = "boolean", ocr_language = LANGS,
     strategy = STRATEGIES, per_page = "boolean", message_language = { 1, 2, "en", "zh" },
-    callback_url = "string", target = "string", download = "boolean",
+    callback_url = "string", download = "boolean",
   },
-  client_options = { mode = MODES, legacy_parameter = "boolean", target = "string" },
+  client_options = { mode = MODES, legacy_parameter = "boolean" },
   defaults = { poll_interval = MIN_POLL, min_poll_interval = MIN_POLL, poll_timeout = 300 },
   validate = validate,
 
