@@ -45,7 +45,7 @@ local INPUT_URL = { allow_spaces = true }
 -- accepted_sources.url for a provider whose `url` inputs the client fetches itself.
 local FETCHED = "fetched"
 
--- A provider with extras (e.g. oldfish's client:quota()) gets its own class on top of Client,
+-- A provider with extras (its `methods`, e.g. a client:quota()) gets its own class on top of Client,
 -- made once per definition; each extra runs in a context like recognize does.
 local classes = setmetatable({}, { __mode = "k" })
 local function class_for(def)
@@ -142,7 +142,7 @@ function M.new(name, def, opts)
     if not ok2 then error(("ocr.new(%q): %s"):format(name, tostring(ierr):gsub("^.-:%d+: ", "")), 3) end
   end
   if def.offline then
-    -- A local engine (tesseract): no endpoint, and libcurl is never loaded for it.
+    -- A local engine (`offline`): no endpoint, and libcurl is never loaded for it.
     if options.endpoint then error(("ocr.new(%q): a local provider takes no endpoint"):format(name), 3) end
     return self
   end
@@ -277,7 +277,7 @@ local function input_url_check(ctx, res)
   return ctx:error{ kind = kind, status = s, message = ("the input URL answered HTTP %d"):format(s) }
 end
 
--- A provider that takes bytes but not URLs (tesseract, compdf) still reads `url`: the client
+-- A provider that takes bytes but not URLs (sources without "url") still reads `url`: the client
 -- fetches it (an unbilled GET, retried like any, bounded by the provider's max_file_size or the
 -- transport's max_response_size) and hands the provider `data` named after the URL, checked as
 -- the caller's own data would be.

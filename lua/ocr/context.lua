@@ -80,7 +80,7 @@ local function keep_request_secrets(self, headers, signed)
       local auth = signed and (value == headers.Authorization or value == headers.authorization)
       if auth or carries_secret(self, value) then
         list[#list + 1] = value
-        local sig = auth and value:match("[Ss]ignature=([^&,%s]+)")   -- q-signature=, Signature=
+        local sig = auth and value:match("[Ss]ignature=([^&,%s]+)")   -- (any "...signature=" part)
         if sig and #sig >= 8 then list[#list + 1] = sig end
       end
     end
