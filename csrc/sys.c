@@ -5,8 +5,9 @@
  * - create_new(), so a result's name is taken atomically: never a file that exists, never
  *   through a symlink (a check with stat() and a later open() would do both);
  * - isatty(), so the command-line tool draws a progress bar only on a terminal;
- * - list_dir(), lstat() and mkdir(), so the command reads a folder of inputs (never through a
- *   symlink) and creates its output folder without a shell. */
+ * - list_dir(), lstat() and mkdir(), so the registry finds the provider modules on
+ *   package.path and the command reads a folder of inputs (never through a symlink) and creates
+ *   its output folder, without a shell. */
 #define _GNU_SOURCE   /* O_NOFOLLOW, O_CLOEXEC */
 #include <dirent.h>
 #include <errno.h>

@@ -9,7 +9,7 @@ local ocr = require "ocr"
 
 local input, file = {}, nil
 local flags = { mode = "mode", pages = "pages", lang = "language", password = "password",
-                output = "output", target = "target" }
+                output = "output" }
 for _, a in ipairs(arg) do
   local k, v = a:match("^%-%-(%w+)=(.*)$")
   if k and flags[k] then input[flags[k]] = v
@@ -20,7 +20,7 @@ for _, a in ipairs(arg) do
 end
 if not file then
   io.stderr:write("usage: examples/compdf.lua [--mode=sync|async|presigned] [--pages=1-3,6] "
-                  .. "[--lang=zh-Hans] [--password=...] [--target=docx --output=DIR] FILE\n")
+                  .. "[--lang=zh-Hans] [--password=...] [--output=DIR] FILE\n")
   os.exit(2)
 end
 input.file = file

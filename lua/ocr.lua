@@ -1,7 +1,7 @@
 --- lua-ocr: one API over cloud OCR vendors.
 --
 --   local ocr = require "ocr"
---   local client = ocr.new("picwish", { api_key = "..." })
+--   local client = ocr.new(provider, { api_key = "..." })   -- see ocr.providers()
 --   local res, err = client:recognize{ file = "scan.png" }
 --
 -- See README.md for the full reference: options, the result and error models, providers, and

@@ -49,6 +49,7 @@ build = {
     ["ocr.schema"] = "lua/ocr/schema.lua",
     ["ocr.strings"] = "lua/ocr/strings.lua",
     ["ocr.transport"] = "lua/ocr/transport.lua",
+    ["ocr.url"] = "lua/ocr/url.lua",
     ["ocr.providers.picwish"] = "lua/ocr/providers/picwish.lua",
     ["ocr.providers.tencent"] = "lua/ocr/providers/tencent.lua",
     ["ocr.providers.tesseract"] = "lua/ocr/providers/tesseract.lua",

@@ -19,7 +19,7 @@ describe("compdf provider", function()
 
   local function client(opts)
     return rig.client("compdf", { api_key = KEY, endpoint = emu.url .. "/server/",
-      poll_interval = 0.01, poll_timeout = 5, backoff = { base = 0.01, cap = 0.05 } }, opts)
+      poll_interval = 0.01, min_poll_interval = 0, poll_timeout = 5, backoff = { base = 0.01, cap = 0.05 } }, opts)
   end
 
   local function value(entry, name)
@@ -240,8 +240,8 @@ describe("compdf provider", function()
       { "a bad message_language", { data = "x", message_language = "fr" }, "message_language" },
       { "ocr as a number", { data = "x", ocr = 1 }, "ocr" },
       { "an unknown option", { data = "x", ocrLanguage = "CHINESE" }, "unknown option 'ocrLanguage'" },
-      { "a non-text target without output", { data = "x", target = "docx" }, "output" },
-      { "a bad target", { data = "x", target = "../x" }, "target" },
+      -- The vendor takes no target type (the result's type is its own): `target` is no option.
+      { "a target", { data = "x", target = "docx" }, "unknown option 'target'" },
       { "a bad callback_url", { data = "x", callback_url = "ftp://a.example/" }, "callback_url" },
       { "an output that is not a directory", { data = "x", output = "/nonexistent" }, "output" },
     }
@@ -251,8 +251,10 @@ describe("compdf provider", function()
       end)
     end
 
-    it("refuses a non-text client target without output", function()
-      expect.invalid_input_sends_nothing(client{ target = "docx" }, { data = "x" }, emu)
+    it("has no client target either: the vendor takes none", function()
+      local ok, msg = pcall(client, { target = "docx" })
+      assert.is_false(ok)
+      assert.truthy(msg:find("target", 1, true), msg)
     end)
 
     it("raises on programmer mistakes in ocr.new", function()
@@ -305,7 +307,7 @@ describe("compdf provider", function()
     it("saves a file target into output under the sanitised downFileName", function()
       emu:config{ target_type = "docx" }
       local out = outdir()
-      local res, err = client():recognize{ file = img, target = "docx", output = out }
+      local res, err = client():recognize{ file = img, output = out }
       assert.is_nil(err)
       assert.equal("", res.text)
       assert.same({ "docx", out .. "/扫描件.docx" }, { res.files[1].format, res.files[1].path })
@@ -328,7 +330,7 @@ describe("compdf provider", function()
 
     it("returns only the URL with download = false", function()
       emu:config{ target_type = "pdf" }
-      local res = assert(client():recognize{ file = img, target = "pdf", download = false })
+      local res = assert(client():recognize{ file = img, download = false })
       assert.is_nil(res.files[1].path)
       assert.equal("pdf", res.files[1].format)
       assert.equal(0, #emu:requests("/download/"))
@@ -366,7 +368,7 @@ describe("compdf provider", function()
           local want
           if n[2] ~= "result" then want = n[2] end
           if want then F.write(out .. "/" .. want, "precious") end
-          local res, err = client():recognize{ file = img, target = "docx", output = out }
+          local res, err = client():recognize{ file = img, output = out }
           assert.is_nil(err)
           local path = res.files[1].path
           assert.equal(out .. "/", path:sub(1, #out + 1))
@@ -519,32 +521,30 @@ describe("compdf provider", function()
       assert.equal(1, #emu:requests(ASYNC))
     end)
 
-    it("never polls a remote endpoint faster than every 3 s, and defaults to 3 s", function()
-      local session = require("ocr.curl").session{}
-      -- The vendor's real host, rerouted to the emulator by a transport of our own.
-      local transport = { request = function(_, req)
-        req.url = req.url:gsub("^https://api%-server%.compdf%.com", emu.url)
-        return session:request(req)
-      end }
+    it("never polls faster than every 3 s, whatever the endpoint, and defaults to 3 s", function()
       emu:config{ script = { "TaskProcessing", "TaskFinish" } }
-      local c = ocr.new("compdf", { api_key = KEY, transport = transport, poll_interval = 0.01 })
-      assert.equal("https://api-server.compdf.com/server/", c.endpoint)
+      -- the emulator is on loopback: no special case for it any more
+      local c = ocr.new("compdf", { api_key = KEY, endpoint = emu.url .. "/server/", poll_interval = 0.01 })
+      assert.equal(3, c.options.min_poll_interval)
       local res, err = c:recognize{ file = img, mode = "async" }
-      session:close()
       assert.is_nil(err)
       assert.equal(TEXT, res.text)
       local polls = emu:requests(INFO)
       assert.equal(2, #polls)
       assert.is_true(polls[2].t - polls[1].t >= 2.9, "polled after " .. (polls[2].t - polls[1].t) .. " s")
       assert.equal(3, ocr.new("compdf", { api_key = KEY }).options.poll_interval)
-      local is_loopback = require("ocr.providers.compdf")._is_loopback
-      assert.is_true(is_loopback("http://127.0.0.1:8080/server/"))
-      assert.is_true(is_loopback("http://[::1]:80/"))
-      assert.is_true(is_loopback("http://LOCALHOST/"))
-      assert.is_true(is_loopback("http://user@127.0.0.1/"))
-      assert.is_false(is_loopback("http://127.0.0.1.evil.example/"))
-      assert.is_false(is_loopback("http://127.0.0.1@evil.example/"))
-      assert.is_false(is_loopback("https://api-server.compdf.com/server/"))
+    end)
+
+    it("polls faster only when the caller lowers min_poll_interval", function()
+      emu:config{ script = { "TaskProcessing", "TaskProcessing", "TaskFinish" } }
+      local c = ocr.new("compdf", { api_key = KEY, endpoint = emu.url .. "/server/", poll_interval = 0.01,
+                                    min_poll_interval = 0 })
+      local t0 = require("ocr.core").monotime()
+      assert(c:recognize{ file = img, mode = "async" })
+      assert.equal(3, #emu:requests(INFO))
+      assert.is_true(require("ocr.core").monotime() - t0 < 2)
+      assert.has_error(function() ocr.new("compdf", { api_key = KEY, min_poll_interval = -1 }) end)
+      assert.has_error(function() ocr.new("compdf", { api_key = KEY, min_poll_interval = "0" }) end)
     end)
   end)
 

@@ -31,13 +31,6 @@ describe("ctx:url", function()
     assert.equal("http://h.test/s?k=true", ctx:url("/s", { k = true }))
   end)
 
-  it("encode_query: one key or many, sorted, RFC 3986", function()
-    assert.equal("", context.encode_query(nil))
-    assert.equal("", context.encode_query({}))
-    assert.equal("a%2Fb=c%26d", context.encode_query({ ["a/b"] = "c&d" }))
-    assert.equal("a=1&b=false&c=~%20~", context.encode_query({ c = "~ ~", b = false, a = 1 }))
-  end)
-
   it("answers the same URL from the memo, for any path (even 'n'), and not for another base", function()
     local ctx = ctx_for("http://h.test/")
     for _ = 1, 3 do
@@ -93,5 +86,58 @@ describe("a provider's misspelt field", function()
     local _, err = ocr.new("typo_spec", { endpoint = "http://127.0.0.1:9", retries = 0 }):recognize{ data = "x" }
     assert.equal("kept", seen)
     assert.equal("network", err.kind)
+  end)
+end)
+
+describe("ctx:poll", function()
+  -- A fake clock: every sleep is recorded and moves time on at once.
+  local slept
+  before_each(function()
+    local t = 0
+    slept = {}
+    ocr.runtime.set{ now = function() return t end,
+                     sleep = function(s) slept[#slept + 1] = s; t = t + s end }
+  end)
+  after_each(function() ocr.runtime.reset() end)
+
+  local function polling_client(defaults, opts)
+    ocr.register("poll_spec", { credentials = {}, sources = { "data" }, defaults = defaults,
+      recognize = function(ctx)
+        return ctx:poll{ interval = 0.01, step = function(_, n)
+          if n == 3 then return "done", ocr.result.new{ text = "ok" } end
+          return "pending"
+        end }
+      end })
+    local o = { endpoint = "http://127.0.0.1:9", transport = { request = function() end } }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    return ocr.new("poll_spec", o)
+  end
+
+  it("never waits less than the provider's min_poll_interval, whatever interval is asked", function()
+    assert(polling_client({ min_poll_interval = 0.5 }):recognize{ data = "x" })
+    assert.same({ 0.5, 0.5 }, slept)
+  end)
+
+  it("waits less only when the caller lowers min_poll_interval, which has no floor by default", function()
+    assert(polling_client({ min_poll_interval = 0.5 }, { min_poll_interval = 0 }):recognize{ data = "x" })
+    assert.same({ 0.01, 0.01 }, slept)
+    slept = {}
+    assert(polling_client():recognize{ data = "x" })
+    assert.same({ 0.01, 0.01 }, slept)
+  end)
+end)
+
+describe("ctx:download refuses what ocr.url refuses, as the vendor's fault", function()
+  it("CR/LF, bad ports, a broken IPv6 host, over-long URLs", function()
+    ocr.register("download_spec2", { credentials = {}, sources = { "data" },
+                                     recognize = function() return nil end })
+    local ctx = context.new(ocr.new("download_spec2", { endpoint = "http://127.0.0.1:9" }))
+    for _, u in ipairs{ "http://h/a\r\nX: y", "http://h:0/", "http://h:99999/", "http://[::1/x",
+                        "http://h/" .. ("a"):rep(context.MAX_URL) } do
+      local res, err = ctx:download(u)
+      assert.is_nil(res)
+      assert.equal("protocol", err.kind)
+      assert.truthy(err.message:find("result file URL is unusable", 1, true), err.message)
+    end
   end)
 end)

@@ -360,6 +360,21 @@ describe("OpenResty: one worker, cosockets", function()
       assert.equal("too_large", big.err.kind)
     end)
 
+    it("reads its URL with ocr.url: any scheme case, Host and target from it, no credentials", function()
+      local base = emus.httptest.url
+      local upper = base:gsub("^http:", "HTTP:")
+      local r = transport{ url = upper .. "/echo?a=1#fragment" }
+      local echo = cjson.decode(r.res.body)
+      assert.equal("/echo", echo.path)
+      assert.equal(base:match("^http://(.*)$"), echo.headers.host)
+      for _, bad in ipairs{ base:gsub("^http://", "http://user:pw@") .. "/echo", base .. "/echo\r\nX: y",
+                            "http://127.0.0.1:0/echo", "ftp://127.0.0.1/" } do
+        local e = transport{ url = bad }.err
+        assert.equal("invalid_input", e.kind, bad)
+        assert.truthy(e.message:find("^url: "), e.message)
+      end
+    end)
+
     it("saves a 2xx body through a temporary file, and a broken answer is a network error", function()
       local base = emus.httptest.url
       local path = dir .. "/saved.bin"

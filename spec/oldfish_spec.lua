@@ -506,6 +506,23 @@ describe("oldfish provider", function()
       assert.equal(1, #ops("imgUpload"))
     end)
 
+    it("takes the image bed's URL as ocr.url reads it: any scheme case, never a malformed one", function()
+      for _, c in ipairs{ { "HTTPS://Bed.example/i/a.png\r\n", true }, { "http://bed.example:0/a.png", false },
+                          { "http://bed.example/a b.png", false }, { "ftp://bed.example/a.png", false },
+                          { "http://[::1/a.png", false } } do
+        emu:reset()
+        emu:fault{ action = "status", status = 200, path = "/Code.ashx", method = "POST", body = c[1] }
+        local up, err = client():upload_image(img)
+        if c[2] then
+          assert.is_nil(err)
+          assert.equal("HTTPS://Bed.example/i/a.png", up.url)
+        else
+          assert.is_nil(up, c[1])
+          assert.equal("protocol", err.kind)
+        end
+      end
+    end)
+
     it("sends nothing for a missing file", function()
       local up, err = client():upload_image(dir .. "/missing.png")
       assert.is_nil(up)

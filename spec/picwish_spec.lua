@@ -122,12 +122,32 @@ describe("picwish provider", function()
       { "an output that is not a directory", { data = "x", output = "/nonexistent" }, "output" },
       { "empty data", { data = "" }, "empty" },
       { "a relative url", { url = "example.com/a.png" }, "absolute" },
+      -- the port as ocr.url reads it: an upper-case scheme, an IPv6 host, user information
+      { "a port after an upper-case scheme", { url = "HTTPS://example.com:8443/a.png" }, "port 8443" },
+      { "a port after an IPv6 host", { url = "http://[2001:db8::1]:81/a.png" }, "port 81" },
+      { "a port after user information", { url = "http://u:p@example.com:8080/a.png" }, "port 8080" },
+      { "a CR/LF in the url", { url = "http://example.com/a.png\r\nX: y" }, "absolute" },
     }
     for _, c in ipairs(cases) do
       it("refuses " .. c[1], function()
         expect.invalid_input_sends_nothing(client(), c[2], emu, c[3])
       end)
     end
+
+    it("accepts a url on port 80 or 443 however it is written, in any scheme case", function()
+      for _, u in ipairs{ "HTTP://example.com/a.png", "https://example.com:443/a.png",
+                          "http://example.com:0080/a.png", "http://[::1]:80/a.png" } do
+        assert.is_nil(client():check_input{ url = u }, u)
+      end
+    end)
+
+    it("accepts a result file URL whose scheme is upper-case", function()
+      emu:config{ result_base = emu.url:gsub("^http:", "HTTP:") }
+      local res, err = client():recognize{ data = F.image("upper") }
+      assert.is_nil(err)
+      assert.equal("upper", res.text)
+      assert.truthy(res.files[1].url:find("^HTTP://"))
+    end)
 
     it("accepts a password of exactly 32 characters, counted as characters not bytes", function()
       local res, err = client():recognize{ data = F.image("ok"), password = string.rep("密", 32) }

@@ -1,7 +1,7 @@
 -- The README's Lua examples run here, against the vendors' emulators, so a user who copies one
 -- gets code that works: option and input names, methods, and what the example does with the
 -- answer. Only the environment is replaced: each client gets its emulator's endpoint and test
--- credentials (and a short poll interval), `file = "…"` names become fake images in a scratch
+-- credentials (and a short poll interval, below any vendor's floor), `file = "…"` names become fake images in a scratch
 -- directory, and `print` is captured. (The provider guide has its own spec, and the embedding
 -- example needs OpenResty: spec/embedding_spec.lua runs the same seam.)
 local ocr = require "ocr"
@@ -92,6 +92,7 @@ describe("README examples", function()
       for k, v in pairs(s.creds) do o[k] = v end
       o.endpoint = emu_for(name).url .. (s.path or "")
       o.poll_interval = 0.05
+      o.min_poll_interval = 0   -- (a vendor's floor, compdf's 3 s, is for its real service)
     end
     return ocr.new(name, o)
   end

@@ -10,13 +10,14 @@ local core = require "ocr.core"
 local ratelimit = require "ocr.ratelimit"
 local host = require "ocr.host"
 local language = require "ocr.language"
+local url = require "ocr.url"
 
 local M = {}
 
 --- Options every client accepts. Providers add credentials and their own client options.
 M.COMMON_OPTIONS = {
   endpoint = "string", timeout = "number", connect_timeout = "number", retries = "integer",
-  poll_interval = "number", poll_timeout = "number", ca_file = "string", insecure = "boolean",
+  poll_interval = "number", min_poll_interval = "number", poll_timeout = "number", ca_file = "string", insecure = "boolean",
   proxy = "string", user_agent = "string", transport = "object", on_progress = "function",
   log = "function", backoff = "table", max_response_size = "number", rate = "table_or_false",
   retry_budget = "integer", keepalive_timeout = "positive", keepalive_pool = "integer",
@@ -33,17 +34,23 @@ M.INPUT_OPTIONS = { file = "string", data = "string", url = "string", key = "str
 -- `languages`: a client's default and any input's own.
 local LANGUAGE_OPTION = { language = "string_or_table" }
 
+-- min_poll_interval: the floor under every poll interval. A provider whose vendor asks for no
+-- faster polls declares it in its `defaults`; a caller lowers it explicitly (a local mock).
 local DEFAULTS = { timeout = 60, connect_timeout = 10, retries = 3, poll_interval = 1,
-                   poll_timeout = 120 }
+                   min_poll_interval = 0, poll_timeout = 120 }
 
 local Client = {}
 Client.__index = Client
 M.Client = Client
 
+-- An input URL is handed on to the vendor, who encodes it (a space in its path is theirs to
+-- take); control characters and a malformed host or port are refused here.
+local INPUT_URL = { allow_spaces = true }
+
 -- accepted_sources.url for a provider whose `url` inputs the client fetches itself.
 local FETCHED = "fetched"
 
--- A provider with extras (e.g. oldfish's client:quota()) gets its own class on top of Client,
+-- A provider with extras (its `methods`, e.g. a client:quota()) gets its own class on top of Client,
 -- made once per definition; each extra runs in a context like recognize does.
 local classes = setmetatable({}, { __mode = "k" })
 local function class_for(def)
@@ -110,6 +117,9 @@ function M.new(name, def, opts)
     if options[k] <= 0 then error(("ocr.new(%q): option '%s' must be positive"):format(name, k), 3) end
   end
   if options.retries < 0 then error(("ocr.new(%q): option 'retries' must be >= 0"):format(name), 3) end
+  if not (options.min_poll_interval >= 0) then
+    error(("ocr.new(%q): option 'min_poll_interval' must be >= 0"):format(name), 3)
+  end
   if options.user_agent and options.user_agent:find("[%z\1-\8\10-\31\127]") then   -- a header
     error(("ocr.new(%q): option 'user_agent' contains CR, LF or control characters"):format(name), 3)
   end
@@ -144,12 +154,12 @@ function M.new(name, def, opts)
     if not ok2 then error(("ocr.new(%q): %s"):format(name, tostring(ierr):gsub("^.-:%d+: ", "")), 3) end
   end
   if def.offline then
-    -- A local engine (tesseract): no endpoint, and libcurl is never loaded for it.
+    -- A local engine (`offline`): no endpoint, and libcurl is never loaded for it.
     if options.endpoint then error(("ocr.new(%q): a local provider takes no endpoint"):format(name), 3) end
     return self
   end
   self.endpoint = options.endpoint or self.endpoint or def.endpoint
-  if not context.is_http_url(self.endpoint) then
+  if not url.is_http(self.endpoint) then
     error(("ocr.new(%q): endpoint must be an http(s) URL, got %s"):format(name, tostring(self.endpoint)), 3)
   end
   -- The caller's transport, or none: then each request uses the host's (ocr.host), so a client
@@ -210,7 +220,7 @@ function Client:check_input(input)
   elseif src == "data" then
     if #input.data == 0 then return "data is empty" end
     size = #input.data
-  elseif src == "url" and not context.is_http_url(input.url) then
+  elseif src == "url" and not url.is_http(input.url, INPUT_URL) then
     return "url must be an absolute http(s) URL"
   end
   if size and def.max_file_size and size > def.max_file_size then
@@ -283,7 +293,7 @@ local function input_url_check(ctx, res)
   return ctx:error{ kind = kind, status = s, message = ("the input URL answered HTTP %d"):format(s) }
 end
 
--- A provider that takes bytes but not URLs (tesseract, compdf) still reads `url`: the client
+-- A provider that takes bytes but not URLs (sources without "url") still reads `url`: the client
 -- fetches it (an unbilled GET, retried like any, bounded by the provider's max_file_size or the
 -- transport's max_response_size) and hands the provider `data` named after the URL, checked as
 -- the caller's own data would be.

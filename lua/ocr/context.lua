@@ -13,6 +13,7 @@ local schema = require "ocr.schema"
 local files = require "ocr.files"
 local host = require "ocr.host"
 local strings = require "ocr.strings"
+local url_lib = require "ocr.url"
 local SLASH = strings.set_of("/")
 
 local Context = {}
@@ -79,7 +80,7 @@ local function keep_request_secrets(self, headers, signed)
       local auth = signed and (value == headers.Authorization or value == headers.authorization)
       if auth or carries_secret(self, value) then
         list[#list + 1] = value
-        local sig = auth and value:match("[Ss]ignature=([^&,%s]+)")   -- q-signature=, Signature=
+        local sig = auth and value:match("[Ss]ignature=([^&,%s]+)")   -- (any "...signature=" part)
         if sig and #sig >= 8 then list[#list + 1] = sig end
       end
     end
@@ -133,7 +134,7 @@ function Context:segment(id)
                             message = ("not a usable id: %s"):format(type(id) == "string" and
                               ("%q"):format(id:sub(1, 64)) or type(id)) }
   end
-  return core.url_encode(id)
+  return url_lib.escape(id)
 end
 
 --- The endpoint joined with `path`, plus `query` (a table; keys sorted, values RFC 3986-encoded).
@@ -156,34 +157,9 @@ function Context:url(path, query, base)
     end
   end
   if query == nil then return url end
-  local q = M.encode_query(query)
+  local q = url_lib.build_query(query)
   if q ~= "" then url = url .. (url:find("?", 1, true) and "&" or "?") .. q end
   return url
-end
-
---- Whether `s` is an absolute http(s) URL: the scheme in any case, then a host. (An input URL
--- is passed on to the vendor, who may accept spaces in it; one we fetch must also have none.)
-function M.is_http_url(s)
-  return type(s) == "string" and s:match("^[Hh][Tt][Tt][Pp][Ss]?://[^/%s]") ~= nil
-end
-
-local function pair(k, v) return core.url_encode(k) .. "=" .. core.url_encode(tostring(v)) end
-
---- Encodes a query table: keys sorted for stable URLs; `true`/`false` become "true"/"false".
-function M.encode_query(query)
-  if not query then return "" end
-  local k1, v1 = next(query)
-  if k1 == nil then return "" end
-  if next(query, k1) == nil then return pair(k1, v1) end   -- one key: nothing to sort
-  local keys = {}
-  for k in pairs(query) do keys[#keys + 1] = k end
-  table.sort(keys)
-  local out = {}
-  for _, k in ipairs(keys) do
-    local v = query[k]
-    if v ~= nil then out[#out + 1] = pair(k, v) end
-  end
-  return table.concat(out, "&")
 end
 
 function Context:now() return runtime.now() end
@@ -365,7 +341,7 @@ function Context:request(req)
     local res, terr = transport_request(self, req, limiter and limiter.on_start or nil)
     local err
     if res then
-      self.request_id = self.request_id or res.headers["x-request-id"] or res.headers["x-cos-request-id"]
+      self.request_id = self.request_id or res.headers["x-request-id"]
       decode(self, req, res)
       if logging then
         self:log{ event = "response", method = req.method or "GET", url = req.url, status = res.status,
@@ -405,10 +381,13 @@ end
 --- Polls until `step()` says the work is done.
 -- opts: interval (s; default the client's poll_interval), timeout (default poll_timeout),
 --   step = function(ctx, n) -> "done", value | "pending" | nil, err.
--- A poll timeout is a `timeout` error that keeps the task id, so nothing paid for is lost.
+-- No interval is shorter than the client's min_poll_interval (a provider's default: the
+-- vendor's own floor). A poll timeout is a `timeout` error that keeps the task id, so nothing
+-- paid for is lost.
 function Context:poll(opts)
   check_fields(opts, POLL_FIELDS, "ctx:poll")
-  local interval = opts.interval or self.client.options.poll_interval or 1
+  local options = self.client.options
+  local interval = math.max(opts.interval or options.poll_interval or 1, options.min_poll_interval or 0)
   local timeout = opts.timeout or self.client.options.poll_timeout or 120
   local deadline = runtime.now() + timeout
   local n = 0
@@ -467,13 +446,9 @@ function Context:download(url, opts)
   check_fields(opts, DOWNLOAD_FIELDS, "ctx:download")
   -- The URL comes from the vendor's answer: one that cannot be fetched is the vendor's fault
   -- (protocol), not the caller's input.
-  if not M.is_http_url(url) or url:find("[%s%c]") then   -- (ocr.curl refuses those)
-    return nil, self:error{ kind = "protocol",
-                            message = "the vendor's result file URL is not an http(s) URL" }
-  end
-  if #url > M.MAX_URL then
-    return nil, self:error{ kind = "protocol", message = ("the vendor's result file URL is %d bytes long (at most %d)")
-                                                         :format(#url, M.MAX_URL) }
+  local ok, why = url_lib.parse_http(url, { max_length = M.MAX_URL })
+  if not ok then
+    return nil, self:error{ kind = "protocol", message = "the vendor's result file URL is unusable: " .. why }
   end
   local save_to = opts.save_to
   if not save_to and opts.output then

@@ -10,6 +10,7 @@
 -- silent resend could bill twice. A request that is not billed and finds its reused connection
 -- closed before any answer is sent once more on a new one, as libcurl does.
 local core = require "ocr.core"
+local url = require "ocr.url"
 
 local M = {}
 
@@ -37,40 +38,15 @@ local function fail(kind, message, sent)
   return nil, { kind = kind, message = message, sent = sent or false }
 end
 
--- Splits an absolute http(s) URL with plain finds (the URL may come from a vendor's answer:
--- no pattern here can backtrack). Returns {scheme=, host=, port=, target=, authority=} or
--- nil, message.
-local function parse_url(url)
-  if type(url) ~= "string" or url:find("[%s%c]") then return nil, "the URL is empty or has spaces or control characters" end
-  local sep = url:find("://", 1, true)
-  local scheme = sep and url:sub(1, sep - 1):lower()
-  if scheme ~= "http" and scheme ~= "https" then return nil, "only http and https URLs are allowed" end
-  local rest = url:sub(sep + 3)
-  local stop = rest:find("[/?#]") or #rest + 1
-  local authority, target = rest:sub(1, stop - 1), rest:sub(stop)
-  local hash = target:find("#", 1, true)
-  if hash then target = target:sub(1, hash - 1) end
-  if target == "" or target:byte(1) ~= 47 then target = "/" .. target end   -- "/"
-  if authority:find("@", 1, true) then return nil, "credentials in the URL are refused" end
-  local host, port
-  if authority:byte(1) == 91 then                                           -- "[v6]:port"
-    local close = authority:find("]", 1, true)
-    if not close then return nil, "bad IPv6 address in the URL" end
-    host, port = authority:sub(2, close - 1), authority:sub(close + 1)
-    if port ~= "" and port:byte(1) ~= 58 then return nil, "bad port in the URL" end
-    port = port:sub(2)
-  else
-    local colon = authority:find(":", 1, true)
-    host = colon and authority:sub(1, colon - 1) or authority
-    port = colon and authority:sub(colon + 1) or ""
-  end
-  if host == "" or #host > 255 or host:find("[^%w%.%-_:]") then return nil, "bad host in the URL" end
-  if port ~= "" and (not port:find("^%d+$") or #port > 5) then return nil, "bad port in the URL" end
-  local n = tonumber(port) or (scheme == "https" and 443 or 80)
-  if n < 1 or n > 65535 then return nil, "bad port in the URL" end
-  return { scheme = scheme, host = host, port = n, target = target, authority = authority }
+-- What a request needs of its URL (ocr.url: linear, length-bounded, never raises): scheme,
+-- host, the port it connects to, the request target and the Host header. Or nil, message.
+local function parse_url(s)
+  local u, err = url.parse_http(s)
+  if not u then return nil, err end
+  if u.userinfo then return nil, "credentials in the URL are refused" end
+  return { scheme = u.scheme, host = u.host, port = url.port(u), target = url.target(u),
+           host_header = url.host_port(u) }
 end
-M.parse_url = parse_url
 
 -- A header name must be a token, a value free of control characters (no CR/LF injection).
 local function check_header(name, value)
@@ -127,7 +103,7 @@ local function request_head(req, u, length, ctype)
       lines[#lines + 1] = name .. ": " .. value
     end
   end
-  if not has.host then lines[#lines + 1] = "Host: " .. u.authority end
+  if not has.host then lines[#lines + 1] = "Host: " .. u.host_header end
   if not has["user-agent"] and req.user_agent then
     local bad = check_header("User-Agent", req.user_agent)
     if bad then return nil, "user_agent: " .. bad end

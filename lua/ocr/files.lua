@@ -2,6 +2,7 @@
 -- from a server into paths that can never escape the directory the user chose.
 local core = require "ocr.core"
 local strings = require "ocr.strings"
+local url = require "ocr.url"
 
 local M = {}
 
@@ -45,12 +46,14 @@ function M.sanitize_name(name, fallback)
   return name
 end
 
+local SPACES = { allow_spaces = true }   -- (an input URL may have them: see ocr.client)
+
 --- The file name a URL suggests: its last path segment, percent-decoded and sanitised, else
 -- `fallback`; `format` is added as the extension when the name has none.
-function M.url_name(url, fallback, format)
-  local path = url:match("^[^?#]*") or ""
-  local last = path:match("^%a[%w+.-]*://[^/]*/(.*)$") or ""
-  last = core.url_decode(strings.after_last(last, strings.SLASHES)) or ""
+function M.url_name(s, fallback, format)
+  local u = url.parse(s, SPACES)
+  local last = u and u.host and strings.after_last(u.path, strings.SLASHES) or ""
+  last = core.url_decode(last) or ""
   local name = M.sanitize_name(last, fallback)
   if format and not name:find(".", 1, true) then name = name .. "." .. format end
   return name

@@ -1,13 +1,20 @@
---- The registry of providers: the built-in ones load lazily from `ocr.providers.<name>`, and
--- `ocr.register` adds a user's own.
+--- The registry of providers. A provider is the module `ocr.providers.<name>` (loaded on first
+-- use, wherever package.path or a package searcher finds it), or a definition `ocr.register`
+-- adds. Nothing here names a vendor: adding one is adding its module, one file.
+local core = require "ocr.core"
 local schema = require "ocr.schema"
 local language = require "ocr.language"
 
 local M = {}
 
-M.BUILTIN = { "compdf", "picwish", "tencent", "oldfish", "uapi", "tesseract" }
-
 local registered = {}
+
+--- What a provider's name may be: it becomes a module name and a path component.
+M.MAX_NAME = 64
+local function valid_name(name)
+  return type(name) == "string" and #name > 0 and #name <= M.MAX_NAME and not name:find("[^%w_%-]")
+end
+M.valid_name = valid_name
 
 -- What each field of a definition must be (an ocr.schema spec). Any other field is refused, so
 -- that a misspelt one (`source`, `max_filesize`) is not silently ignored; fields whose name
@@ -24,7 +31,7 @@ local FIELDS = {
 --- Checks a provider definition; raises with a message naming the bad field.
 function M.check_definition(name, def)
   local where = ("ocr.register(%q)"):format(tostring(name))
-  assert(type(name) == "string" and name:match("^[%w_%-]+$"), where .. ": name must be [A-Za-z0-9_-]+")
+  assert(valid_name(name), where .. ": name must be [A-Za-z0-9_-]+ (at most 64 characters)")
   assert(type(def) == "table", where .. ": definition table expected")
   assert(type(def.recognize) == "function", where .. ": definition.recognize must be a function")
   local unknown = schema.unknown_field(def, FIELDS)
@@ -58,26 +65,102 @@ function M.register(name, def)
   return def
 end
 
---- The definition of `name`, loading a built-in provider on first use; nil if unknown.
-function M.get(name)
-  if registered[name] then return registered[name] end
-  for _, b in ipairs(M.BUILTIN) do
-    if b == name then
-      local ok, def = pcall(require, "ocr.providers." .. name)
-      if not ok then error(("provider %q failed to load: %s"):format(name, def), 0) end
-      M.check_definition(name, def)
-      registered[name] = def
-      return def
-    end
-  end
-  return nil
+local PREFIX = "ocr.providers."
+
+-- Whether `err`, raised by require(mod), says only that no searcher found `mod` (the words are
+-- the same on Lua 5.1, 5.4 and LuaJIT), not that the module failed while loading.
+local function not_found(mod, err)
+  return type(err) == "string" and err:find("module '" .. mod .. "' not found", 1, true) == 1
 end
 
---- The names of every provider, built-in and registered, sorted.
+--- The definition of `name`: a registered one, else the module ocr.providers.<name>, loaded
+--- and checked on first use. nil if there is no such provider; raises if its module fails.
+function M.get(name)
+  if registered[name] then return registered[name] end
+  if not valid_name(name) then return nil end
+  local mod = PREFIX .. name
+  local ok, def = pcall(require, mod)
+  if not ok then
+    if not_found(mod, def) then return nil end
+    error(("provider %q failed to load: %s"):format(name, tostring(def)), 0)
+  end
+  M.check_definition(name, def)
+  registered[name] = def
+  return def
+end
+
+-- The directories where package.path's templates would look for ocr.providers.<name>, with
+-- the rest of the template: "lua/?.lua" -> "lua/ocr/providers/", ".lua".
+local function provider_dirs(path)
+  local out, seen = {}, {}
+  local dir_sep = package.config:sub(1, 1)
+  local tpl_sep = package.config:sub(3, 3)
+  local mark = package.config:sub(5, 5)
+  local sub = PREFIX:gsub("%.", dir_sep == "%" and "%%" or dir_sep)
+  local i = 1
+  while i <= #path do
+    local j = path:find(tpl_sep, i, true) or #path + 1
+    local tpl = path:sub(i, j - 1)
+    local q = tpl:find(mark, 1, true)
+    -- (one mark per template: a template that repeats it names the module twice, skipped)
+    if q and not tpl:find(mark, q + 1, true) then
+      local dir, rest = tpl:sub(1, q - 1) .. sub, tpl:sub(q + 1)
+      local key = dir .. "\0" .. rest
+      if not seen[key] then
+        seen[key] = true
+        out[#out + 1] = { dir = dir, rest = rest }
+      end
+    end
+    i = j + 1
+  end
+  return out
+end
+
+local function readable(file)
+  local f = io.open(file, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+--- The names of the provider modules found on `path` (default package.path), sorted: each
+--- ocr/providers/<name>.lua (or <name>/init.lua, as the path's templates say) whose name is a
+--- valid provider name.
+function M.scan(path)
+  local found, out = {}, {}
+  for _, d in ipairs(provider_dirs(path or package.path)) do
+    local entries = core.list_dir(d.dir)
+    for _, entry in ipairs(entries or {}) do
+      local name
+      local sep = d.rest:find("[/\\]")
+      if sep == 1 then
+        -- "?/init.lua": the entry is a directory holding the rest
+        if valid_name(entry) and readable(d.dir .. entry .. d.rest) then name = entry end
+      elseif not sep and #entry > #d.rest and entry:sub(-#d.rest) == d.rest then
+        name = entry:sub(1, #entry - #d.rest)
+      end
+      if name and valid_name(name) and not found[name] then
+        found[name] = true
+        out[#out + 1] = name
+      end
+    end
+  end
+  table.sort(out)
+  return out
+end
+
+--- The names of every provider, sorted: registered ones, the modules ocr.providers.<name>
+--- already loaded or preloaded, and those found on package.path.
 function M.names()
   local seen, out = {}, {}
-  for _, b in ipairs(M.BUILTIN) do seen[b] = true end
   for n in pairs(registered) do seen[n] = true end
+  for _, t in ipairs{ package.loaded, package.preload } do
+    for mod in pairs(t) do
+      if type(mod) == "string" and mod:sub(1, #PREFIX) == PREFIX and valid_name(mod:sub(#PREFIX + 1)) then
+        seen[mod:sub(#PREFIX + 1)] = true
+      end
+    end
+  end
+  for _, n in ipairs(M.scan()) do seen[n] = true end
   for n in pairs(seen) do out[#out + 1] = n end
   table.sort(out)
   return out

@@ -11,6 +11,8 @@ local cjson = require "cjson.safe"
 local result = require "ocr.result"
 local files = require "ocr.files"
 local errors = require "ocr.errors"
+local url = require "ocr.url"
+local strings = require "ocr.strings"
 
 local PATHS = {
   sync = "v2/process/documentAI/ocr",
@@ -36,8 +38,8 @@ local LANGS = {
 local STRATEGIES = { "ALL", "SCAN_PAGE", "INVALID_CHARACTER", "INVALID_CHARACTER_AND_SCAN_PAGE" }
 local OPTION_ORDER = { "pageRanges", "enableOcr", "ocrRecognitionLang", "ocrOption",
                        "isOutputDocumentPerPage" }
--- The vendor asks for no poll faster than this (CONTRACTS.md); loopback endpoints are exempt so
--- specs and local mocks can poll fast.
+-- The vendor asks for no poll faster than every 3 s: the client's min_poll_interval defaults to
+-- it (a caller polling a local mock lowers it explicitly).
 local MIN_POLL = 3
 -- Result types whose file is text: downloaded into res.text instead of needing `output`.
 local TEXT_TYPES = { txt = true, text = true, md = true, markdown = true, html = true, htm = true,
@@ -152,19 +154,6 @@ end
 -- Result URLs are valid this long (ctx:download explains an expired link with it).
 local VALIDITY = "24 hours"
 
-local function is_loopback(url)
-  local authority = (url:match("^%a[%w+.-]*://([^/?#]*)") or ""):gsub("^.*@", "")
-  local host = authority:match("^%[([^%]]*)%]") or authority:match("^([^:]*)")
-  host = (host or ""):lower()
-  return host == "localhost" or host == "::1" or host:match("^127%.%d+%.%d+%.%d+$") ~= nil
-end
-
-local function poll_interval(ctx)
-  local v = ctx.options.poll_interval or MIN_POLL
-  if v < MIN_POLL and not is_loopback(ctx.endpoint) then v = MIN_POLL end
-  return v
-end
-
 local function message_language(input)
   local v = input.message_language
   return (v == 2 or v == "zh") and "2" or "1"
@@ -233,13 +222,22 @@ local function status_of(f)
   return type(f.status) == "string" and f.status:lower() or nil
 end
 
+local DOT = strings.set_of(".")
+
+-- The extension of a file name ("a.b.TXT" -> "TXT"), or nil.
+local function extension(name)
+  local ext = strings.after_last(name, DOT)
+  if ext == name or not ext:match("^%w+$") then return nil end
+  return ext
+end
+
 -- A file's result type: targetType, else the extension of downFileName or of the URL's path.
 local function type_of(f)
   local t = type(f.targetType) == "string" and f.targetType:lower():match("^%.?(%w+)$")
   if t then return t end
-  local name = type(f.downFileName) == "string" and f.downFileName or ""
-  t = name:match("%.(%w+)$")
-  if not t and type(f.downloadUrl) == "string" then t = f.downloadUrl:match("^[^?#]*%.(%w+)[?#]?") end
+  t = type(f.downFileName) == "string" and extension(f.downFileName)
+  local u = not t and url.parse(f.downloadUrl)
+  if u then t = extension(strings.after_last(u.path, strings.SLASHES)) end
   return t and t:lower() or "bin"
 end
 
@@ -257,7 +255,7 @@ local function deliver(ctx, entries, input, raw)
     if st ~= "success" then
       return protocol(ctx, "result file %d has status %s after the task finished", i, tostring(f.status))
     end
-    if type(f.downloadUrl) ~= "string" or not f.downloadUrl:match("^[hH][tT][tT][pP][sS]?://") then
+    if not url.is_http(f.downloadUrl) then
       return protocol(ctx, "result file %d has no downloadUrl", i)
     end
     local format = type_of(f)
@@ -270,9 +268,9 @@ local function deliver(ctx, entries, input, raw)
   for _, entry in ipairs(list) do
     if download and not TEXT_TYPES[entry.format] and not input.output then
       return nil, ctx:error{ kind = "unsupported", files = list, retryable = false,
-        message = ("ComPDF produced a '%s' file, not text: pass output = dir (or target = %q) to save it; "
+        message = ("ComPDF produced a '%s' file, not text: pass output = dir to save it; "
                    .. "within 24 hours client:result(task_id, { output = dir }) fetches it without paying again")
-                  :format(entry.format, entry.format) }
+                  :format(entry.format) }
     end
   end
   local texts, lines, several = {}, {}, #list > 1
@@ -313,7 +311,7 @@ end
 -- Polls taskInfo until TaskFinish, then delivers its files.
 local function fetch(ctx, task_id, input)
   ctx.task_id = task_id
-  local data, err = ctx:poll{ interval = poll_interval(ctx), step = function(c)
+  local data, err = ctx:poll{ step = function(c)
     local res, rerr = c:request{ method = "GET", path = PATHS.info, headers = auth(c),
                                  query = { taskId = task_id, language = message_language(input) },
                                  decode = "json", check = check }
@@ -396,7 +394,7 @@ local function run_presigned(ctx, input)
   local d = res.json.data
   local id, ierr = task_id_of(ctx, d, "presignedUrl")
   if not id then return nil, ierr end
-  if type(d.presignedUrl) ~= "string" or not d.presignedUrl:match("^[hH][tT][tT][pP][sS]?://") then
+  if not url.is_http(d.presignedUrl) then
     return protocol(ctx, "presignedUrl answered without an upload URL")
   end
   ctx:progress("upload", 0)
@@ -427,19 +425,13 @@ local function valid_pages(s)
   return true
 end
 
-local function validate(input, client)
+local function validate(input)
   if input.pages ~= nil and not valid_pages(input.pages) then
     return ("pages %q must look like 1-3,6 (page numbers from 1, ranges low-high; omit it for all pages)")
            :format(input.pages)
   end
-  if input.callback_url ~= nil and not input.callback_url:match("^[hH][tT][tT][pP][sS]?://[^/%s]+%S*$") then
+  if input.callback_url ~= nil and not url.is_http(input.callback_url) then
     return "callback_url must be an absolute http(s) URL"
-  end
-  local target = input.target or client.options.target or "txt"
-  if not target:match("^%w+$") then return ("target %q must be a file extension such as txt or docx"):format(target) end
-  if not TEXT_TYPES[target:lower()] and input.download ~= false and not input.output then
-    return ("target %q produces a file: pass output = dir to save it, or download = false for its URL")
-           :format(target)
   end
 end
 
@@ -450,11 +442,11 @@ return {
   options = {
     mode = MODES, password = "string", pages = "string", ocr = "boolean",
     strategy = STRATEGIES, per_page = "boolean", message_language = { 1, 2, "en", "zh" },
-    callback_url = "string", target = "string", download = "boolean",
+    callback_url = "string", download = "boolean",
   },
   languages = LANGS,
-  client_options = { mode = MODES, legacy_parameter = "boolean", target = "string" },
-  defaults = { poll_interval = MIN_POLL, poll_timeout = 300 },
+  client_options = { mode = MODES, legacy_parameter = "boolean" },
+  defaults = { poll_interval = MIN_POLL, min_poll_interval = MIN_POLL, poll_timeout = 300 },
   validate = validate,
 
   recognize = function(ctx, input)
@@ -464,7 +456,4 @@ return {
   result = function(ctx, task_id, input)
     return fetch(ctx, task_id, input or {})
   end,
-
-  -- Exposed for specs and for embedders that poll on their own schedule.
-  _is_loopback = is_loopback,
 }

@@ -11,6 +11,7 @@ local core = require "ocr.core"
 local cjson = require "cjson.safe"
 local result = require "ocr.result"
 local files = require "ocr.files"
+local url = require "ocr.url"
 local strings = require "ocr.strings"
 local errors = require "ocr.errors"
 
@@ -320,7 +321,7 @@ local function upload_image(ctx, path)
     return nil, ctx:error{ kind = "server", status = res.status, message =
       "the image bed answered \"no\": the file was not received, the upload failed, or the token is invalid" }
   end
-  if not body:match("^[hH][tT][tT][pP][sS]?://%S+$") then
+  if not url.is_http(body) then
     return nil, ctx:error{ kind = "protocol", status = res.status, message = "image bed answer is not a URL" }
   end
   return setmetatable({ url = body }, { __tostring = function(t) return t.url end })

@@ -6,6 +6,8 @@ local core = require "ocr.core"
 local result = require "ocr.result"
 local files = require "ocr.files"
 local errors = require "ocr.errors"
+local url = require "ocr.url"
+local strings = require "ocr.strings"
 
 local FORMATS = { "txt", "pdf", "docx", "xlsx", "pptx" }
 local CREATE = "/api/tasks/document/ocr"
@@ -64,21 +66,17 @@ end
 -- The result file's URL is valid for this long (ctx:download explains an expired link with it).
 local VALIDITY = "1 hour"
 
-local function port_of(url)
-  local authority = url:match("^[%a][%w+.-]*://([^/?#]*)") or ""
-  authority = authority:gsub("^.*@", "")
-  local port = authority:match("^%[.*%]:(%d*)$") or authority:match("^[^%[]-:(%d*)$")
-  return port
-end
+local DOT = strings.set_of(".")
 
 local function utf8_length(s)
   return #(s:gsub("[\128-\191]", ""))
 end
 
 local function validate(input)
-  if input.url then
-    local port = port_of(input.url)
-    if port and port ~= "" and port ~= "80" and port ~= "443" then
+  if input.url then   -- (an absolute http(s) URL: the client checked it)
+    local u = url.parse(input.url, { allow_spaces = true })
+    local port = u and url.port(u)
+    if port and port ~= 80 and port ~= 443 then
       return ("image_url must not use port %s: PicWish only fetches from ports 80 and 443"):format(port)
     end
   end
@@ -123,11 +121,14 @@ local function fetch(ctx, task_id, input)
     return "pending"
   end }
   if not data then return nil, err end
-  if type(data.file) ~= "string" or not data.file:match("^https?://") then
+  local file_url = url.parse_http(data.file)
+  if not file_url then
     return nil, ctx:error{ kind = "protocol", message = "finished task has no result file URL" }
   end
   -- client:result() may not know the format the task was created with: the URL's extension says.
-  local url_ext = data.file:match("^[^?#]*%.(%w+)[?#]") or data.file:match("^[^?#]*%.(%w+)$")
+  local name = strings.after_last(file_url.path, strings.SLASHES)
+  local url_ext = strings.after_last(name, DOT)
+  if url_ext == name or not url_ext:match("^%w+$") then url_ext = nil end
   local format = input.format or (url_ext and url_ext:lower()) or "txt"
   local file = { url = data.file, format = format }
   local fields = { raw = data, task_id = task_id, files = { file }, language = ctx:language(input) }

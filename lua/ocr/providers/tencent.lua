@@ -9,6 +9,7 @@ local result = require "ocr.result"
 local files = require "ocr.files"
 local errors = require "ocr.errors"
 local strings = require "ocr.strings"
+local url = require "ocr.url"
 
 local TYPES = { "general", "accurate", "efficient", "fast", "handwriting" }
 -- `language-type` (one value, only with type=general; every model reads English alongside, so
@@ -35,6 +36,7 @@ local CODE_KINDS = {
 }
 
 local function check(ctx, res)
+  ctx.request_id = ctx.request_id or res.headers["x-cos-request-id"]
   if res.status >= 200 and res.status < 300 then return nil end
   local doc = res.body and res.body ~= "" and core.xml_decode(res.body)
   local e = type(doc) == "table" and type(doc.Error) == "table" and doc.Error or {}
@@ -52,8 +54,9 @@ local function key_path(key)
   return (raw:gsub("[^/]+", core.url_encode)), raw
 end
 
+-- The Host header (signed, so it must be the one sent): the endpoint's host and port.
 local function authority(endpoint)
-  return endpoint:match("^%a+://([^/?#]+)")
+  return url.host_port(assert(url.parse_http(endpoint)))
 end
 
 -- Signs `req` just before each attempt, so a retry never carries a stale signature.
