@@ -17,7 +17,7 @@ usage: ocr [-p PROVIDER] [--text | --json | --tsv] [--lang L] [-o DIR [--overwri
 
 Recognises text in each INPUT and prints it. An INPUT is a file, a folder (its images and
 PDFs, by name; not recursive), an http(s) URL, or - for standard input.
-  -p, --provider NAME   provider (default: tesseract, offline); see `ocr providers`
+  -p, --provider NAME   provider (default: the local engine, offline); see `ocr providers`
       --text            print the text (default); a line with a form feed between pages;
                         several inputs get "==> name <==" headers
       --json            print one JSON object per input (JSON Lines): the result model
@@ -46,7 +46,7 @@ end
 
 --- Parses the arguments into an options table (raises a usage error).
 function M.parse(args)
-  local o = { provider = "tesseract", format = "text", jobs = 4, sets = {}, requires = {}, inputs = {} }
+  local o = { format = "text", jobs = 4, sets = {}, requires = {}, inputs = {} }
   local i = 1
   local function value(flag)
     i = i + 1
@@ -377,7 +377,7 @@ local function close_output(out)
   os.remove(out.staging)
 end
 
--- With -o, a result for which the provider saved no file (tesseract's, a text-only answer) is
+-- With -o, a result for which the provider saved no file (a local engine's, a text-only answer) is
 -- saved as what would be printed, under the input's name: -o never leaves DIR empty without a
 -- word. Returns the path, or nil and why.
 local function save_rendered(out, format, input, rendered)
@@ -398,7 +398,7 @@ end
 
 -- Progress on stderr: a bar on a terminal, plain lines otherwise (only for several inputs).
 -- On a terminal the bar also fills with the inputs in flight (the percentage of their
--- "processing" stage: tesseract's page by page, a vendor's own), so one long input does not
+-- "processing" stage: a local engine's page by page, a vendor's own), so one long input does not
 -- leave it still.
 local function progress_reporter(o, n, err_out)
   local quiet = { done = function() end, progress = function() end, finish = function() end }
@@ -450,9 +450,11 @@ function M.main(args, ocr, streams)
   end
   if o.help then out:write(M.USAGE) return 0 end
   if o.version then
-    local tess = select(2, pcall(require, "ocr.tesseract"))
+    local engine = registry.default_name()
+    local def = engine and registry.get(engine)
+    local about = def and def.version and def.version()
     out:write(ocr._VERSION, " (", _VERSION, ", ", require("ocr.curl")._CURL_VERSION:match("^%S+"),
-              type(tess) == "table" and (", tesseract " .. tostring(tess._VERSION)) or "", ")\n")
+              about and (", " .. about) or "", ")\n")
     return 0
   end
   local loaded_mods, merr = pcall(require_modules, o)
@@ -478,6 +480,11 @@ function M.main(args, ocr, streams)
   end
   if #o.inputs == 0 then
     err_out:write("ocr: no input given\ntry 'ocr --help'\n")
+    return 2
+  end
+  o.provider = o.provider or registry.default_name()
+  if not o.provider then
+    err_out:write("ocr: no provider declares itself the default: pass -p NAME\n")
     return 2
   end
   local loaded, def = pcall(registry.get, o.provider)

@@ -404,7 +404,7 @@ function Client:result(task_id, input)
 end
 
 --- Loads now what a first recognition would, so that it does not stall the caller: a local
--- engine's models, on its worker threads (tesseract), never on the caller's thread. Returns at
+-- engine's models, on its worker threads, never on the caller's thread. Returns at
 -- once, unless `opts.wait` (true, or seconds) asks to return only once loaded. `opts.language`:
 -- what to load (default: the client's `language`). Returns true, or nil, err: invalid_input for
 -- a language the provider cannot read, or (waiting) a model that cannot load; timeout.

@@ -25,7 +25,7 @@ local FIELDS = {
   credentials = "table", options = "table", client_options = "table", defaults = "table",
   methods = "table", sources = "table", languages = "table",
   endpoint = "string", max_file_size = "positive", rate = "table_or_false", rate_key = "string",
-  offline = "boolean",
+  offline = "boolean", default = "boolean", version = "function",
 }
 
 --- Checks a provider definition; raises with a message naming the bad field.
@@ -150,6 +150,16 @@ end
 
 --- The names of every provider, sorted: registered ones, the modules ocr.providers.<name>
 --- already loaded or preloaded, and those found on package.path.
+--- The provider the command uses without -p: the first, by name, whose definition says
+-- `default = true` (the local engine); nil when none does.
+function M.default_name()
+  for _, n in ipairs(M.names()) do
+    local ok, def = pcall(M.get, n)
+    if ok and def and def.default then return n end
+  end
+  return nil
+end
+
 function M.names()
   local seen, out = {}, {}
   for n in pairs(registered) do seen[n] = true end

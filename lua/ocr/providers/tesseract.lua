@@ -86,6 +86,11 @@ end
 
 return {
   offline = true,
+  default = true,   -- (the command's provider without -p: offline, no key)
+  version = function()
+    local ok, tess = pcall(require, "ocr.tesseract")
+    return ok and ("tesseract " .. tostring(tess._VERSION)) or nil
+  end,
   credentials = {},
   languages = { codes = CODES, native = native, join = "+", default = "eng" },
   client_options = { datapath = "string", psm = "integer", oem = "integer", threads = "integer",
