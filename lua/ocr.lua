@@ -20,6 +20,10 @@ local ocr = {
   result = result,
   runtime = runtime,
   KINDS = errors.KINDS,
+  -- What a provider's workflow uses besides its ctx (README: Write a provider).
+  files = require "ocr.files",
+  strings = require "ocr.strings",
+  url = require "ocr.url",
 }
 
 --- Creates a client for provider `name`. Raises on programmer mistakes (unknown provider, a

@@ -124,6 +124,14 @@ function Context:answer_id(value, what)
   return value
 end
 
+--- answer_id's check, and the id kept as this call's task id (errors and results carry it, and a
+--- job shows it): returns the id, or nil and the protocol error.
+function Context:take_task_id(value, what)
+  local id, err = self:answer_id(value, what)
+  if id then self.task_id = id end
+  return id, err
+end
+
 --- `id` as one URL path segment: percent-encoded (a "/" or "%2F" in it stays inside the
 --- segment), and never "." or "..", which would move the request to another path. A bad id
 --- (one a caller gave: ids from answers pass answer_id first) is invalid_input.
@@ -168,6 +176,17 @@ function Context:sleep(seconds) return runtime.sleep(seconds) end
 function Context:json_decode(s)
   if type(s) ~= "string" then return nil, "not a string" end
   return cjson.decode(s)
+end
+
+--- A JSON document that an answer carries as a string in its field `name` (`value`), decoded:
+-- an object or array, else nil (a `decode_failed` log event names the field; an empty or
+-- absent value is no event). For what a result can go without.
+function Context:json_field(value, name)
+  if type(value) ~= "string" or value == "" then return nil end
+  local doc, err = cjson.decode(value)
+  if type(doc) == "table" then return doc end
+  self:log{ event = "decode_failed", field = name, message = tostring(err or "not an object or array") }
+  return nil
 end
 
 
@@ -286,6 +305,24 @@ local function default_check(self, res)
   if res.status >= 200 and res.status < 300 then return nil end
   return self:error{ kind = errors.kind_for_status(res.status), status = res.status,
                      message = ("HTTP %d"):format(res.status) }
+end
+
+M.MAX_REASON = 200
+
+--- nil for a 2xx answer, else an error whose kind follows the HTTP status; its message is
+--- `message` when given, else "HTTP <status>" plus the body when that is a short plain-text
+--- reason (at most MAX_REASON bytes, no markup: an HTML error page is left out). Usable as a
+--- request's `check` as it is: `check = ctx.http_error`.
+function Context:http_error(res, message)
+  if res.status >= 200 and res.status < 300 then return nil end
+  if not message then
+    message = ("HTTP %d"):format(res.status)
+    local body = type(res.body) == "string" and #res.body <= 4 * M.MAX_REASON and strings.trim(res.body) or ""
+    if body ~= "" and #body <= M.MAX_REASON and not body:find("<", 1, true) then
+      message = message .. ": " .. body
+    end
+  end
+  return self:error{ kind = errors.kind_for_status(res.status), status = res.status, message = message }
 end
 
 -- The fields ctx:request, ctx:poll and ctx:download read. A provider's misspelt field would
@@ -415,6 +452,12 @@ function Context:await(source, id, report)
   return host.current().await(self, source, id, report)
 end
 
+-- Object storage (S3, OSS, COS) explains a refusal in XML: its <Code> and <Message>.
+local function storage_detail(res)
+  local body = type(res.body) == "string" and res.body or ""
+  return body:match("<Code>([^<]*)</Code>"), body:match("<Message>([^<]*)</Message>")
+end
+
 -- Result files sit on object storage behind pre-signed URLs: 403/404/410 there means the link
 -- expired or the file was removed (`not_found`, the storage's S3/OSS-style <Code> in err.code).
 local function result_file_check(validity)
@@ -424,7 +467,7 @@ local function result_file_check(validity)
     local why = ""
     if gone then why = validity and ("; result URLs expire after " .. validity) or "; it expired or was removed" end
     return ctx:error{ kind = gone and "not_found" or errors.kind_for_status(res.status), status = res.status,
-                      code = res.body and res.body:match("<Code>([^<]*)</Code>"),
+                      code = (storage_detail(res)),
                       message = ("result file unavailable (HTTP %d)%s"):format(res.status, why) }
   end
 end
@@ -466,6 +509,89 @@ function Context:download(url, opts)
   end
   res.path = save_to
   return res
+end
+
+--- Fetches a finished task's result files, `list` = { {url=, format=, name=}, ... } (`name`,
+-- already sanitised or not, is the file's name in `input.output`): files of a text format
+-- (files.is_text) are read into the result's text, several joined by "\f" with their lines
+-- numbered by `page` (a JSON one is decoded into entry.json, and no lines are guessed from it),
+-- and written into input.output too when given; others are saved into input.output. Each saved
+-- file's entry gets `path`. With input.download == false nothing is fetched. A file that needs
+-- input.output without one is refused before anything is downloaded (`unsupported`, with
+-- err.files = list; `opts.hint` ends its message). opts.validity as ctx:download's; with
+-- opts.read_text == false no file is read, and every file is saved when input.output is given
+-- (a result whose text came in the answer, the files being extras).
+-- Returns the fields for ocr.result.new (text, lines, pages, files, json) or nil, err.
+function Context:fetch_files(list, input, opts)
+  opts = opts or {}
+  local read = opts.read_text ~= false
+  local output = input.output
+  local download = input.download ~= false and (read or output ~= nil)
+  for _, entry in ipairs(list) do
+    if read and download and not output and not files.is_text(entry.format) then
+      return nil, self:error{ kind = "unsupported", files = list, retryable = false,
+        message = ("the task produced a '%s' file, not text: pass output = dir to save it%s")
+                  :format(tostring(entry.format), opts.hint and ("; " .. opts.hint) or "") }
+    end
+  end
+  local texts, lines, several = {}, {}, #list > 1
+  for i, entry in ipairs(list) do
+    local name = entry.name or files.url_name(entry.url,
+      ("%s-%d.%s"):format(self.task_id or "result", i, entry.format or "bin"), entry.format)
+    if read and download and files.is_text(entry.format) then
+      local text, res = self:download_text(entry.url, { validity = opts.validity })
+      if not text then return nil, res end
+      if output then
+        local path, werr = files.write_new(output, name, res.body or "")
+        if not path then return nil, self:error{ kind = "invalid_input", message = werr } end
+        entry.path = path
+      end
+      texts[#texts + 1] = text
+      if entry.format == "json" then
+        local doc, jerr = cjson.decode(text)
+        if doc == nil then
+          return nil, self:error{ kind = "protocol", message = ("result file %d is not JSON: %s"):format(i, tostring(jerr)) }
+        end
+        entry.json = doc
+      else
+        for _, line in ipairs(core.split_lines(text, several and i or nil)) do lines[#lines + 1] = line end
+      end
+    elseif download then
+      local res, err = self:download(entry.url, { output = output, filename = name, validity = opts.validity })
+      if not res then return nil, err end
+      entry.path = res.path
+    end
+  end
+  return { text = table.concat(texts, "\f"), lines = lines, files = list,
+           json = #list == 1 and list[1].json or nil, pages = several and #list or nil }
+end
+
+-- A refused pre-signed upload: the storage's code and words; a 403 there is a URL that expired,
+-- was used already or was altered.
+local function upload_check(ctx, res)
+  if res.status >= 200 and res.status < 300 then return nil end
+  local code, msg = storage_detail(res)
+  local why = res.status == 403 and " (expired, already used or altered)" or ""
+  return ctx:error{ kind = errors.kind_for_status(res.status), status = res.status, code = code,
+                    message = ("the pre-signed upload URL was refused%s: HTTP %d%s")
+                              :format(why, res.status, msg and (" " .. msg) or "") }
+end
+
+--- PUTs the input's bytes (its file streamed, or its data) to a pre-signed object storage URL
+-- from the vendor's answer; no credential goes there. opts: content_type, headers. A refusal is
+-- an error with the storage's <Code> as err.code and its <Message> in the message. Returns the
+-- response or nil, err.
+function Context:upload(url, input, opts)
+  opts = opts or {}
+  local ok, why = url_lib.parse_http(url, { max_length = M.MAX_URL })
+  if not ok then
+    return nil, self:error{ kind = "protocol", message = "the vendor's upload URL is unusable: " .. why }
+  end
+  local headers = {}
+  for k, v in pairs(opts.headers or {}) do headers[k] = v end
+  if opts.content_type then headers["Content-Type"] = opts.content_type end
+  return self:request{ method = "PUT", url = url, headers = headers, check = upload_check,
+                       upload_file = input.file, body = not input.file and input.data or nil }
 end
 
 M.Context = Context

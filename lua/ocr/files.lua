@@ -126,6 +126,34 @@ function M.name_for(input, stem)
   return ext and (stem .. "." .. ext) or stem
 end
 
+--- The multipart part that carries the input's file (streamed) or data under the form field
+-- `field`, named as name_for(input, stem) says, with that name's MIME type.
+function M.part(field, input, stem)
+  local name = M.name_for(input, stem)
+  return { name = field, file = input.file, data = not input.file and input.data or nil,
+           filename = name, content_type = M.mime_type(name) }
+end
+
+local DOT = strings.set_of(".")
+
+--- The extension of a file name or a URL's path, lower-case and without the dot ("a.b.TXT" ->
+-- "txt"); nil when the last segment has none.
+function M.extension(path)
+  if type(path) ~= "string" then return nil end
+  local ext = strings.after_last(path, DOT)
+  if ext == path or not ext:match("^%w+$") then return nil end
+  return ext:lower()
+end
+
+-- Result formats whose files are text: a task's text rather than a document to save.
+local TEXT = { txt = true, text = true, md = true, markdown = true, html = true, htm = true,
+               json = true, xml = true, csv = true, tsv = true }
+
+--- Whether files of `format` (an extension: "txt", "md", "json", ...) are text.
+function M.is_text(format)
+  return TEXT[format] == true
+end
+
 --- Refuses, before anything is sent, a request whose result is a file (`is_text` false) with
 -- nowhere to save it: no `output` and `download` not false.
 function M.check_output(input, option, value, is_text)

@@ -136,6 +136,15 @@ function M.number(v)
   return errors.integral(tonumber(v))
 end
 
+--- A box from the {left=, top=, width=, height=} table many vendors answer with (numbers or
+-- numeric strings); nil when it is not a table or a value is missing.
+function M.box_of(t)
+  if type(t) ~= "table" then return nil end
+  local x, y, w, h = M.number(t.left), M.number(t.top), M.number(t.width), M.number(t.height)
+  if not (x and y and w and h) then return nil end
+  return { x = x, y = y, w = w, h = h }
+end
+
 --- A confidence on a 0..`scale` scale turned into 0..1 (nil stays nil).
 function M.confidence(value, scale)
   local n = tonumber(value)

@@ -45,6 +45,53 @@ function M.strip_bom(s)
   return s
 end
 
+--- `v` when it is a non-empty string, else nil (an answer's optional text field).
+function M.nonempty(v)
+  if type(v) == "string" and v ~= "" then return v end
+  return nil
+end
+
+--- JSON text without the `//` line comments some vendors' examples and answers carry (outside
+-- strings; a string's escapes are kept as they are).
+function M.strip_json_comments(s)
+  local out, i, n = {}, 1, #s
+  while i <= n do
+    local j = find(s, '["/]', i)            -- the next string or comment candidate
+    if not j then break end
+    if byte(s, j) == 34 then                 -- '"': copy the string through its closing quote
+      local k = j + 1
+      while k <= n do
+        local c = byte(s, k)
+        if c == 92 then k = k + 2 elseif c == 34 then break else k = k + 1 end
+      end
+      out[#out + 1] = sub(s, i, k)
+      i = k + 1
+    elseif byte(s, j + 1) == 47 then         -- "//": drop up to the end of the line
+      out[#out + 1] = sub(s, i, j - 1)
+      i = find(s, "\n", j, true) or n + 1
+    else
+      out[#out + 1] = sub(s, i, j)
+      i = j + 1
+    end
+  end
+  out[#out + 1] = sub(s, i)
+  return table.concat(out)
+end
+
+--- Whether `s` is a list of page ranges such as "1-3,6": page numbers from 1, ranges low-high,
+-- separated by commas, no spaces.
+function M.is_page_ranges(s)
+  if type(s) ~= "string" then return false end
+  for item in (s .. ","):gmatch("([^,]*),") do
+    local a, b = item:match("^(%d+)%-(%d+)$")
+    a = a or item:match("^(%d+)$")
+    if not a then return false end
+    a, b = tonumber(a), tonumber(b or a)
+    if a < 1 or b < a then return false end
+  end
+  return true
+end
+
 --- "true"/"false" for a boolean option sent as text, nil when it is not set.
 function M.bool(v)
   if v == nil then return nil end
