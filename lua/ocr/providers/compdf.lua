@@ -8,11 +8,7 @@
 -- is downloaded at once: text-like targets fill res.text, others are saved into `output` under
 -- the server's downFileName, sanitised (ocr.files.safe_path) so it can never escape `output`.
 local cjson = require "cjson.safe"
-local result = require "ocr.result"
-local files = require "ocr.files"
-local errors = require "ocr.errors"
-local url = require "ocr.url"
-local strings = require "ocr.strings"
+local ocr = require "ocr"
 
 local PATHS = {
   sync = "v2/process/documentAI/ocr",
@@ -36,14 +32,9 @@ local LANGS = {
              "ESLAV" },
 }
 local STRATEGIES = { "ALL", "SCAN_PAGE", "INVALID_CHARACTER", "INVALID_CHARACTER_AND_SCAN_PAGE" }
-local OPTION_ORDER = { "pageRanges", "enableOcr", "ocrRecognitionLang", "ocrOption",
-                       "isOutputDocumentPerPage" }
 -- The vendor asks for no poll faster than every 3 s: the client's min_poll_interval defaults to
 -- it (a caller polling a local mock lowers it explicitly).
 local MIN_POLL = 3
--- Result types whose file is text: downloaded into res.text instead of needing `output`.
-local TEXT_TYPES = { txt = true, text = true, md = true, markdown = true, html = true, htm = true,
-                     json = true, xml = true, csv = true, tsv = true }
 
 -- Documented error codes -> kind, our explanation, retryable override.
 local CODES = {
@@ -61,8 +52,14 @@ local CODES = {
   ["06001"] = { "quota", "the ComPDF account is out of credits" },
 }
 
+-- A file's status (lower-cased), and the task's taskStatus while it runs -> progress stage.
 local FAILED = { failed = true, fail = true, failure = true, error = true }
 local PENDING = { processing = true, waiting = true, pending = true, queued = true, running = true }
+local RUNNING = { TaskStart = "queued", TaskWaiting = "queued", TaskProcessing = "processing" }
+-- Result URLs are valid this long (ctx:download explains an expired link with it), and a file
+-- result refused for want of `output` can be fetched again within it.
+local VALIDITY = "24 hours"
+local LATER = "within 24 hours client:result(task_id, { output = dir }) fetches it without paying again"
 
 local function auth(ctx)
   return { ["x-api-key"] = ctx.credentials.api_key }
@@ -79,37 +76,25 @@ local function norm_code(v)
   return nil
 end
 
-local function text_or_nil(v)
-  return type(v) == "string" and v ~= "" and v or nil
-end
-
 -- An ocr.error for a ComPDF business code (from a body or a file's failureCode).
 local function code_error(ctx, code, vendor_msg, status)
-  local m = CODES[code]
-  local kind, msg, retryable
-  if m then
-    kind, msg, retryable = m[1], m[2], m[3]
-    if code == "02201" then
-      msg = ctx.input.password
-            and "the document is encrypted and the password given is wrong; check the 'password' option"
-            or "the document is encrypted; pass its password with the 'password' option"
-    end
-  else
+  local m = CODES[code] or {}
+  local kind, msg = m[1], m[2] or ("ComPDF error " .. code)
+  if code == "02201" then
+    msg = ctx.input.password
+          and "the document is encrypted and the password given is wrong; check the 'password' option"
+          or "the document is encrypted; pass its password with the 'password' option"
+  elseif not kind then
     local n = tonumber(code)
-    if n and #code == 3 and n >= 400 and n < 600 then
-      kind = errors.kind_for_status(n) -- e.g. "401", "429": HTTP statuses echoed as codes
-    elseif status then
-      kind = errors.kind_for_status(status)
-    else
-      kind = "task_failed"
-    end
-    msg = "ComPDF error " .. code
+    -- (e.g. "401", "429": HTTP statuses echoed as codes)
+    local as_status = n and #code == 3 and n >= 400 and n < 600 and n or status
+    kind = as_status and ocr.errors.kind_for_status(as_status) or "task_failed"
   end
   if vendor_msg then
     -- The vendor may echo the document's password back; it never reaches an error.
-    msg = msg .. " (ComPDF: " .. errors.redact(vendor_msg, { ctx.input.password }) .. ")"
+    msg = msg .. " (ComPDF: " .. ocr.errors.redact(vendor_msg, { ctx.input.password }) .. ")"
   end
-  return ctx:error{ kind = kind, code = code, status = status, message = msg, retryable = retryable }
+  return ctx:error{ kind = kind, code = code, status = status, message = msg, retryable = m[3] }
 end
 
 -- Maps an API answer onto an error: the body's code wins over HTTP's status (HTTP 200 is not
@@ -117,92 +102,43 @@ end
 local function check(ctx, res)
   local body = res.json
   local code = body and norm_code(body.code)
-  local vendor_msg = body and text_or_nil(body.msg)
+  local vendor_msg = body and ocr.strings.nonempty(body.msg)
   if code and code ~= "200" then return code_error(ctx, code, vendor_msg, res.status) end
-  if res.status < 200 or res.status >= 300 then
-    return ctx:error{ kind = errors.kind_for_status(res.status), status = res.status,
-                      message = vendor_msg or ("HTTP " .. res.status) }
-  end
-  if not body then
-    return ctx:error{ kind = "protocol", status = res.status,
-                      message = "answer is not JSON: " .. tostring(res.decode_error) }
-  end
-  if code == nil then
-    return ctx:error{ kind = "protocol", status = res.status, message = "answer has no code" }
-  end
-  if type(body.data) ~= "table" then
-    return ctx:error{ kind = "protocol", status = res.status, message = "answer has no data object" }
-  end
+  local err = ctx:http_error(res, vendor_msg or ("HTTP " .. res.status))
+  if err then return err end
+  local why = not body and ("answer is not JSON: " .. tostring(res.decode_error))
+              or code == nil and "answer has no code"
+              or type(body.data) ~= "table" and "answer has no data object"
+  if why then return ctx:error{ kind = "protocol", status = res.status, message = why } end
 end
-
--- Pre-signed storage answers S3-style XML errors.
-local function storage_detail(res)
-  local code = res.body and res.body:match("<Code>([^<]*)</Code>")
-  local msg = res.body and res.body:match("<Message>([^<]*)</Message>")
-  return code, msg
-end
-
-local function check_upload(ctx, res)
-  if res.status >= 200 and res.status < 300 then return nil end
-  local code, msg = storage_detail(res)
-  local why = res.status == 403 and " (expired, already used or altered)" or ""
-  return ctx:error{ kind = errors.kind_for_status(res.status), status = res.status, code = code,
-                    message = ("the pre-signed upload URL was refused%s: HTTP %d%s")
-                              :format(why, res.status, msg and (" " .. msg) or "") }
-end
-
--- Result URLs are valid this long (ctx:download explains an expired link with it).
-local VALIDITY = "24 hours"
 
 local function message_language(input)
   local v = input.message_language
   return (v == 2 or v == "zh") and "2" or "1"
 end
 
-local function mode_of(input, options)
-  return input.mode or options.mode or "sync"
-end
-
--- The upload's name: the caller's, the file's, or "document.<ext>" sniffed from in-memory bytes
--- (the vendor goes by the extension).
-local function upload_name(input)
-  return files.name_for(input, "document")
-end
-
-local function option_fields(ctx, input)
-  local o = {}
-  o.pageRanges = input.pages
-  if input.ocr ~= nil then o.enableOcr = input.ocr and "1" or "0" end
-  o.ocrRecognitionLang = ctx:language(input)
-  o.ocrOption = input.strategy
-  if input.per_page ~= nil then o.isOutputDocumentPerPage = input.per_page and "1" or "0" end
-  return o
+local function flag(v)
+  if v ~= nil then return v and "1" or "0" end
 end
 
 -- The multipart fields every create carries after its source part: top-level option fields, or
 -- with legacy_parameter the options as one JSON object in `parameter`. password, language and
 -- callbackUrl stay top-level in both styles (inferred, as in ComPDF's older upload API).
 local function form_for(ctx, input, first)
-  local form = { first, { name = "language", value = message_language(input) } }
-  if input.password then form[#form + 1] = { name = "password", value = input.password } end
-  if input.callback_url then form[#form + 1] = { name = "callbackUrl", value = input.callback_url } end
-  local opts = option_fields(ctx, input)
-  if ctx.options.legacy_parameter then
-    local json = next(opts) and cjson.encode(opts) or "{}"
-    form[#form + 1] = { name = "parameter", value = json }
-  else
-    for _, k in ipairs(OPTION_ORDER) do
-      if opts[k] ~= nil then form[#form + 1] = { name = k, value = opts[k] } end
-    end
+  local form, legacy, opts = { first }, ctx.options.legacy_parameter, {}
+  local function add(name, value)
+    if value ~= nil then form[#form + 1] = { name = name, value = value } end
   end
+  add("language", message_language(input))
+  add("password", input.password)
+  add("callbackUrl", input.callback_url)
+  for _, o in ipairs{ { "pageRanges", input.pages }, { "enableOcr", flag(input.ocr) },
+                      { "ocrRecognitionLang", ctx:language(input) }, { "ocrOption", input.strategy },
+                      { "isOutputDocumentPerPage", flag(input.per_page) } } do
+    if legacy then opts[o[1]] = o[2] else add(o[1], o[2]) end
+  end
+  if legacy then add("parameter", next(opts) and cjson.encode(opts) or "{}") end
   return form
-end
-
-local function file_part(input)
-  local name = upload_name(input)
-  local part = { name = "file", filename = name, content_type = files.mime_type(name) }
-  if input.file then part.file = input.file else part.data = input.data end
-  return part
 end
 
 local function protocol(ctx, fmt, ...)
@@ -212,7 +148,7 @@ end
 -- The error for a file ComPDF failed: its failureCode's kind when documented, else task_failed.
 local function file_error(ctx, f)
   local code = norm_code(f.failureCode)
-  local reason = text_or_nil(f.failureReason)
+  local reason = ocr.strings.nonempty(f.failureReason)
   if code and CODES[code] then return code_error(ctx, code, reason, nil) end
   return ctx:error{ kind = "task_failed", code = code,
                     message = "ComPDF failed the file" .. (reason and (": " .. reason) or "") }
@@ -222,90 +158,35 @@ local function status_of(f)
   return type(f.status) == "string" and f.status:lower() or nil
 end
 
-local DOT = strings.set_of(".")
-
--- The extension of a file name ("a.b.TXT" -> "TXT"), or nil.
-local function extension(name)
-  local ext = strings.after_last(name, DOT)
-  if ext == name or not ext:match("^%w+$") then return nil end
-  return ext
-end
-
 -- A file's result type: targetType, else the extension of downFileName or of the URL's path.
 local function type_of(f)
   local t = type(f.targetType) == "string" and f.targetType:lower():match("^%.?(%w+)$")
-  if t then return t end
-  t = type(f.downFileName) == "string" and extension(f.downFileName)
-  local u = not t and url.parse(f.downloadUrl)
-  if u then t = extension(strings.after_last(u.path, strings.SLASHES)) end
-  return t and t:lower() or "bin"
+  local u = not t and ocr.url.parse(f.downloadUrl)
+  return t or ocr.files.extension(f.downFileName) or (u and ocr.files.extension(u.path)) or "bin"
 end
 
--- Writes a text result into `dir` too, under a name that never escapes it nor overwrites.
 -- Turns the finished file objects (sync data, or fileInfoDTOList) into a result: every file must
--- have succeeded; text-like files fill res.text (several files, one per page, are joined by
--- "\f" and their lines carry `page`), others are saved into input.output.
+-- have succeeded; ctx:fetch_files reads text-like ones into res.text and saves the others into
+-- input.output under the server's downFileName, sanitised.
 local function deliver(ctx, entries, input, raw)
   if #entries == 0 then return protocol(ctx, "the finished task lists no result files") end
   local list = {}
   for i, f in ipairs(entries) do
     if type(f) ~= "table" then return protocol(ctx, "result file %d is not an object", i) end
     local st = status_of(f)
-    if st and FAILED[st] then return nil, file_error(ctx, f) end
+    if FAILED[st] then return nil, file_error(ctx, f) end
     if st ~= "success" then
       return protocol(ctx, "result file %d has status %s after the task finished", i, tostring(f.status))
     end
-    if not url.is_http(f.downloadUrl) then
-      return protocol(ctx, "result file %d has no downloadUrl", i)
-    end
+    if not ocr.url.is_http(f.downloadUrl) then return protocol(ctx, "result file %d has no downloadUrl", i) end
     local format = type_of(f)
-    local fallback = ("%s_%d.%s"):format(ctx.task_id or "result", i, format)
-    list[i] = { url = f.downloadUrl, format = format,
-                name = files.sanitize_name(text_or_nil(f.downFileName), fallback) }
+    list[i] = { url = f.downloadUrl, format = format, name = ocr.files.sanitize_name(
+      ocr.strings.nonempty(f.downFileName), ("%s_%d.%s"):format(ctx.task_id or "result", i, format)) }
   end
-  local download = input.download ~= false
-  -- Refuse before downloading anything: a file result needs a place to go.
-  for _, entry in ipairs(list) do
-    if download and not TEXT_TYPES[entry.format] and not input.output then
-      return nil, ctx:error{ kind = "unsupported", files = list, retryable = false,
-        message = ("ComPDF produced a '%s' file, not text: pass output = dir to save it; "
-                   .. "within 24 hours client:result(task_id, { output = dir }) fetches it without paying again")
-                  :format(entry.format) }
-    end
-  end
-  local texts, lines, several = {}, {}, #list > 1
-  for i, entry in ipairs(list) do
-    if download and TEXT_TYPES[entry.format] then
-      local body, res = ctx:download_text(entry.url, { validity = VALIDITY })
-      if not body then return nil, res end
-      if input.output then
-        local path, serr = files.write_new(input.output, entry.name, res.body or "")
-        if not path then return nil, ctx:error{ kind = "invalid_input", message = serr } end
-        entry.path = path
-      end
-      texts[#texts + 1] = body
-      if entry.format == "json" then
-        -- A JSON result's structure is not documented: it stays whole, decoded, and no lines
-        -- are guessed from it.
-        local doc, jerr = cjson.decode(body)
-        if doc == nil then return protocol(ctx, "result file %d is not JSON: %s", i, tostring(jerr)) end
-        entry.json = doc
-      else
-        for _, line in ipairs(result.lines_from_text(body, several and i or nil)) do
-          lines[#lines + 1] = line
-        end
-      end
-    elseif download then
-      local res, err = ctx:download(entry.url, { output = input.output, filename = entry.name,
-                                                 validity = VALIDITY })
-      if not res then return nil, err end
-      entry.path = res.path
-    end
-  end
-  return result.new{
-    text = table.concat(texts, "\f"), lines = lines, files = list, raw = raw,
-    json = (#list == 1 and list[1].json) or nil, pages = several and #list or nil,
-  }
+  local fields, err = ctx:fetch_files(list, input, { validity = VALIDITY, hint = LATER })
+  if not fields then return nil, err end
+  fields.raw = raw
+  return ocr.result.new(fields)
 end
 
 -- Polls taskInfo until TaskFinish, then delivers its files.
@@ -316,15 +197,10 @@ local function fetch(ctx, task_id, input)
                                  query = { taskId = task_id, language = message_language(input) },
                                  decode = "json", check = check }
     if not res then return nil, rerr end
-    local d = res.json.data
-    local st = d.taskStatus
-    if st == "TaskFinish" then return "done", d end
-    if st == "TaskStart" or st == "TaskWaiting" then
-      c:progress("queued", nil, { state = st })
-      return "pending"
-    end
-    if st == "TaskProcessing" then
-      c:progress("processing", nil, { state = st })
+    local st = res.json.data.taskStatus
+    if st == "TaskFinish" then return "done", res.json.data end
+    if RUNNING[st] then
+      c:progress(RUNNING[st], nil, { state = st })
       return "pending"
     end
     if st == "TaskOverdue" then
@@ -340,18 +216,12 @@ local function fetch(ctx, task_id, input)
   return deliver(ctx, data.fileInfoDTOList, input, data)
 end
 
-local function task_id_of(ctx, data, what)
-  local id, err = ctx:answer_id(data.taskId, what .. "'s data.taskId")
-  if not id then return nil, err end
-  ctx.task_id = id
-  return id
-end
-
--- The billed multipart create of the sync and async modes: the file and the options in one form.
+-- The billed multipart create of the sync and async modes: the file and the options in one form
+-- (the vendor goes by the file name's extension: in-memory bytes are named "document.<ext>").
 local function create(ctx, input, path)
   ctx:progress("upload", 0)
-  return ctx:request{ method = "POST", path = path, headers = auth(ctx),
-                      form = form_for(ctx, input, file_part(input)), decode = "json",
+  return ctx:request{ method = "POST", path = path, headers = auth(ctx), decode = "json",
+                      form = form_for(ctx, input, ocr.files.part("file", input, "document")),
                       check = check, billed = true }
 end
 
@@ -359,14 +229,13 @@ local function run_sync(ctx, input)
   local res, err = create(ctx, input, PATHS.sync)
   if not res then return nil, err end
   local d = res.json.data
-  if type(d.taskId) == "string" and d.taskId ~= "" then
-    local id, err = ctx:answer_id(d.taskId, "data.taskId")
-    if not id then return nil, err end
-    ctx.task_id = id
+  if ocr.strings.nonempty(d.taskId) then
+    local id, ierr = ctx:take_task_id(d.taskId, "data.taskId")
+    if not id then return nil, ierr end
   end
   local st = status_of(d)
-  if st == "success" or (st and FAILED[st]) then return deliver(ctx, { d }, input, d) end
-  if st and PENDING[st] then
+  if st == "success" or FAILED[st] then return deliver(ctx, { d }, input, d) end
+  if PENDING[st] then
     -- A big file may outlive the sync call: it finishes like an async task.
     if not ctx.task_id then return protocol(ctx, "unfinished sync answer without data.taskId") end
     return fetch(ctx, ctx.task_id, input)
@@ -377,14 +246,14 @@ end
 local function run_async(ctx, input)
   local res, err = create(ctx, input, PATHS.async)
   if not res then return nil, err end
-  local id, ierr = task_id_of(ctx, res.json.data, "processAsync")
+  local id, ierr = ctx:take_task_id(res.json.data.taskId, "processAsync's data.taskId")
   if not id then return nil, ierr end
   ctx:progress("queued", 0)
   return fetch(ctx, id, input)
 end
 
 local function run_presigned(ctx, input)
-  local name = upload_name(input)
+  local name = ocr.files.name_for(input, "document")
   -- Creating the upload URL costs nothing (the processing starts with execute/start), so it is
   -- retried like a read.
   local res, err = ctx:request{ method = "POST", path = PATHS.presigned, headers = auth(ctx),
@@ -392,17 +261,11 @@ local function run_presigned(ctx, input)
                                 decode = "json", check = check }
   if not res then return nil, err end
   local d = res.json.data
-  local id, ierr = task_id_of(ctx, d, "presignedUrl")
+  local id, ierr = ctx:take_task_id(d.taskId, "presignedUrl's data.taskId")
   if not id then return nil, ierr end
-  if not url.is_http(d.presignedUrl) then
-    return protocol(ctx, "presignedUrl answered without an upload URL")
-  end
   ctx:progress("upload", 0)
   -- The upload goes to object storage: no API key there.
-  local put = { method = "PUT", url = d.presignedUrl, check = check_upload,
-                headers = { ["Content-Type"] = files.mime_type(name) } }
-  if input.file then put.upload_file = input.file else put.body = input.data end
-  local up, uerr = ctx:request(put)
+  local up, uerr = ctx:upload(d.presignedUrl, input, { content_type = ocr.files.mime_type(name) })
   if not up then return nil, uerr end
   local st, serr = ctx:request{ method = "GET", path = PATHS.start, headers = auth(ctx),
                                 query = { taskId = id, language = message_language(input) },
@@ -414,23 +277,12 @@ end
 
 local RUN = { sync = run_sync, async = run_async, presigned = run_presigned }
 
-local function valid_pages(s)
-  for item in (s .. ","):gmatch("([^,]*),") do
-    local a, b = item:match("^(%d+)%-(%d+)$")
-    a = a or item:match("^(%d+)$")
-    if not a then return false end
-    a, b = tonumber(a), tonumber(b or a)
-    if a < 1 or b < a then return false end
-  end
-  return true
-end
-
 local function validate(input)
-  if input.pages ~= nil and not valid_pages(input.pages) then
+  if input.pages ~= nil and not ocr.strings.is_page_ranges(input.pages) then
     return ("pages %q must look like 1-3,6 (page numbers from 1, ranges low-high; omit it for all pages)")
            :format(input.pages)
   end
-  if input.callback_url ~= nil and not url.is_http(input.callback_url) then
+  if input.callback_url ~= nil and not ocr.url.is_http(input.callback_url) then
     return "callback_url must be an absolute http(s) URL"
   end
 end
@@ -450,7 +302,7 @@ return {
   validate = validate,
 
   recognize = function(ctx, input)
-    return RUN[mode_of(input, ctx.options)](ctx, input)
+    return RUN[input.mode or ctx.options.mode or "sync"](ctx, input)
   end,
 
   result = function(ctx, task_id, input)
