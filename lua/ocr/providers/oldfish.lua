@@ -9,18 +9,13 @@
 -- unsupported. The quota answer has processName "Tips" and no state: it is an error, never text.
 local core = require "ocr.core"
 local cjson = require "cjson.safe"
-local result = require "ocr.result"
-local files = require "ocr.files"
-local url = require "ocr.url"
-local strings = require "ocr.strings"
-local errors = require "ocr.errors"
+local ocr = require "ocr"
 
 local HANDLER = "/Code.ashx"
 local COUNT = "/Code.aspx"
 local TYPE_NAMES = { text = 0, vertical = 1, table = 2, formula = 3 }
 local FLAGS = { "left", "top", "autodirection", "half", "space", "symbol", "duplicate" }
 local FILE_FORMATS = { "pdf", "docx", "pptx", "xlsx", "txt", "md" } -- fileType 1..6
-local MAX_ERROR_BODY = 200
 
 -- state -> kind, default message, extra fields (doc: "state enumeration").
 local STATE_ERRORS = {
@@ -34,27 +29,16 @@ local function str(v)
   return type(v) == "string" and v or nil
 end
 
-local num = result.number
+local num = ocr.result.number
 
 local function trim(s)
-  return strings.trim(tostring(s or ""))
+  return ocr.strings.trim(tostring(s or ""))
 end
 
 local function query(ctx, op, extra)
   local q = { op = op, app = "api", token = ctx.credentials.token }
   for k, v in pairs(extra or {}) do q[k] = v end
   return q
-end
-
--- Non-2xx answers. A short plain-text body (the reason) goes into the message; HTML pages do not.
-local function check_http(ctx, res)
-  if res.status >= 200 and res.status < 300 then return nil end
-  local msg = ("HTTP %d"):format(res.status)
-  local body = trim(res.body)
-  if body ~= "" and #body <= MAX_ERROR_BODY and not body:find("<", 1, true) then
-    msg = msg .. ": " .. body
-  end
-  return ctx:error{ kind = errors.kind_for_status(res.status), status = res.status, message = msg }
 end
 
 -- The quota answer: processName "Tips" and no state; its text is in result.autoText.
@@ -68,8 +52,9 @@ local function tips_error(ctx, a)
   return ctx:error{ kind = "quota", message = text, tips = true }
 end
 
+-- Non-2xx answers are ctx:http_error's (a short plain-text reason goes into the message).
 local function check_code(ctx, res)
-  local e = check_http(ctx, res)
+  local e = ctx:http_error(res)
   if e then return e end
   local a = res.json
   if type(a) ~= "table" or a[1] ~= nil then
@@ -85,7 +70,7 @@ local function check_code(ctx, res)
 end
 
 local function check_poll(ctx, res)
-  local e = check_http(ctx, res)
+  local e = ctx:http_error(res)
   if e then return e end
   if trim(res.body) == "no" then
     return ctx:error{ kind = "not_found", retryable = false,
@@ -96,39 +81,14 @@ local function check_poll(ctx, res)
   end
 end
 
--- JSON with // comments (the document's count example has them): strip them outside strings.
-local function strip_comments(s)
-  local out, i, n, in_str = {}, 1, #s, false
-  while i <= n do
-    local c = s:sub(i, i)
-    if in_str then
-      if c == "\\" then
-        out[#out + 1] = s:sub(i, i + 1)
-        i = i + 2
-      else
-        if c == '"' then in_str = false end
-        out[#out + 1] = c
-        i = i + 1
-      end
-    elseif c == '"' then
-      in_str = true
-      out[#out + 1] = c
-      i = i + 1
-    elseif c == "/" and s:sub(i + 1, i + 1) == "/" then
-      i = s:find("\n", i, true) or n + 1
-    else
-      out[#out + 1] = c
-      i = i + 1
-    end
-  end
-  return table.concat(out)
-end
-
 local function count(ctx)
-  local res, err = ctx:request{ method = "GET", path = COUNT, query = query(ctx, "count"), check = check_http }
+  local res, err = ctx:request{ method = "GET", path = COUNT, query = query(ctx, "count"), check = ctx.http_error }
   if not res then return nil, err end
+  -- (JSON, with // comments as in the document's example)
   local v = cjson.decode(res.body or "")
-  if type(v) ~= "table" and #(res.body or "") <= 65536 then v = cjson.decode(strip_comments(res.body or "")) end
+  if type(v) ~= "table" and #(res.body or "") <= 65536 then
+    v = cjson.decode(ocr.strings.strip_json_comments(res.body or ""))
+  end
   if type(v) ~= "table" then
     return nil, ctx:error{ kind = "protocol", status = res.status, message = "count answer is not JSON" }
   end
@@ -158,43 +118,27 @@ local function type_number(t)
 end
 
 local function source_part(ctx, input)
-  local field = ctx.options.file_field or "file"
   if input.url then return { name = "url", value = input.url } end
-  if input.file then
-    local name = input.filename or files.basename(input.file)
-    return { name = field, file = input.file, filename = name, content_type = files.mime_type(name) }
-  end
-  if ctx.options.data_as == "file" then
-    local name = input.filename or "image"
-    return { name = field, data = input.data, filename = name, content_type = files.mime_type(name) }
+  if input.file or ctx.options.data_as == "file" then
+    return ocr.files.part(ctx.options.file_field or "file", input, "image")
   end
   return { name = "code", value = core.base64_encode(input.data) }
 end
 
 -- verticalText is a JSON string inside the JSON answer: [{words, trans, pageIndex, location}].
 local function vertical_lines(ctx, vt)
-  if type(vt) ~= "string" or vt == "" then return nil end
-  local cells, derr = cjson.decode(vt)
-  if type(cells) ~= "table" then
-    ctx:log{ event = "decode_failed", field = "verticalText", message = tostring(derr) }
-    return nil
-  end
+  local cells = ctx:json_field(vt, "verticalText")
+  if not cells then return nil end
   local lines, pages = {}, nil
   for _, c in ipairs(cells) do
     if type(c) == "table" then
-      local loc = type(c.location) == "table" and c.location or nil
       local page = num(c.pageIndex) and math.floor(num(c.pageIndex)) + 1 or nil
       if page and (not pages or page > pages) then pages = page end
-      lines[#lines + 1] = {
-        text = str(c.words) or "",
-        translation = str(c.trans),
-        page = page,
-        box = loc and num(loc.left) and num(loc.top) and {
-          x = num(loc.left), y = num(loc.top), w = num(loc.width) or 0, h = num(loc.height) or 0 } or nil,
-      }
+      lines[#lines + 1] = { text = str(c.words) or "", translation = str(c.trans), page = page,
+                            box = ocr.result.box_of(c.location) }
     end
   end
-  return lines, pages
+  return lines[1] and lines, pages
 end
 
 local function result_files(r)
@@ -210,16 +154,6 @@ local function result_files(r)
   return out
 end
 
-local function download_files(ctx, list, output)
-  for i, f in ipairs(list) do
-    local fallback = ("%s-%d.%s"):format(ctx.task_id or "result", i, f.format or "bin")
-    local res, err = ctx:download(f.url, { output = output, filename = files.url_name(f.url, fallback, f.format) })
-    if not res then return nil, err end
-    f.path = res.path
-  end
-  return true
-end
-
 local function build(ctx, a, input)
   local r = a.result
   if type(r) ~= "table" then
@@ -227,29 +161,16 @@ local function build(ctx, a, input)
   end
   local lines, pages = vertical_lines(ctx, r.verticalText)
   local table_mode = tonumber(a.ocrType) == 2 or tonumber(r.resultType) == 2
+  -- The text: autoText, else the lines' (result.new joins them), else spiltText but in table mode.
   local text = str(r.autoText)
-  if not text and lines and #lines > 0 then
-    local t = {}
-    for i, l in ipairs(lines) do t[i] = l.text end
-    text = table.concat(t, "\n")
-  end
-  if not text and not table_mode then text = str(r.spiltText) end
-  local fields = { raw = a, text = text or "", lines = lines and #lines > 0 and lines or nil,
-                   pages = pages, language = str(r.lang), view_url = str(r.viewUrl),
-                   files = result_files(r) }
-  if table_mode and str(r.spiltText) then
-    local columns, derr = cjson.decode(r.spiltText)
-    if type(columns) == "table" then
-      fields.table = columns
-    else
-      ctx:log{ event = "decode_failed", field = "spiltText", message = tostring(derr) }
-    end
-  end
-  if input.output and #fields.files > 0 then
-    local ok, err = download_files(ctx, fields.files, input.output)
-    if not ok then return nil, err end
-  end
-  return result.new(fields)
+  if not text and not lines then text = not table_mode and str(r.spiltText) or "" end
+  local fields = { raw = a, text = text, lines = lines, pages = pages, language = str(r.lang),
+                   view_url = str(r.viewUrl), files = result_files(r) }
+  if table_mode then fields.table = ctx:json_field(r.spiltText, "spiltText") end
+  -- The files (exports of the text) are saved when `output` is given.
+  local ok, err = ctx:fetch_files(fields.files, input, { read_text = false })
+  if not ok then return nil, err end
+  return ocr.result.new(fields)
 end
 
 -- One answer (from op=code or an idcode element) -> "done", res | "pending" | nil, err.
@@ -307,21 +228,19 @@ local function upload_image(ctx, path)
   if type(path) ~= "string" then
     return nil, ctx:error{ kind = "invalid_input", message = "upload_image: a file path is required" }
   end
-  local size, msg = files.check_input(path)
+  local size, msg = ocr.files.check_input(path)
   if not size then return nil, ctx:error{ kind = "invalid_input", message = msg } end
-  local name = files.basename(path)
   ctx:progress("upload", 0)
   local res, err = ctx:request{ method = "POST", path = HANDLER, query = query(ctx, "imgUpload"),
-                                form = { { name = ctx.options.file_field or "file", file = path, filename = name,
-                                           content_type = files.mime_type(name) } },
-                                check = check_http }
+                                form = { ocr.files.part(ctx.options.file_field or "file", { file = path }) },
+                                check = ctx.http_error }
   if not res then return nil, err end
   local body = trim(res.body)
   if body == "no" then
     return nil, ctx:error{ kind = "server", status = res.status, message =
       "the image bed answered \"no\": the file was not received, the upload failed, or the token is invalid" }
   end
-  if not url.is_http(body) then
+  if not ocr.url.is_http(body) then
     return nil, ctx:error{ kind = "protocol", status = res.status, message = "image bed answer is not a URL" }
   end
   return setmetatable({ url = body }, { __tostring = function(t) return t.url end })
@@ -357,10 +276,9 @@ return {
       return nil, err
     end
     local a = res.json
-    if str(a.id) and a.id ~= "" then
-      local id, ierr = ctx:answer_id(a.id, "id")
+    if ocr.strings.nonempty(a.id) then
+      local id, ierr = ctx:take_task_id(a.id, "id")
       if not id then return nil, ierr end
-      ctx.task_id = id
     end
     local state, value = interpret(ctx, a, input)
     if state == "done" then return value end
