@@ -6,10 +6,8 @@
 -- without it to the anonymous visitor quota.
 local core = require "ocr.core"
 local null = require("cjson.safe").null
-local result = require "ocr.result"
-local files = require "ocr.files"
-local errors = require "ocr.errors"
-local strings = require "ocr.strings"
+local ocr = require "ocr"
+local result, files = ocr.result, ocr.files
 
 local PATH = "/api/v1/image/ocr"
 local MAX_FILE_SIZE = 10 * 1024 * 1024 -- 10485760 bytes, the SDK's 413 message
@@ -24,7 +22,7 @@ local STATUS_KINDS = {
 -- 429 is an exhausted quota, not a "try again in a second".
 local CODE_KINDS = { VISITOR_MONTHLY_QUOTA_EXHAUSTED = "quota", INSUFFICIENT_CREDITS = "quota" }
 
-local bool = require("ocr.strings").bool
+local bool = ocr.strings.bool
 
 local function header(res, name)
   local v = res.headers and res.headers[name]
@@ -57,7 +55,7 @@ local function check(ctx, res)
   local code = body and (type(body.code) == "string" or type(body.code) == "number") and body.code or nil
   local message = body and type(body.message) == "string" and body.message ~= "" and body.message
                   or ("HTTP " .. res.status)
-  local kind = CODE_KINDS[code] or STATUS_KINDS[res.status] or errors.kind_for_status(res.status)
+  local kind = CODE_KINDS[code] or STATUS_KINDS[res.status] or ocr.errors.kind_for_status(res.status)
   local err = ctx:error{ kind = kind, status = res.status, code = code, message = message,
                          request_id = header(res, "x-request-id") }
   -- 503 "temporarily unavailable" means the service refused the call before recognising
@@ -78,13 +76,6 @@ local function polygon(list)
   return #out > 0 and out or nil
 end
 
-local function box(loc)
-  if type(loc) ~= "table" then return nil end
-  local x, y, w, h = number(loc.left), number(loc.top), number(loc.width), number(loc.height)
-  if not (x and y and w and h) then return nil end
-  return { x = x, y = y, w = w, h = h }
-end
-
 local function map_lines(body, geometry, scale)
   local lines = {}
   for i, w in ipairs(body.words_result or {}) do
@@ -93,7 +84,7 @@ local function map_lines(body, geometry, scale)
                    confidence = result.confidence(w.score, scale) }
     if geometry then
       line.polygon = polygon(w.vertexes_location)
-      line.box = box(w.location) or result.box_from_polygon(line.polygon)
+      line.box = result.box_of(w.location) or result.box_from_polygon(line.polygon)
     end
     lines[i] = line
   end
@@ -144,9 +135,7 @@ local function source_parts(ctx, input)
     local ext = not name and files.sniff_extension(input.data)
     if ext then name = "image." .. ext end
   else
-    local fname = files.name_for(input, "image")
-    parts[1] = { name = "file", file = input.file, data = input.data, filename = fname,
-                 content_type = files.mime_type(fname) }
+    parts[1] = files.part("file", input, "image")
   end
   if name then parts[#parts + 1] = { name = "image_name", value = name } end
   return parts
@@ -169,7 +158,7 @@ return {
     local o = client.options
     assert(o.score_scale > 0, "score_scale must be positive")
     -- The SDK accepts a base URL ending in /api/v1; so do we.
-    if o.endpoint then o.endpoint = strings.rstrip(o.endpoint, strings.set_of("/")):gsub("/api/v1$", "") end
+    if o.endpoint then o.endpoint = ocr.strings.rstrip(o.endpoint, ocr.strings.set_of("/")):gsub("/api/v1$", "") end
   end,
 
   recognize = function(ctx, input)
