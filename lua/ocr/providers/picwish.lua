@@ -3,11 +3,7 @@
 --   POST /api/tasks/document/ocr   (multipart: image_file | image_url, language, password, format)
 --   GET  /api/tasks/document/ocr/{task_id}   data.state: 1 done, < 0 failed, 0 or > 1 pending
 local core = require "ocr.core"
-local result = require "ocr.result"
-local files = require "ocr.files"
-local errors = require "ocr.errors"
-local url = require "ocr.url"
-local strings = require "ocr.strings"
+local ocr = require "ocr"
 
 local FORMATS = { "txt", "pdf", "docx", "xlsx", "pptx" }
 local CREATE = "/api/tasks/document/ocr"
@@ -49,8 +45,8 @@ local function check(ctx, res)
   if body and tonumber(body.status) and tonumber(body.status) ~= 200 then status = tonumber(body.status) end
   local message = body and type(body.message) == "string" and body.message or nil
   if status ~= 200 then
-    local kind = STATUS_KINDS[status] or errors.kind_for_status(status)
-    local said = status ~= res.status and ("status %s in the answer"):format(errors.integral(status))
+    local kind = STATUS_KINDS[status] or ocr.errors.kind_for_status(status)
+    local said = status ~= res.status and ("status %s in the answer"):format(ocr.errors.integral(status))
     return ctx:error{ kind = kind, status = res.status, code = status,
                       message = message or said or ("HTTP " .. res.status) }
   end
@@ -66,16 +62,14 @@ end
 -- The result file's URL is valid for this long (ctx:download explains an expired link with it).
 local VALIDITY = "1 hour"
 
-local DOT = strings.set_of(".")
-
 local function utf8_length(s)
   return #(s:gsub("[\128-\191]", ""))
 end
 
 local function validate(input)
   if input.url then   -- (an absolute http(s) URL: the client checked it)
-    local u = url.parse(input.url, { allow_spaces = true })
-    local port = u and url.port(u)
+    local u = ocr.url.parse(input.url, { allow_spaces = true })
+    local port = u and ocr.url.port(u)
     if port and port ~= 80 and port ~= 443 then
       return ("image_url must not use port %s: PicWish only fetches from ports 80 and 443"):format(port)
     end
@@ -84,17 +78,12 @@ local function validate(input)
     return "password is longer than PicWish's 32 characters"
   end
   local format = input.format or "txt"
-  return files.check_output(input, "format", format, format == "txt")
+  return ocr.files.check_output(input, "format", format, format == "txt")
 end
 
 local function source_part(input)
   if input.url then return { name = "image_url", value = input.url } end
-  if input.file then
-    local name = input.filename or files.basename(input.file)
-    return { name = "image_file", file = input.file, filename = name, content_type = files.mime_type(name) }
-  end
-  local name = files.name_for(input, "image")
-  return { name = "image_file", data = input.data, filename = name, content_type = files.mime_type(name) }
+  return ocr.files.part("image_file", input, "image")
 end
 
 -- Polls the task, then downloads its result file at once (its URL expires in an hour).
@@ -121,15 +110,12 @@ local function fetch(ctx, task_id, input)
     return "pending"
   end }
   if not data then return nil, err end
-  local file_url = url.parse_http(data.file)
+  local file_url = ocr.url.parse_http(data.file)
   if not file_url then
     return nil, ctx:error{ kind = "protocol", message = "finished task has no result file URL" }
   end
   -- client:result() may not know the format the task was created with: the URL's extension says.
-  local name = strings.after_last(file_url.path, strings.SLASHES)
-  local url_ext = strings.after_last(name, DOT)
-  if url_ext == name or not url_ext:match("^%w+$") then url_ext = nil end
-  local format = input.format or (url_ext and url_ext:lower()) or "txt"
+  local format = input.format or ocr.files.extension(file_url.path) or "txt"
   local file = { url = data.file, format = format }
   local fields = { raw = data, task_id = task_id, files = { file }, language = ctx:language(input) }
   if format == "txt" then
@@ -145,7 +131,7 @@ local function fetch(ctx, task_id, input)
   else
     fields.text = ""
   end
-  return result.new(fields)
+  return ocr.result.new(fields)
 end
 
 return {

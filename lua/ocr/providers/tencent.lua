@@ -5,11 +5,7 @@
 --   file/data -> signed PUT /<upload_prefix><random>.<ext>, the GET above, then DELETE (unless
 --   keep_upload). Every request carries a q-sign Authorization (ocr.core.cos_sign).
 local core = require "ocr.core"
-local result = require "ocr.result"
-local files = require "ocr.files"
-local errors = require "ocr.errors"
-local strings = require "ocr.strings"
-local url = require "ocr.url"
+local ocr = require "ocr"
 
 local TYPES = { "general", "accurate", "efficient", "fast", "handwriting" }
 -- `language-type` (one value, only with type=general; every model reads English alongside, so
@@ -41,7 +37,7 @@ local function check(ctx, res)
   local doc = res.body and res.body ~= "" and core.xml_decode(res.body)
   local e = type(doc) == "table" and type(doc.Error) == "table" and doc.Error or {}
   local code = type(e.Code) == "string" and e.Code or nil
-  local kind = CODE_KINDS[code] or errors.kind_for_status(res.status)
+  local kind = CODE_KINDS[code] or ocr.errors.kind_for_status(res.status)
   return ctx:error{ kind = kind, status = res.status, code = code,
                     message = type(e.Message) == "string" and e.Message or ("HTTP " .. res.status),
                     request_id = (type(e.RequestId) == "string" and e.RequestId) or res.headers["x-cos-request-id"] }
@@ -56,7 +52,7 @@ end
 
 -- The Host header (signed, so it must be the one sent): the endpoint's host and port.
 local function authority(endpoint)
-  return url.host_port(assert(url.parse_http(endpoint)))
+  return ocr.url.host_port(assert(ocr.url.parse_http(endpoint)))
 end
 
 -- Signs `req` just before each attempt, so a retry never carries a stale signature.
@@ -86,7 +82,7 @@ local function cos_request(ctx, req)
   return ctx:request(req)
 end
 
-local bool = strings.bool
+local bool = ocr.strings.bool
 
 local function ocr_query(ctx, input)
   return {
@@ -117,14 +113,14 @@ local function map_words(det)
   for i, w in ipairs(det.Words or {}) do
     local coords = type(w.WordCoordPoint) == "table" and w.WordCoordPoint.WordCoordinate
     local poly = points(coords)
-    words[i] = { text = w.Character, confidence = result.confidence(w.Confidence, 100),
-                 polygon = poly, box = result.box_from_polygon(poly) }
+    words[i] = { text = w.Character, confidence = ocr.result.confidence(w.Confidence, 100),
+                 polygon = poly, box = ocr.result.box_from_polygon(poly) }
   end
   for i, wp in ipairs(det.WordPolygon or {}) do
     if type(wp) == "table" and wp.LeftTop then
       local poly = { point(wp.LeftTop), point(wp.RightTop), point(wp.RightBottom), point(wp.LeftBottom) }
       words[i] = words[i] or {}
-      words[i].polygon, words[i].box = poly, result.box_from_polygon(poly)
+      words[i].polygon, words[i].box = poly, ocr.result.box_from_polygon(poly)
     end
   end
   return #words > 0 and words or nil
@@ -140,14 +136,14 @@ local function map_response(doc, res)
     local item = type(det.ItemPolygon) == "table" and det.ItemPolygon
     lines[i] = {
       text = type(det.DetectedText) == "string" and det.DetectedText or "",
-      confidence = result.confidence(det.Confidence, 100),
+      confidence = ocr.result.confidence(det.Confidence, 100),
       polygon = poly,
       box = item and { x = tonumber(item.X), y = tonumber(item.Y), w = tonumber(item.Width),
-                       h = tonumber(item.Height) } or result.box_from_polygon(poly),
+                       h = tonumber(item.Height) } or ocr.result.box_from_polygon(poly),
       words = map_words(det),
     }
   end
-  return result.new{
+  return ocr.result.new{
     lines = lines, raw = r, language = r.Language ~= "" and r.Language or nil,
     angle = tonumber(r.Angel), pages = tonumber(r.PdfPageSize),
     request_id = (r.RequestId ~= "" and r.RequestId) or res.headers["x-cos-request-id"],
@@ -172,7 +168,7 @@ local function recognize_object(ctx, path, raw_path, input)
 end
 
 local function upload_key(ctx, input)
-  local name = files.name_for(input, "upload")
+  local name = ocr.files.name_for(input, "upload")
   local ext = name:match("(%.[%w]+)$") or ""
   local nonce = core.hex(core.sha1(table.concat({ tostring(os.time()), tostring(math.random()),
                                                   tostring(ctx.now()), name }, "|"))):sub(1, 24)
@@ -223,7 +219,7 @@ return {
     local key, name = upload_key(ctx, input)
     local path, raw = key_path(key)
     ctx:progress("upload", 0)
-    local put = { method = "PUT", path = path, _sign_path = raw, headers = { ["Content-Type"] = files.mime_type(name) } }
+    local put = { method = "PUT", path = path, _sign_path = raw, headers = { ["Content-Type"] = ocr.files.mime_type(name) } }
     if input.file then put.upload_file = input.file else put.body = input.data end
     local ok, err = cos_request(ctx, put)
     if not ok then return nil, err end
