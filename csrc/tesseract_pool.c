@@ -23,9 +23,6 @@ extern void omp_set_max_active_levels(int levels) __attribute__((weak));
 
 #define TP_STACK_SIZE   (8u << 20)     /* tesseract recurses; musl's default stack is 128 KiB */
 
-/* Set on each worker thread: a model loaded elsewhere is counted (tp_stats.caller_loads). */
-static __thread int on_worker;
-
 /* An engine a worker keeps, for one language set. */
 typedef struct {
     char       languages[TP_MAX_LANGS_LEN + 1];
@@ -45,6 +42,7 @@ typedef struct {
     char      warm_languages[TP_MAX_LANGS_LEN + 1];
     char      warm_msg[TP_MSG_LEN];    /* why WARM_FAILED */
     /* the worker's own (no lock): */
+    pthread_t self;                    /* set by the worker itself, first thing */
     tp_cached engines[TP_MAX_ENGINES];
     int       nengines;
     uint64_t  tick;
@@ -101,7 +99,9 @@ static tp_engine *engine_for(tp_worker *w, const char *languages, char *msg, siz
     if (e != NULL) {
         p->engines++;
         p->loads++;
-        if (!on_worker) p->caller_loads++;
+        /* a model loaded off this worker's own thread is counted (tp_stats.caller_loads). (Not a
+         * __thread flag: LeakSanitizer's exit-time scan crashes on a dlopen'ed module's TLS.) */
+        if (!pthread_equal(pthread_self(), w->self)) p->caller_loads++;
     }
     pthread_cond_broadcast(&p->state_cv);
     pthread_mutex_unlock(&p->mu);
@@ -247,7 +247,7 @@ static void warm_up(tp_pool *p, tp_worker *w) {
 static void *worker_main(void *arg) {
     tp_worker *w = arg;
     tp_pool *p = w->pool;
-    on_worker = 1;
+    w->self = pthread_self();
     /* Parallelism comes from the pool: tesseract's own OpenMP teams only spin against the other
      * workers (the CLI is twice as fast with OMP_THREAD_LIMIT=1), so this thread runs them
      * with one thread. */
