@@ -7,9 +7,7 @@ local client_mod = require "ocr.client"
 local registry = require "ocr.registry"
 local files = require "ocr.files"
 
-local M = {}
-
-M.USAGE = [==[
+local M = { USAGE = [==[
 usage: ocr [-p PROVIDER] [--text | --json | --tsv] [--lang L] [-o DIR [--overwrite]]
            [-j N] [-q] [--require MODULE]... [--set key=value]... INPUT...
        ocr [--require MODULE]... providers
@@ -36,7 +34,7 @@ PDFs, by name; not recursive), an http(s) URL, or - for standard input.
   -q, --quiet           no progress on stderr
 Credentials come from the environment: OCR_<PROVIDER>_<CREDENTIAL> (see `ocr providers`).
 Exit status: 0 when every input succeeded, 1 when any failed, 2 for usage errors.
-]==]
+]==] }
 
 local UsageError = {}
 

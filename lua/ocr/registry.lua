@@ -116,10 +116,9 @@ local function provider_dirs(path)
   return out
 end
 
-local function readable(file)
-  local f = io.open(file, "rb")
-  if f then f:close() end
-  return f ~= nil
+local function is_file(path)
+  local st = core.stat(path)
+  return st ~= nil and st.type == "file"
 end
 
 --- The names of the provider modules found on `path` (default package.path), sorted: each
@@ -134,7 +133,7 @@ function M.scan(path)
       local sep = d.rest:find("[/\\]")
       if sep == 1 then
         -- "?/init.lua": the entry is a directory holding the rest
-        if valid_name(entry) and readable(d.dir .. entry .. d.rest) then name = entry end
+        if valid_name(entry) and is_file(d.dir .. entry .. d.rest) then name = entry end
       elseif not sep and #entry > #d.rest and entry:sub(-#d.rest) == d.rest then
         name = entry:sub(1, #entry - #d.rest)
       end

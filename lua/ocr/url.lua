@@ -27,15 +27,14 @@ M.DEFAULT_PORTS = { http = 80, https = 443 }
 
 local byte, sub, find, lower = string.byte, string.sub, string.find, string.lower
 
--- What may stand in each part (RFC 3986 section 3): single classes, tested with one find each.
-local NOT_SCHEME = "[^%w%+%-%.]"
-local NOT_USERINFO = "[^%w%-%._~%%!%$&'%(%)%*%+,;=:]"
-local NOT_REG_NAME = "[^%w%-%._~%%!%$&'%(%)%*%+,;=]"
-local NOT_IPV6 = "[^%x:%.]"
--- Spaces, control characters and DEL are never part of a URL (and a CR or LF in one would
+-- What may not stand in each part (RFC 3986 section 3): single classes, tested with one find
+-- each. Spaces, control characters and DEL are never part of a URL (and a CR or LF in one would
 -- split the request it is sent in).
-local BAD_BYTE = "[%z\1-\32\127]"
-local CONTROL = "[%z\1-\31\127]"
+local NOT = {
+  scheme = "[^%w%+%-%.]", userinfo = "[^%w%-%._~%%!%$&'%(%)%*%+,;=:]",
+  reg_name = "[^%w%-%._~%%!%$&'%(%)%*%+,;=]", ipv6 = "[^%x:%.]",
+  byte = "[%z\1-\32\127]", control = "[%z\1-\31\127]",
+}
 
 local function fail(fmt, ...) return nil, fmt:format(...) end
 
@@ -43,10 +42,10 @@ local function fail(fmt, ...) return nil, fmt:format(...) end
 local function check_host(host, bracketed)
   if #host > M.MAX_HOST then return fail("the host is %d bytes long (at most %d)", #host, M.MAX_HOST) end
   if bracketed then
-    if host == "" or find(host, NOT_IPV6) or not find(host, ":", 1, true) then
+    if host == "" or find(host, NOT.ipv6) or not find(host, ":", 1, true) then
       return nil, "bad IPv6 address in the URL"
     end
-  elseif find(host, NOT_REG_NAME) then
+  elseif find(host, NOT.reg_name) then
     return nil, "bad host in the URL"
   end
   return lower(host)
@@ -67,7 +66,7 @@ local function parse_authority(authority, t)
   local at = find(rest, "@", 1, true)
   if at then
     local userinfo = sub(rest, 1, at - 1)
-    if find(userinfo, NOT_USERINFO) then return nil, "bad user information in the URL" end
+    if find(userinfo, NOT.userinfo) then return nil, "bad user information in the URL" end
     t.userinfo = userinfo
     rest = sub(rest, at + 1)
   end
@@ -98,7 +97,7 @@ function M.parse(s, opts)
   if type(s) ~= "string" then return fail("a URL must be a string, got %s", type(s)) end
   local max = opts and opts.max_length or M.MAX_LENGTH
   if #s > max then return fail("the URL is %d bytes long (at most %d)", #s, max) end
-  if find(s, opts and opts.allow_spaces and CONTROL or BAD_BYTE) then
+  if find(s, opts and opts.allow_spaces and NOT.control or NOT.byte) then
     return nil, "the URL contains spaces or control characters"
   end
   local t = {}
@@ -109,7 +108,7 @@ function M.parse(s, opts)
     local scheme = sub(s, 1, colon - 1)
     local stop = find(s, "[/?#]")
     if not (stop and stop < colon) then
-      if find(scheme, NOT_SCHEME) then return nil, "bad scheme in the URL" end
+      if find(scheme, NOT.scheme) then return nil, "bad scheme in the URL" end
       t.scheme = lower(scheme)
       rest = sub(s, colon + 1)
     end
@@ -204,11 +203,11 @@ function M.build(t, opts)
   for _, k in ipairs{ "scheme", "userinfo", "host", "path", "query", "fragment" } do
     local v = t[k]
     if v ~= nil and type(v) ~= "string" then return fail("the URL's %s must be a string", k) end
-    if v and find(v, BAD_BYTE) then return fail("the URL's %s contains spaces or control characters", k) end
+    if v and find(v, NOT.byte) then return fail("the URL's %s contains spaces or control characters", k) end
   end
   local out = {}
   if t.scheme then
-    if not find(t.scheme, "^%a") or find(t.scheme, NOT_SCHEME) then return nil, "bad scheme" end
+    if not find(t.scheme, "^%a") or find(t.scheme, NOT.scheme) then return nil, "bad scheme" end
     out[#out + 1] = lower(t.scheme) .. ":"
   end
   local path = t.path or ""
@@ -219,7 +218,7 @@ function M.build(t, opts)
     if not h then return nil, herr end
     out[#out + 1] = "//"
     if t.userinfo then
-      if find(t.userinfo, NOT_USERINFO) then return nil, "bad user information" end
+      if find(t.userinfo, NOT.userinfo) then return nil, "bad user information" end
       out[#out + 1] = t.userinfo .. "@"
     end
     out[#out + 1] = bracketed(h)
