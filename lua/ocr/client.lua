@@ -11,6 +11,9 @@ local ratelimit = require "ocr.ratelimit"
 local host = require "ocr.host"
 local language = require "ocr.language"
 local url = require "ocr.url"
+local cost = require "ocr.cost"
+local budget = require "ocr.budget"
+local runtime = require "ocr.runtime"
 
 local M = {}
 
@@ -21,7 +24,7 @@ M.COMMON_OPTIONS = {
   proxy = "string", user_agent = "string", transport = "object", on_progress = "function",
   log = "function", backoff = "table", max_response_size = "number", rate = "table_or_false",
   retry_budget = "integer", keepalive_timeout = "positive", keepalive_pool = "integer",
-  shared_dict = "string",
+  shared_dict = "string", budget = "table", cost = "table",
 }
 
 --- Keys of `recognize`'s input that are not vendor options.
@@ -125,6 +128,22 @@ function M.new(name, def, opts)
   end
 
   local creds, secrets = resolve_credentials(name, def, opts)
+  local price = def.cost
+  if opts.cost ~= nil then
+    local okc, cerr = pcall(cost.check, "option 'cost'", opts.cost)
+    if not okc then error(("ocr.new(%q): %s"):format(name, tostring(cerr):gsub("^.-:%d+: ", "")), 3) end
+    price = opts.cost
+  end
+  local spending
+  if opts.budget ~= nil then
+    if price == nil then
+      error(("ocr.new(%q): option 'budget': what %s's calls cost is unknown; declare it with the option cost = {credits = n}")
+            :format(name, name), 3)
+    end
+    local okb, b = pcall(budget.new, opts.budget, "option 'budget'")
+    if not okb then error(("ocr.new(%q): %s"):format(name, tostring(b):gsub("^.-:%d+: ", "")), 3) end
+    spending = b
+  end
   local self = setmetatable({
     provider = name, def = def, options = options, credentials = creds, secrets = secrets,
     user_agent = options.user_agent or ("lua-ocr/" .. core._VERSION),
@@ -133,6 +152,7 @@ function M.new(name, def, opts)
     input_what = "provider " .. name,
     url_memo = {}, url_memo_size = 0,   -- ctx:url's memo (see context.lua)
     accepted_sources = {},
+    cost_spec = price, budget = spending, scope = M.scope(name, creds), counters = cost.stats(),
   }, class_for(def))
   for _, src in ipairs(def.sources or {}) do self.accepted_sources[src] = true end
   if def.languages then
@@ -184,6 +204,16 @@ function M.new(name, def, opts)
     self.limiter = ratelimit.limiter(ratelimit.key(name, first_secret), rate)
   end
   return self
+end
+
+--- The name a client's budget counts under: the provider and a hash of its credentials (all of
+--- them, sorted: the same in every process), never a credential itself.
+function M.scope(name, creds)
+  local keys, parts = {}, {}
+  for k in pairs(creds) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for i, k in ipairs(keys) do parts[i] = k .. "=" .. creds[k] end
+  return name .. ":" .. core.hex(core.sha1(table.concat(parts, "\0"))):sub(1, 16)
 end
 
 --- Checks an input table the way every provider needs; the provider's own `validate` follows.
@@ -254,25 +284,34 @@ function Client:provider_failed(ctx_or_nil, message)
   return errors.scrub(errors.new(fields), self.secrets)
 end
 
-function Client:_run(fn, input, ...)
+-- Runs `fn(ctx, input, ...)`; a `counted` call (recognize, result) is priced (res.cost,
+-- err.cost) and recorded in the client's stats, and a recognition first asks the budgets
+-- whether one billed request still fits (nothing is sent when none does).
+local function run(self, counted, fn, input, ...)
+  local started = counted and runtime.now()
   local refused = host.current().check(self)   -- (nginx: a phase without cosockets)
   if refused then
-    return nil, errors.scrub(errors.new{ provider = self.provider, kind = "invalid_input",
+    local err = errors.scrub(errors.new{ provider = self.provider, kind = "invalid_input",
                                          message = refused }, self.secrets)
+    if counted then return self:_account(nil, started, nil, err) end
+    return nil, err
   end
   local ctx = context.new(self, input)
   local ok, res, err
-  if ctx.job and not PCALL_YIELDS then
+  local over = counted == "recognize" and ctx:budget_check()
+  if over then
+    ok, res, err = true, nil, ctx:error(over)
+  elseif ctx.job and not PCALL_YIELDS then
     -- A job on Lua 5.1: no pcall to yield through; the scheduler catches a raise instead.
-    ok, res, err = true, fn(ctx, ...)
+    ok, res, err = true, fn(ctx, input, ...)
   else
-    ok, res, err = pcall(fn, ctx, ...)
+    ok, res, err = pcall(fn, ctx, input, ...)
   end
-  if not ok then return nil, self:provider_failed(ctx, res) end
-  if res == nil and err == nil then
-    return nil, ctx:error{ kind = "protocol", message = "provider returned neither result nor error" }
-  end
-  if res ~= nil then
+  if not ok then
+    res, err = nil, self:provider_failed(ctx, res)
+  elseif res == nil and err == nil then
+    err = ctx:error{ kind = "protocol", message = "provider returned neither result nor error" }
+  elseif res ~= nil then
     res.provider = res.provider or self.provider
     res.task_id = res.task_id or ctx.task_id
     res.request_id = res.request_id or ctx.request_id
@@ -280,7 +319,36 @@ function Client:_run(fn, input, ...)
   elseif type(err) == "table" and errors.is_error(err) then
     err.task_id = err.task_id or ctx.task_id
   end
+  if counted then return self:_account(ctx, started, res, err) end
   return res, err
+end
+
+function Client:_run(fn, input, ...)
+  return run(self, false, function(ctx, _, ...) return fn(ctx, ...) end, input, ...)
+end
+
+--- Prices a finished call (res.cost or err.cost: the context's credits; 0 when it never got
+--- to run and the price is known) and records it in the client's stats. Returns res, err.
+function Client:_account(ctx, started, res, err)
+  local spent
+  if ctx then spent = ctx:cost() elseif self.cost_spec ~= nil then spent = 0 end
+  if res ~= nil then
+    if type(res) == "table" then res.cost = spent end
+  elseif type(err) == "table" then
+    err.cost = spent
+  end
+  self.counters:record(res == nil and (err or true) or nil, spent,
+                       res ~= nil and started and runtime.now() - started or nil)
+  return res, err
+end
+
+--- A job of this client was cancelled (its host calls this): a billed request still waiting
+--- gives its budget back, and the call is priced and counted.
+function Client:_cancelled(job, err)
+  local ctx = rawget(job, "ctx")
+  if ctx and ctx.client == self then ctx:abandon() else ctx = nil end
+  if rawget(job, "input") == nil then return end   -- (not a recognition: a warm-up)
+  self:_account(ctx, nil, nil, err)
 end
 
 -- An input URL's host answered: its failures are the input's, not the vendor's (a 401 from an
@@ -318,13 +386,13 @@ function Client:_recognize_now(input)
   if type(input) == "string" then input = { file = input } end   -- recognize("scan.png")
   local msg, kind = self:check_input(input)
   if msg then
-    return nil, errors.scrub(errors.new{ provider = self.provider, kind = kind or "invalid_input",
-                                         message = msg }, self.secrets)
+    return self:_account(nil, nil, nil, errors.scrub(errors.new{ provider = self.provider,
+      kind = kind or "invalid_input", message = msg }, self.secrets))
   end
   if input.url and self.accepted_sources.url == FETCHED then
-    return self:_run(fetch_then_recognize, input, input)
+    return run(self, "recognize", fetch_then_recognize, input)
   end
-  return self:_run(self.def.recognize, input, input)
+  return run(self, "recognize", self.def.recognize, input)
 end
 
 -- `client.recognize(input)` (a dot for the colon) passes the input as the client: say so rather
@@ -333,6 +401,21 @@ local function check_self(self, method)
   if type(self) ~= "table" or rawget(self, "def") == nil then
     error(("client:%s: call it with a colon, client:%s(...)"):format(method, method), 3)
   end
+end
+
+--- This client's totals since it was made: `requests` (calls of recognize and result),
+--- `successes`, `failures` by kind, `credits` spent (nil when a price was unknown), `unit`,
+--- and `latency` {p50=, p95=} in seconds over its last successful calls; with a budget,
+--- `budget` {credits=, per=, spent=}.
+function Client:stats()
+  check_self(self, "stats")
+  local spec = type(self.cost_spec) == "table" and self.cost_spec or nil
+  local out = self.counters:snapshot(spec and (spec.unit or "credit") or nil)
+  if self.budget then
+    local b = self.budget
+    out.budget = { credits = b.credits, per = b.per, spent = b:spent(self.scope) }
+  end
+  return out
 end
 
 --- Starts recognizing `input` as a job and returns the job at once: a scheduler job that
@@ -397,7 +480,7 @@ function Client:result(task_id, input)
     local ok, err = files.check_dir(input.output)
     if not ok then return nil, errors.new{ provider = self.provider, kind = "invalid_input", message = err } end
   end
-  return self:_run(function(ctx)
+  return run(self, "result", function(ctx)
     ctx.task_id = task_id
     return self.def.result(ctx, task_id, input)
   end, input)

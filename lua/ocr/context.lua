@@ -14,6 +14,8 @@ local files = require "ocr.files"
 local host = require "ocr.host"
 local strings = require "ocr.strings"
 local url_lib = require "ocr.url"
+local cost = require "ocr.cost"
+local budget = require "ocr.budget"
 local SLASH = strings.set_of("/")
 
 local Context = {}
@@ -26,7 +28,7 @@ local function current_job() return host.current().current_job() end
 
 -- What every context of a client shares (provider, options, credentials, endpoint) sits in a
 -- class made once per client and endpoint, between the context and Context: a context then
--- holds only its own five fields (one small table per call instead of one twice its size).
+-- holds only its own few fields (one small table per call instead of one twice its size).
 local function class_of(client)
   local class = client.ctx_class
   if class and class.endpoint == client.endpoint then return class end
@@ -38,12 +40,15 @@ local function class_of(client)
 end
 
 function M.new(client, input)
+  local job = current_job()
   local ctx = setmetatable({
     client = client,
     input = input or {},
     task_id = nil,
     request_id = nil,
-    job = current_job(),
+    job = job,
+    -- budgets a pipeline applies (ocr.budget.within) besides the client's own
+    budgets = budget.here(job),
   }, class_of(client))
   -- The job shows the vendor's task id as soon as the workflow learns it (job.task_id).
   if ctx.job then ctx.job.ctx = ctx end
@@ -346,6 +351,85 @@ local function check_fields(t, fields, what)
   if unknown ~= nil then error(("%s: unknown field '%s'"):format(what, tostring(unknown)), 3) end
 end
 
+--- The price of billed request `req` (ocr.cost: the client's `cost` option, else the
+--- provider's), or nil when unknown.
+function Context:price(req)
+  local spec = self.client.cost_spec
+  return spec and cost.price(spec, self, req)
+end
+
+--- Holds `credits` in the client's budget and every budget a pipeline applies: a list of
+--- reservations, or nil and the refusal's fields (nothing held then).
+function Context:reserve(credits)
+  local held = {}
+  local function hold(b, scope)
+    local r, refused = b:reserve(scope, credits)
+    if not r then
+      for _, h in ipairs(held) do h:release() end
+      return refused
+    end
+    held[#held + 1] = r
+  end
+  local client = self.client
+  if client.budget then
+    local refused = hold(client.budget, client.scope)
+    if refused then return nil, refused end
+  end
+  for _, e in ipairs(self.budgets or {}) do
+    local refused = hold(e.budget, e.scope)
+    if refused then return nil, refused end
+  end
+  return held
+end
+
+--- After one attempt of a billed request: its credits count as spent (the budgets keep them)
+--- when it was billed (ocr.cost.billed), else the budgets get them back.
+function Context:settle(price, held, answered, err)
+  self.held, self.pending = nil, nil
+  if cost.billed(price, answered, err) then
+    self.spent = (self.spent or 0) + price.credits
+  elseif held then
+    for _, h in ipairs(held) do h:release() end
+  end
+end
+
+--- Before anything is sent: nil, or the refusal's fields when a budget has no room left for
+--- one billed request at the client's declared price (a table: a priced function is only
+--- asked per request).
+function Context:budget_check()
+  local spec = self.client.cost_spec
+  if type(spec) ~= "table" or spec.credits <= 0 then return nil end
+  local client = self.client
+  if client.budget then
+    local refused = client.budget:check(client.scope, spec.credits)
+    if refused then return refused end
+  end
+  for _, e in ipairs(self.budgets or {}) do
+    local refused = e.budget:check(e.scope, spec.credits)
+    if refused then return refused end
+  end
+  return nil
+end
+
+--- What this call cost: credits in the provider's unit, 0 for a call that made no billed
+--- request, nil when the price is unknown.
+function Context:cost()
+  if self.client.cost_spec == nil or self.cost_unknown then return nil end
+  return self.spent or 0
+end
+
+--- The call was given up (a job cancelled): a billed request on its way counts as spent (it
+--- may have left: its credits stay held); one still waiting to leave gives its credits back.
+function Context:abandon()
+  local held, price = self.held, self.pending
+  self.held, self.pending = nil, nil
+  if price and self.sending then
+    self.spent = (self.spent or 0) + price.credits
+  elseif held then
+    for _, h in ipairs(held) do h:release() end
+  end
+end
+
 --- Sends a request through the client's transport, with retries.
 -- req: method, url (or path + query), headers, body | form | upload_file | json, save_to,
 --   decode = "json"|"xml", xml_arrays, billed (a create that costs money: see ocr.retry),
@@ -364,6 +448,19 @@ function Context:request(req)
     attempt = attempt + 1
     if req.sign then req.sign(self, req) end
     if req.headers then keep_request_secrets(self, req.headers, req.sign ~= nil) end
+    -- A billed request's price, and the credits it may spend held in every budget first.
+    local price, held = req.billed and self:price(req), nil
+    if price and price.credits > 0 then
+      local refused
+      held, refused = self:reserve(price.credits)
+      if not held then
+        refused.attempts = attempt
+        return nil, self:error(refused)
+      end
+    elseif req.billed and not price then
+      self.cost_unknown = true
+    end
+    self.held, self.pending = held, price or nil   -- (ctx:abandon reads them)
     local limiter = req.billed and self.client.limiter
     if limiter then
       limiter:acquire(runtime.sleep, logging and function(delay)
@@ -375,7 +472,9 @@ function Context:request(req)
       started = runtime.now()
       self:log{ event = "request", method = req.method or "GET", url = req.url, attempt = attempt }
     end
+    self.sending = true
     local res, terr = transport_request(self, req, limiter and limiter.on_start or nil)
+    self.sending = false
     local err
     if res then
       self.request_id = self.request_id or res.headers["x-request-id"]
@@ -385,7 +484,10 @@ function Context:request(req)
                   duration = runtime.now() - started, attempt = attempt }
       end
       err = (req.check or default_check)(self, res)
-      if err == nil then return res end
+      if err == nil then
+        if price then self:settle(price, held, true, nil) end
+        return res
+      end
       err.status = err.status or res.status
       err.sent = true
       if err.retry_after == nil and res.headers["retry-after"] then
@@ -401,6 +503,7 @@ function Context:request(req)
                   kind = err.kind, message = err.message, attempt = attempt }
       end
     end
+    if price then self:settle(price, held, res ~= nil, err) end
     err.attempts = attempt
     if attempt > max_retries or not retry.should_retry(err, req.billed)
        or not self.client.retry_budget:take() then

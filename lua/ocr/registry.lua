@@ -4,6 +4,7 @@
 local core = require "ocr.core"
 local schema = require "ocr.schema"
 local language = require "ocr.language"
+local cost = require "ocr.cost"
 
 local M = {}
 
@@ -26,6 +27,7 @@ local FIELDS = {
   methods = "table", sources = "table", languages = "table",
   endpoint = "string", max_file_size = "positive", rate = "table_or_false", rate_key = "string",
   offline = "boolean", default = "boolean", version = "function",
+  cost = "table_or_function",   -- what a billed request costs (ocr.cost); absent: unknown
 }
 
 --- Checks a provider definition; raises with a message naming the bad field.
@@ -53,6 +55,7 @@ function M.check_definition(name, def)
            where .. ": credentials are name = {required = bool} entries")
   end
   if def.languages then language.check_spec(where, def.languages) end
+  if def.cost ~= nil then cost.check(where, def.cost) end
   for _, src in ipairs(def.sources or {}) do
     assert(src == "file" or src == "data" or src == "url" or src == "key",
            where .. ": unknown source " .. tostring(src))

@@ -73,8 +73,10 @@ function Job:cancel()
     if source.cancel then source:cancel(id) end
     self.awaiting = nil
   end
-  M._finish(self, nil, errors.new{ provider = self.client.provider, kind = "cancelled",
-                                   task_id = self.task_id, message = "cancelled by the caller" })
+  local err = errors.new{ provider = self.client.provider, kind = "cancelled",
+                         task_id = self.task_id, message = "cancelled by the caller" }
+  if self.client._cancelled then self.client:_cancelled(self, err) end   -- (budgets, stats)
+  M._finish(self, nil, err)
   return true
 end
 

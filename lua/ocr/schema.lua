@@ -2,7 +2,8 @@
 -- an invalid_input error before anything is sent).
 --
 -- A spec is a type name ("string", "number", "integer", "boolean", "function", "table",
--- "object" = a table or userdata, "table_or_false", "string_or_table", "positive" = a number > 0)
+-- "object" = a table or userdata, "table_or_false", "string_or_table", "table_or_function",
+-- "positive" = a number > 0)
 -- or an array of
 -- allowed values (an enumeration).
 local M = {}
@@ -15,6 +16,7 @@ local function describe(spec)
   end
   if spec == "table_or_false" then return "a table or false" end
   if spec == "string_or_table" then return "a string or a table" end
+  if spec == "table_or_function" then return "a table or a function" end
   if spec == "positive" then return "a number > 0" end
   return spec == "integer" and "an integer" or ("a " .. spec)
 end
@@ -38,6 +40,8 @@ function M.check(name, value, spec)
     ok = t == "table" or value == false
   elseif spec == "string_or_table" then
     ok = t == "string" or t == "table"
+  elseif spec == "table_or_function" then
+    ok = t == "table" or t == "function"
   elseif spec == "positive" then
     ok = t == "number" and value > 0
   else

@@ -5,6 +5,7 @@
 local core = require "ocr.core"
 local host = require "ocr.host"
 local scheduler = require "ocr.scheduler"
+local budget = require "ocr.budget"
 
 local M = { name = "jobs", blocks = false, now = core.monotime, random = math.random,
             sleep = scheduler.sleep, current_job = scheduler.current }
@@ -26,6 +27,7 @@ local function recognize_job(job, input) return job.client:_recognize_now(input)
 function M.submit(client, input)
   local job = scheduler.submit(client, recognize_job, input)
   job.input = input
+  job.budgets = budget.here(scheduler.current())   -- (a pipeline's: ocr.budget.within)
   job.on_progress = type(input) == "table" and input.on_progress or client.options.on_progress
   return job
 end

@@ -9,6 +9,7 @@
 local host = require "ocr.host"
 local errors = require "ocr.errors"
 local ratelimit = require "ocr.ratelimit"
+local budget = require "ocr.budget"
 
 local M = { name = "nginx", blocks = false, random = math.random }
 
@@ -84,7 +85,8 @@ end
 local function new_job(client, input)
   next_id = next_id + 1
   return setmetatable({ id = next_id, client = client, status = "pending", input = input,
-                        on_progress = type(input) == "table" and input.on_progress or client.options.on_progress },
+                        on_progress = type(input) == "table" and input.on_progress or client.options.on_progress,
+                        budgets = budget.here(M.current_job()) },   -- (a pipeline's: ocr.budget.within)
                       Job)
 end
 
@@ -103,8 +105,10 @@ end
 function Job:cancel()
   if self.status == "done" then return false end
   if self.thread then pcall(ngx.thread.kill, self.thread) end
-  finish(self, nil, errors.new{ provider = self.client.provider, kind = "cancelled",
-                                task_id = self.task_id, message = "cancelled by the caller" })
+  local err = errors.new{ provider = self.client.provider, kind = "cancelled",
+                         task_id = self.task_id, message = "cancelled by the caller" }
+  if self.client._cancelled then self.client:_cancelled(self, err) end   -- (budgets, stats)
+  finish(self, nil, err)
   return true
 end
 
@@ -140,11 +144,13 @@ function M.recognize_all(client, inputs, opts, concurrency)
     end
     return out
   end
+  local budgets = budget.here(M.current_job())   -- (the caller's, for the workers' jobs)
   local function worker()
     while taken < n do
       taken = taken + 1
       local i = taken
       local job = new_job(client, inputs[i])
+      job.budgets = budgets
       if opts.on_progress then
         job.on_progress = function(ev) ev.index = i; opts.on_progress(ev) end
       end

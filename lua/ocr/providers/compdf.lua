@@ -300,6 +300,8 @@ return {
   client_options = { mode = MODES, legacy_parameter = "boolean" },
   defaults = { poll_interval = MIN_POLL, min_poll_interval = MIN_POLL, poll_timeout = 300 },
   validate = validate,
+  -- No `cost`: billed per processed file or page by plan (public), the price of a call is not
+  -- stated, so res.cost is nil unless the client is given one (the option cost = {credits = n}).
 
   recognize = function(ctx, input)
     return RUN[input.mode or ctx.options.mode or "sync"](ctx, input)

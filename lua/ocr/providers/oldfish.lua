@@ -261,6 +261,10 @@ return {
   options = options,
   client_options = { file_field = "string", data_as = { "code", "file" }, tips_check = "boolean" },
   defaults = { file_field = "file", data_as = "code", tips_check = true },
+  -- Each recognition counts one against the daily quota the count query shows (inferred: its
+  -- TodayCount goes up by one); polls, uploads and the count do not. The quota answer and the
+  -- busy state are refusals, not counted.
+  cost = { credits = 1, unit = "call", per = "recognition", when = "success" },
   validate = validate,
 
   recognize = function(ctx, input)

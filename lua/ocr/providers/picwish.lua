@@ -159,6 +159,9 @@ return {
   defaults = { poll_interval = 1, poll_timeout = 120 },
   -- The documented QPS limit per key: creates wait for a token instead of collecting 429s.
   rate = { per_second = 2, burst = 1 },
+  -- The document: "Each successful call consumes 1 credit" (the create; polls and downloads
+  -- are free, inferred from its wording).
+  cost = { credits = 1, unit = "credit", per = "create", when = "success" },
   validate = validate,
 
   recognize = function(ctx, input)

@@ -200,6 +200,10 @@ return {
   options = { type = TYPES, ispdf = "boolean", pdf_pagenumber = "integer",
               isword = "boolean", enable_word_polygon = "boolean" },
   validate = validate,
+  -- Billed per OCR request (public: the vendor's billing pages; the price per call is by plan,
+  -- so the unit is the call). The upload PUT and the DELETE are ordinary storage requests,
+  -- left out. Only accepted requests count (inferred).
+  cost = { credits = 1, unit = "call", per = "OCR request", when = "success" },
 
   init = function(client)
     if client.options.endpoint then return end

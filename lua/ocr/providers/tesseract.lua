@@ -87,6 +87,7 @@ end
 return {
   offline = true,
   default = true,   -- (the command's provider without -p: offline, no key)
+  cost = { credits = 0, unit = "credit" },   -- (local: free)
   version = function()
     local ok, tess = pcall(require, "ocr.tesseract")
     return ok and ("tesseract " .. tostring(tess._VERSION)) or nil

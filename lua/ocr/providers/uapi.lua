@@ -61,6 +61,8 @@ local function check(ctx, res)
   -- 503 "temporarily unavailable" means the service refused the call before recognising
   -- anything, so re-sending it cannot bill twice (README: uapi, retry_unavailable).
   if res.status == 503 and ctx.options.retry_unavailable then err.vendor_busy = true end
+  -- 502 "recognition processing failed": the engine ran, and the call is charged (inferred).
+  if res.status == 502 then err.billed = true end
   return err
 end
 
@@ -152,6 +154,9 @@ return {
   client_options = { data_as = { "file", "base64" }, retry_unavailable = "boolean",
                      score_scale = "number" },
   defaults = { data_as = "file", retry_unavailable = true, score_scale = 1 },
+  -- The document: "4 credits / call", a call the engine answered; a 502 too (its check marks
+  -- it billed: the engine ran), not a refusal before recognition (inferred).
+  cost = { credits = 4, unit = "credit", per = "call", when = "success" },
   validate = validate,
 
   init = function(client)
