@@ -139,4 +139,12 @@ describe("ocr.result", function()
     assert.is_nil(odd.request_id)
     assert.equal("ocr: server: server", tostring(odd))
   end)
+
+  it("prints a pipeline's attempts (a list) as the members tried and how each ended", function()
+    local e = errors.new{ provider = "b", kind = "server", message = "down",
+                          attempts = { { provider = "a", kind = "quota" }, { provider = "b", kind = "server" } } }
+    assert.equal("b: server: down attempts=a:quota,b:server", tostring(e))
+    assert.equal("b: server: down attempts=3", tostring(errors.new{ provider = "b", kind = "server",
+                                                                     message = "down", attempts = 3 }))
+  end)
 end)
