@@ -56,6 +56,20 @@ function ocr.is_error(v)
   return errors.is_error(v)
 end
 
+--- Pipelines: objects with the client API made of clients (and of pipelines); see README
+-- "Pipelines". Each raises on a programmer mistake (no member, a member that is not a client,
+-- an unknown option).
+local pipeline = require "ocr.pipeline"
+
+--- `ocr.fallback{c1, c2, ..., on = {kinds...}}`: the next member after an error it may not have.
+ocr.fallback = pipeline.fallback
+
+--- `ocr.race{c1, c2, ..., hedge_after = s}`: the first success of hedged members wins.
+ocr.race = pipeline.race
+
+--- `ocr.cascade{c1, c2, ..., accept = fn(res)}`: escalates until a result is accepted.
+ocr.cascade = pipeline.cascade
+
 --- Advances every job (client:submit) without blocking longer than `timeout` seconds (default
 -- 0: never blocks; call it once per frame in a game loop). Returns the number of jobs in flight.
 function ocr.step(timeout)

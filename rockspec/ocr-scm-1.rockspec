@@ -44,6 +44,7 @@ build = {
     ["ocr.errors"] = "lua/ocr/errors.lua",
     ["ocr.files"] = "lua/ocr/files.lua",
     ["ocr.language"] = "lua/ocr/language.lua",
+    ["ocr.pipeline"] = "lua/ocr/pipeline.lua",
     ["ocr.registry"] = "lua/ocr/registry.lua",
     ["ocr.result"] = "lua/ocr/result.lua",
     ["ocr.retry"] = "lua/ocr/retry.lua",

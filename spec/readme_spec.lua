@@ -208,6 +208,21 @@ describe("README examples", function()
     assert.same({ "true", "true" }, { post.form.return_markdown[1].value, post.form.enable_cls[1].value })
   end)
 
+  it("pipelines: a fallback of a cascade and a race, a race's job, a fallback's batch", function()
+    local printed, res, err, job, out = run(block_with("ocr.cascade{"), "Pipeline page", "res, err, job, out")
+    assert.is_nil(err)
+    assert.equal("Pipeline page", res.text)
+    assert.equal("uapi", res.provider)                 -- the cascade's first member read it
+    assert.equal("boolean", type(res.accepted))
+    assert.equal("cascade(uapi,picwish)", res.attempts[1].provider)
+    assert.truthy(printed:find("uapi\t", 1, true), printed)
+    assert.truthy(printed:find("cascade(uapi,picwish)\tok", 1, true), printed)
+    assert.is_true(job:done())
+    assert.equal("Pipeline page", (job:result()).text)
+    assert.equal(2, #out)
+    for i = 1, 2 do assert.equal("Pipeline page", out[i].res.text) end
+  end)
+
   it("ocr.curl: a session posting a form with a file part", function()
     local emu = emu_for("picwish")
     local code = block_with("curl.session{"):gsub('"https://example.com/upload"', '"' .. emu.url .. '/upload"')

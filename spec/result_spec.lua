@@ -100,6 +100,30 @@ describe("ocr.result", function()
     assert.is_nil(result.box_from_polygon(nil))
   end)
 
+  it("gives a result the confidence of its lines, weighted by their length in characters", function()
+    local near = function(a, b) return math.abs(a - b) < 1e-12 end
+    -- "ab" at 0.5 and "你好世界" (4 characters, 12 bytes) at 1: (2 * 0.5 + 4 * 1) / 6
+    local r = result.new{ lines = { { text = "ab", confidence = 0.5 }, { text = "你好世界", confidence = 1 } } }
+    assert.is_true(near(5 / 6, r.confidence), r.confidence)
+    -- a line without a confidence does not count; nor does a damaged one (NaN: left out)
+    r = result.new{ lines = { { text = "abc", confidence = 0.9 }, { text = "zzzzzz" }, { text = "q", confidence = 0 / 0 } } }
+    assert.is_true(near(0.9, r.confidence))
+    -- no line has one: the words' (across lines)
+    r = result.new{ lines = { { text = "a bb", words = { { text = "a", confidence = 0.3 }, { text = "bb", confidence = 0.6 } } },
+                              { text = "c", words = { { text = "c", confidence = 0.9 } } } } }
+    assert.is_true(near((0.3 + 1.2 + 0.9) / 4, r.confidence))
+    -- none at all, or only text: nil
+    assert.is_nil(result.new{ text = "plain\ntext" }.confidence)
+    assert.is_nil(result.new{ lines = {} }.confidence)
+    -- only empty lines with confidences: their plain mean
+    r = result.new{ lines = { { text = "", confidence = 0.2 }, { text = "", confidence = 0.4 } } }
+    assert.is_true(near(0.3, r.confidence))
+    -- a provider's own confidence wins, held to 0..1 like a line's
+    assert.equal(0.42, result.new{ text = "x", confidence = 0.42, lines = { { text = "x", confidence = 1 } } }.confidence)
+    assert.equal(1, result.new{ text = "x", confidence = 97 }.confidence)
+    assert.is_nil(result.new{ text = "x", confidence = 0 / 0 }.confidence)
+  end)
+
   it("gives every error a message, string or number ids and codes, integral codes without a fraction", function()
     assert.equal("not found", errors.new{ kind = "not_found", message = "" }.message)
     assert.equal("rate limited", errors.new{ kind = "rate_limited", message = { "odd" } }.message)
@@ -114,5 +138,13 @@ describe("ocr.result", function()
     assert.is_nil(odd.task_id)
     assert.is_nil(odd.request_id)
     assert.equal("ocr: server: server", tostring(odd))
+  end)
+
+  it("prints a pipeline's attempts (a list) as the members tried and how each ended", function()
+    local e = errors.new{ provider = "b", kind = "server", message = "down",
+                          attempts = { { provider = "a", kind = "quota" }, { provider = "b", kind = "server" } } }
+    assert.equal("b: server: down attempts=a:quota,b:server", tostring(e))
+    assert.equal("b: server: down attempts=3", tostring(errors.new{ provider = "b", kind = "server",
+                                                                     message = "down", attempts = 3 }))
   end)
 end)

@@ -597,6 +597,67 @@ describe("scheduler", function()
     -- one first attempt plus the budget's 3 tokens (refilled at 1/s: at most one more)
     assert.is_true(#pic:requests("/api/tasks/document/ocr/", "GET") <= 5)
   end)
+
+  -- The hosts' wait_any (what ocr.race waits with) and job:on_cancel (how it cancels its own jobs).
+  describe("wait_any and on_cancel", function()
+    local host = require "ocr.host"
+    -- A job that starts another job (ms: how long that one's request waits) and waits on it.
+    ocr.register("spec_waiter", { credentials = {}, sources = { "data" }, offline = true,
+                                  options = { ms = "integer", seconds = "number" }, recognize = function(_, input)
+      local h = host.current()
+      local inner = ocr.new("spec_slow", { endpoint = http.url }):submit{ data = "inner", ms = input.ms }
+      local at_once = h.wait_any({ inner }, 0)
+      local done = h.wait_any({ inner }, input.seconds)
+      inner:cancel()
+      return ocr.result.new{ text = ("%s %s %s"):format(h.name, tostring(at_once), tostring(done)) }
+    end })
+
+    it("in a script: steps the jobs until one is done; 0 seconds does not wait", function()
+      local h = host.current()
+      assert.equal("blocking", h.name)
+      local c = ocr.new("spec_slow", { endpoint = http.url })
+      local slow, quick = c:submit{ data = "slow", ms = 5000 }, c:submit{ data = "quick", ms = 0 }
+      assert.is_false(h.wait_any({ slow, quick }, 0))
+      assert.is_true(h.wait_any({ slow, quick }))
+      assert.is_true(quick:done())
+      assert.is_false(slow:done())
+      assert.is_false(h.wait_any({ slow }, 0.01))   -- its time passed, slow still runs
+      slow:cancel()
+    end)
+
+    it("in a job: pauses until the other job is done, other jobs going on", function()
+      local waiter = ocr.new("spec_waiter"):submit{ data = "x", ms = 0 }
+      local other = ocr.new("spec_slow", { endpoint = http.url }):submit{ data = "other", ms = 0 }
+      ocr.run()
+      assert.equal("jobs false true", (waiter:result()).text)
+      assert.equal("other", (other:result()).text)
+    end)
+
+    it("in a job: its time passed, it goes on without the other", function()
+      local waiter = ocr.new("spec_waiter"):submit{ data = "x", ms = 5000, seconds = 0.01 }
+      while not waiter:done() do ocr.step(1) end
+      assert.equal("jobs false false", (waiter:result()).text)
+      assert.equal(0, ocr.in_flight())
+    end)
+
+    it("job:on_cancel(fn) runs fn on cancel only, once; on_cancel(fn, false) takes it back", function()
+      local c = ocr.new("spec_slow", { endpoint = http.url })
+      local calls = {}
+      local a, b = c:submit{ data = "a", ms = 5000 }, c:submit{ data = "b", ms = 5000 }
+      local d = c:submit{ data = "d", ms = 0 }
+      a:on_cancel(function(job) calls[#calls + 1] = job.id end)
+      local dropped = function() calls[#calls + 1] = "dropped" end
+      b:on_cancel(dropped)
+      b:on_cancel(dropped, false)
+      d:on_cancel(function() calls[#calls + 1] = "finished" end)
+      ocr.step(0)
+      assert.is_true(a:cancel())
+      assert.is_false(a:cancel())
+      b:cancel()
+      ocr.run()
+      assert.same({ a.id }, calls)
+    end)
+  end)
 end)
 
 describe("retry policy", function()

@@ -454,14 +454,20 @@ local RECOGNIZE_ALL_OPTIONS = { { concurrency = "integer", on_result = "function
 -- events with `index = i`.
 function Client:recognize_all(inputs, opts)
   check_self(self, "recognize_all")
-  assert(type(inputs) == "table", "recognize_all: an array of inputs expected")
+  return M.recognize_all(self, inputs, opts, 3)
+end
+
+--- recognize_all for any object a host can run as a client (a client, a pipeline): checks the
+--- arguments (raising at `level` on a mistake), then hands them to the host.
+function M.recognize_all(runner, inputs, opts, level)
+  if type(inputs) ~= "table" then error("recognize_all: an array of inputs expected", level) end
   opts = opts or {}
-  assert(type(opts) == "table", "recognize_all: options must be a table")
+  if type(opts) ~= "table" then error("recognize_all: options must be a table", level) end
   local ok, msg = schema.check_table(opts, RECOGNIZE_ALL_OPTIONS, "recognize_all")
-  if not ok then error("recognize_all: " .. msg, 2) end
+  if not ok then error("recognize_all: " .. msg, level) end
   local concurrency = opts.concurrency or 8
-  assert(concurrency >= 1, "recognize_all: concurrency must be >= 1")
-  return host.current().recognize_all(self, inputs, opts, concurrency)
+  if concurrency < 1 then error("recognize_all: concurrency must be >= 1", level) end
+  return host.current().recognize_all(runner, inputs, opts, concurrency)
 end
 
 --- Fetches the result of a task created earlier (e.g. after a poll timeout). Providers without

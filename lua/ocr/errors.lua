@@ -33,7 +33,16 @@ function Error:__tostring()
     if self[k] ~= nil and self[k] ~= "" then parts[#parts + 1] = ("%s=%s"):format(k, tostring(self[k])) end
   end
   if self.retry_after then parts[#parts + 1] = ("retry_after=%gs"):format(self.retry_after) end
-  if self.attempts and self.attempts > 1 then parts[#parts + 1] = ("attempts=%d"):format(self.attempts) end
+  local attempts = self.attempts
+  if type(attempts) == "table" then   -- a pipeline's: every member tried, "picked:kind,..."
+    local tried = {}
+    for i, a in ipairs(attempts) do
+      tried[i] = tostring(a.provider) .. ":" .. tostring(a.kind or "ok")
+    end
+    parts[#parts + 1] = "attempts=" .. table.concat(tried, ",")
+  elseif type(attempts) == "number" and attempts > 1 then
+    parts[#parts + 1] = ("attempts=%d"):format(attempts)
+  end
   return table.concat(parts, " ")
 end
 

@@ -21,6 +21,8 @@
 --   submit(client, input) -> job;  recognize_all(client, inputs, opts) -> out
 --   rate_store(client) -> store | nil   where rate-limit buckets live (nil: this process)
 --   current_job() -> job | nil     the job whose workflow runs now
+--   wait_any(jobs, seconds) -> bool  waits until one of `jobs` (this host's) is done or
+--                                  `seconds` pass (nil: no limit); the others go on meanwhile
 local M = {}
 
 local hosts = {}
@@ -95,7 +97,26 @@ function M.job_class()
     return Job[k]
   end
   function Job:done() return self.status == "done" end
+  --- Calls `fn(job)` if the job is cancelled (before its result becomes `cancelled`), e.g. to
+  --- cancel the jobs it started itself; `job:on_cancel(fn, false)` takes it back.
+  function Job:on_cancel(fn, keep)
+    local hooks = rawget(self, "cancel_hooks")
+    if not hooks then
+      if keep == false then return end
+      hooks = {}
+      self.cancel_hooks = hooks
+    end
+    if keep == false then hooks[fn] = nil else hooks[fn] = true end
+  end
   return Job
+end
+
+--- Runs the on_cancel hooks of `job` (each once); the hosts' job:cancel() calls it.
+function M.cancel_hooks(job)
+  local hooks = rawget(job, "cancel_hooks")
+  if not hooks then return end
+  job.cancel_hooks = nil
+  for fn in pairs(hooks) do fn(job) end
 end
 
 --- A host by name ("blocking", "jobs", "nginx"), for tests and embedders that must choose.

@@ -2,7 +2,8 @@
 --
 --   res.provider, res.text, res.lines = { {text=, confidence=0..1|nil, box={x=,y=,w=,h=}|nil,
 --   polygon={{x=,y=},...}|nil, words={...}|nil, page=|nil}, ... }, res.language, res.angle,
---   res.pages, res.files = { {url=, format=, path=}, ... }, res.request_id, res.task_id, res.raw
+--   res.pages, res.files = { {url=, format=, path=}, ... }, res.request_id, res.task_id, res.raw,
+--   res.confidence = 0..1|nil (the lines' confidences, weighted by their length)
 local M = {}
 
 local Result = {}
@@ -111,7 +112,50 @@ function M.new(fields)
   if r.language ~= nil then r.language = scalar(r.language) end
   if r.angle ~= nil then r.angle = finite(r.angle) and integral(r.angle) or nil end
   if r.pages ~= nil then r.pages = finite(r.pages) and integral(r.pages) or nil end
+  local c = r.confidence
+  if c == nil then
+    r.confidence = M.mean_confidence(r.lines)
+  elseif not (finite(c) and c >= 0 and c <= 1) then
+    r.confidence = finite(c) and (c < 0 and 0 or 1) or nil
+  end
   return r
+end
+
+-- Characters of a UTF-8 text: its bytes that do not continue a character.
+local function chars(s)
+  local n = #s
+  for _ in s:gmatch("[\128-\191]") do n = n - 1 end
+  return n
+end
+
+-- Over the pieces that have a confidence: the sum of confidence * characters, the characters,
+-- how many, and the sum of their confidences.
+local function weigh(pieces, sum, weight, count, plain)
+  for i = 1, #pieces do
+    local p = pieces[i]
+    local c = p.confidence
+    if c ~= nil then
+      local n = chars(p.text)
+      sum, weight, count, plain = sum + c * n, weight + n, count + 1, plain + c
+    end
+  end
+  return sum, weight, count, plain
+end
+
+--- The confidence of a whole result: the mean of its lines' confidences weighted by each line's
+--- length in characters, or of its words' when no line has one; nil when none has one. (When
+--- every piece with a confidence is empty text: their plain mean.)
+function M.mean_confidence(lines)
+  local sum, weight, count, plain = weigh(lines, 0, 0, 0, 0)
+  if count == 0 then
+    for i = 1, #lines do
+      local words = lines[i].words
+      if words then sum, weight, count, plain = weigh(words, sum, weight, count, plain) end
+    end
+  end
+  if count == 0 then return nil end
+  local mean = weight > 0 and sum / weight or plain / count
+  return mean > 1 and 1 or mean   -- (rounding)
 end
 
 --- Splits plain text into lines (no geometry), dropping a trailing empty line and CRs; each line

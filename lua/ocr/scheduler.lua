@@ -44,7 +44,7 @@ local to_start = fifo()
 local multi              -- created on first use
 local next_id = 0
 
-local SLEEP, HTTP, AWAIT = {}, {}, {}  -- yield tags
+local SLEEP, HTTP, AWAIT, PAUSE = {}, {}, {}, {}  -- yield tags
 
 local function make_ready(job, n, a, b) push(ready, job, n, a, b) end
 
@@ -73,6 +73,7 @@ function Job:cancel()
     if source.cancel then source:cancel(id) end
     self.awaiting = nil
   end
+  require("ocr.host").cancel_hooks(self)   -- (before finishing: a hook may read the job)
   local err = errors.new{ provider = self.client.provider, kind = "cancelled",
                          task_id = self.task_id, message = "cancelled by the caller" }
   if self.client._cancelled then self.client:_cancelled(self, err) end   -- (budgets, stats)
@@ -100,6 +101,11 @@ function M._finish(job, res, err)
     if j == job then table.remove(jobs, i) break end
   end
   if job.on_done then job.on_done(job, res, err) end
+  local watchers = job.watchers   -- jobs paused in wait_any until this one is done
+  if watchers then
+    job.watchers = nil
+    for w in pairs(watchers) do M.wake(w) end
+  end
 end
 
 --- Creates a job that runs `fn(job, arg)` in a coroutine; it starts at the next step.
@@ -169,6 +175,9 @@ local function resume(job, n, v1, v2)
   end
   if tag == SLEEP then
     timers[job] = a
+  elseif tag == PAUSE then
+    job.paused = true
+    timers[job] = a   -- (nil: until woken)
   elseif tag == AWAIT then
     awaiting[a] = awaiting[a] or {}
     awaiting[a][b] = job
@@ -252,6 +261,7 @@ local function collect(deadline)
   for job, due in pairs(timers) do
     if due <= now then
       timers[job] = nil
+      job.paused = nil   -- (woken by its timer: a wake() now must not queue it twice)
       make_ready(job, 0)
     end
   end
@@ -357,6 +367,39 @@ function M.in_flight() return #jobs end
 
 function M.sleep(seconds)
   coroutine.yield(SLEEP, core.monotime() + math.max(0, seconds))
+end
+
+--- Resumes a job paused in wait_any (at once, before its timer); nothing for any other job.
+function M.wake(job)
+  if job.paused and job.status ~= "done" then
+    job.paused = nil
+    timers[job] = nil
+    make_ready(job, 0)
+  end
+end
+
+--- Inside a job: pauses it until one of `others` (jobs of this scheduler) is done, or `seconds`
+-- pass (nil: no limit). Returns whether one is done. Other jobs go on meanwhile.
+function M.wait_any(others, seconds)
+  local function any_done()
+    for i = 1, #others do
+      if others[i].status == "done" then return true end
+    end
+    return false
+  end
+  if any_done() then return true end
+  if seconds and seconds <= 0 then return false end
+  local me = M.current()
+  for i = 1, #others do
+    local o = others[i]
+    o.watchers = o.watchers or {}
+    o.watchers[me] = true
+  end
+  coroutine.yield(PAUSE, seconds and core.monotime() + seconds)
+  for i = 1, #others do
+    if others[i].watchers then others[i].watchers[me] = nil end
+  end
+  return any_done()
 end
 
 --- Waits for work done outside curl: `source` has `poll() -> { {id=, res=} | {id=, err=}, ... }`

@@ -40,4 +40,19 @@ function M.recognize_all(...) return host.get("jobs").recognize_all(...) end
 function M.rate_store() return nil end
 function M.current_job() return nil end
 
+--- Steps the scheduler until one of `jobs` (scheduler jobs) is done or `seconds` pass (nil: no
+--- limit); the other jobs advance too. Returns whether one is done.
+function M.wait_any(jobs, seconds)
+  local scheduler = require "ocr.scheduler"
+  local deadline = seconds and core.monotime() + seconds
+  while true do
+    for i = 1, #jobs do
+      if jobs[i].status == "done" then return true end
+    end
+    local left = deadline and deadline - core.monotime() or 3600
+    if left <= 0 then return false end
+    scheduler.step(left)   -- (returns as soon as any job finished)
+  end
+end
+
 return M

@@ -8,7 +8,8 @@ local scheduler = require "ocr.scheduler"
 local budget = require "ocr.budget"
 
 local M = { name = "jobs", blocks = false, now = core.monotime, random = math.random,
-            sleep = scheduler.sleep, current_job = scheduler.current }
+            sleep = scheduler.sleep, current_job = scheduler.current,
+            wait_any = scheduler.wait_any }
 
 --- The client's curl transport: inside a job its requests go to the multi handle.
 function M.transport(client) return host.get("blocking").transport(client) end

@@ -29,7 +29,9 @@ M.YIELDING_PHASES = { rewrite = true, server_rewrite = true, access = true, cont
 function M.check(client)
   local phase = ngx.get_phase()
   if M.YIELDING_PHASES[phase] then return nil end
-  if host.has_runtime() and (client.options.transport or client.def.offline) then return nil end
+  if host.has_runtime() and (client.options.transport or (client.def and client.def.offline)) then
+    return nil
+  end
   return ("cannot run in nginx's %s phase: cosockets and ngx.sleep are disabled there; call it " ..
           "from a rewrite, access or content handler, or start it from here with " ..
           "ngx.timer.at(0, fn)"):format(tostring(phase))
@@ -104,12 +106,29 @@ end
 --- `cancelled` error. Work the vendor already accepted is not undone (the error keeps task_id).
 function Job:cancel()
   if self.status == "done" then return false end
+  host.cancel_hooks(self)   -- (first: the jobs it started itself)
   if self.thread then pcall(ngx.thread.kill, self.thread) end
   local err = errors.new{ provider = self.client.provider, kind = "cancelled",
                          task_id = self.task_id, message = "cancelled by the caller" }
   if self.client._cancelled then self.client:_cancelled(self, err) end   -- (budgets, stats)
   finish(self, nil, err)
   return true
+end
+
+--- Sleeps (ngx.sleep, 1 ms doubling to 20 ms) until one of `jobs` (light-thread jobs) is done or
+--- `seconds` pass (nil: no limit); the worker serves others meanwhile. Returns whether one is.
+function M.wait_any(jobs, seconds)
+  local deadline = seconds and ngx.now() + seconds
+  local pause = 0.001
+  while true do
+    for i = 1, #jobs do
+      if jobs[i].status == "done" then return true end
+    end
+    local left = deadline and deadline - ngx.now() or pause
+    if left <= 0 then return false end
+    ngx.sleep(math.min(pause, left))
+    pause = math.min(pause * 2, 0.02)
+  end
 end
 
 --- A job on its own light thread, started at once.
