@@ -25,7 +25,7 @@ local FIELDS = {
   credentials = "table", options = "table", client_options = "table", defaults = "table",
   methods = "table", sources = "table", languages = "table",
   endpoint = "string", max_file_size = "positive", rate = "table_or_false", rate_key = "string",
-  offline = "boolean", default = "boolean", version = "function",
+  offline = "boolean", default = "boolean", version = "function", cache_key = "table",
 }
 
 --- Checks a provider definition; raises with a message naming the bad field.
@@ -56,6 +56,9 @@ function M.check_definition(name, def)
   for _, src in ipairs(def.sources or {}) do
     assert(src == "file" or src == "data" or src == "url" or src == "key",
            where .. ": unknown source " .. tostring(src))
+  end
+  for _, opt in ipairs(def.cache_key or {}) do   -- (ocr.cache: the options that change a result)
+    assert(type(opt) == "string", where .. ": cache_key lists option names (strings)")
   end
 end
 

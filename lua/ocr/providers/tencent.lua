@@ -199,6 +199,7 @@ return {
   languages = LANGUAGES,
   options = { type = TYPES, ispdf = "boolean", pdf_pagenumber = "integer",
               isword = "boolean", enable_word_polygon = "boolean" },
+  cache_key = { "type", "ispdf", "pdf_pagenumber", "isword", "enable_word_polygon" },   -- (ocr.cache)
   validate = validate,
 
   init = function(client)
