@@ -11,12 +11,14 @@
  * core.c registers them all from this one list. */
 #define OCR_CORE_FUNCS(X) \
     X(sha1) X(md5) X(hmac_sha1) X(hex) X(random_bytes)                    /* crypto.c */     \
+    X(sha256) X(sha256_file)                                              /* crypto.c */     \
     X(base64_encode) X(base64_decode) X(url_encode) X(url_decode)         /* codec.c */      \
     X(cos_sign)                                                           /* cos_sign.c */   \
     X(multipart) X(multipart_plan)                                        /* multipart.c */  \
     X(xml_decode)                                                         /* xml.c */        \
     X(monotime) X(sleep) X(stat) X(create_new) X(isatty) X(cpu_count)     /* sys.c */        \
     X(lstat) X(mkdir) X(list_dir)                                         /* sys.c */        \
+    X(write_new) X(link) X(fsync)                                         /* sys.c */        \
     X(split_lines)                                                        /* text.c */       \
     X(http_response)                                                      /* http_parse.c */
 

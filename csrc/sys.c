@@ -4,6 +4,9 @@
  * - stat(), so inputs are checked (exists, is a file, size limit) before any request is sent;
  * - create_new(), so a result's name is taken atomically: never a file that exists, never
  *   through a symlink (a check with stat() and a later open() would do both);
+ * - write_new(), link() and fsync(), so ocr.store.dir writes an entry under a temporary name,
+ *   flushed to disk before it is renamed (or linked, for set-if-absent) into place: a reader
+ *   in another process sees the whole entry or the previous one, never half of it;
  * - isatty(), so the command-line tool draws a progress bar only on a terminal;
  * - list_dir(), lstat() and mkdir(), so the registry finds the provider modules on
  *   package.path and the command reads a folder of inputs (never through a symlink) and creates
@@ -93,6 +96,74 @@ int ocr_core_create_new(lua_State *L) {
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) return push_errno(L, path, errno, 1);
     close(fd);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* write_new(path, data[, sync]) -> true, or nil, message, "exists" | "error": creates a file
+ * that did not exist (as create_new: never through a symlink), writes all of `data` and, when
+ * `sync` is true, fsync()s it before closing. A failed write removes the file again. */
+int ocr_core_write_new(lua_State *L) {
+    int nret, fd, e = 0;
+    size_t len, off = 0;
+    const char *path = path_arg(L, &nret, "error");
+    const char *data;
+    int sync;
+    if (!path) return nret;
+    data = luaL_checklstring(L, 2, &len);
+    sync = lua_toboolean(L, 3);
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) return push_errno(L, path, errno, 1);
+    while (off < len) {
+        ssize_t n = write(fd, data + off, len - off);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            e = errno;
+            break;
+        }
+        off += (size_t)n;
+    }
+    if (!e && sync && fsync(fd) != 0) e = errno;
+    if (close(fd) != 0 && !e && errno != EINTR) e = errno;
+    if (e) {
+        unlink(path);
+        return push_errno(L, path, e, 1);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* link(existing, new) -> true, or nil, message, "exists" | "error": a second name for a file,
+ * taken only if free (the atomic set-if-absent of a file that is already complete). */
+int ocr_core_link(lua_State *L) {
+    int nret;
+    size_t len;
+    const char *from = path_arg(L, &nret, "error");
+    const char *to;
+    if (!from) return nret;
+    to = luaL_checklstring(L, 2, &len);
+    if (strlen(to) != len) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "path contains a NUL byte");
+        lua_pushliteral(L, "error");
+        return 3;
+    }
+    if (link(from, to) != 0) return push_errno(L, to, errno, 1);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* fsync(path) -> true, or nil, message: flushes a file or a directory (after a rename into it,
+ * so that the new name survives a crash). */
+int ocr_core_fsync(lua_State *L) {
+    int nret, fd, e = 0;
+    const char *path = path_arg(L, &nret, NULL);
+    if (!path) return nret;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return push_errno(L, path, errno, 0);
+    if (fsync(fd) != 0 && errno != EINVAL) e = errno;   /* (EINVAL: a file that cannot sync) */
+    close(fd);
+    if (e) return push_errno(L, path, e, 0);
     lua_pushboolean(L, 1);
     return 1;
 }

@@ -30,9 +30,8 @@ ocr.register("acme", {
       json = { image = core.base64_encode(image), lang = input.lang or "en" },
       check = check, billed = true }                    -- billed: never re-sent blindly
     if not res then return nil, err end
-    local id, ierr = ctx:answer_id(res.json.id, "id")    -- foreign: bounded, no dot segments
-    if not id then return nil, ierr end
-    ctx.task_id = id
+    local id, ierr = ctx:take_task_id(res.json.id, "id") -- foreign: bounded, no dot segments
+    if not id then return nil, ierr end                 -- (kept: errors and results carry it)
 
     local job, perr = ctx:poll{ step = function(c)         -- every poll_interval, up to poll_timeout
       local r, e = c:request{ method = "GET", path = "/v1/jobs/" .. c:segment(id), headers = auth,

@@ -24,7 +24,16 @@ local ocr = {
   files = require "ocr.files",
   strings = require "ocr.strings",
   url = require "ocr.url",
+  -- Key-value stores with TTLs for ocr.cache: ocr.store.memory{max_items=}, ocr.store.dir(path).
+  store = require "ocr.store",
 }
+
+--- A client that answers from `opts.store` what `inner` (a client, or any object with the
+-- client API) already recognised, and resumes the vendor tasks a killed run left pending.
+-- See README "Cache and resume".
+function ocr.cache(inner, opts)
+  return require("ocr.cache").new(inner, opts)
+end
 
 --- Creates a client for provider `name`. Raises on programmer mistakes (unknown provider, a
 -- missing credential, an option of the wrong type or an unknown option).

@@ -1,8 +1,10 @@
--- ocr.core hashing: sha1, md5, hmac_sha1, hex.
--- Vectors come from the standards (FIPS 180 / RFC 3174 examples for SHA-1, RFC 1321 appendix
+-- ocr.core hashing: sha1, md5, sha256, sha256_file, hmac_sha1, hex.
+-- Vectors come from the standards (FIPS 180 / RFC 3174 examples for SHA-1, FIPS 180-2 appendix B
+-- for SHA-256, RFC 1321 appendix
 -- A.5 for MD5, RFC 2202 section 3 for HMAC-SHA1) and were re-checked once with python3's
 -- hashlib/hmac; none of them was produced by the code under test.
 local core = require "ocr.core"
+local F = require "helpers.files"
 
 -- Independent hex helpers written with the Lua string library only.
 local function tohex(s)
@@ -31,6 +33,66 @@ describe("ocr.core.sha1", function()
   it("hashes embedded NUL bytes rather than stopping at them", function()
     assert.are_not.equal(core.sha1("a\0b"), core.sha1("a"))
     assert.are_not.equal(core.sha1("a\0b"), core.sha1("a\0c"))
+  end)
+end)
+
+describe("ocr.core.sha256", function()
+  local vectors = {
+    { "", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" },
+    { "abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" },
+    { "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+      "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1" },
+    { string.rep("a", 1000000), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0" },
+  }
+  for i, v in ipairs(vectors) do
+    it("matches FIPS 180-2 vector #" .. i .. " (" .. #v[1] .. " bytes)", function()
+      local d = core.sha256(v[1])
+      assert.are.equal(32, #d)
+      assert.are.equal(v[2], tohex(d))
+    end)
+  end
+
+  it("refuses what is not a string instead of hashing its textual form", function()
+    assert.has_error(function() core.sha256(1) end)
+    assert.has_error(function() core.sha256(nil) end)
+    assert.are_not.equal(core.sha256("a\0b"), core.sha256("a"))
+  end)
+end)
+
+describe("ocr.core.sha256_file", function()
+  local dir
+  setup(function() dir = F.tmpdir() end)
+  teardown(function() F.rmdir(dir) end)
+
+  it("streams a file: the same digest as sha256 of its bytes, at every chunk boundary", function()
+    for _, n in ipairs{ 0, 1, 65535, 65536, 65537, 3 * 65536 + 17 } do
+      local bytes = {}
+      for i = 1, n do bytes[i] = string.char((i * 7 + n) % 256) end
+      local data = table.concat(bytes)
+      local path = dir .. "/f" .. n
+      F.write(path, data)
+      assert.are.equal(tohex(core.sha256(data)), tohex(core.sha256_file(path)), "size " .. n)
+    end
+  end)
+
+  it("matches the FIPS 180-2 million-a vector read from disk", function()
+    local path = dir .. "/million"
+    F.write(path, string.rep("a", 1000000))
+    assert.are.equal("cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0",
+                     tohex(core.sha256_file(path)))
+  end)
+
+  it("answers nil and a message for a file it cannot read, and raises only for a non-string", function()
+    local d, err = core.sha256_file(dir .. "/missing")
+    assert.is_nil(d)
+    assert.truthy(err:find("missing", 1, true), err)
+    d, err = core.sha256_file(dir)   -- a directory: read() fails with EISDIR
+    assert.is_nil(d)
+    assert.is_string(err)
+    d, err = core.sha256_file(dir .. "/x\0y")
+    assert.is_nil(d)
+    assert.truthy(err:find("NUL", 1, true))
+    assert.has_error(function() core.sha256_file({}) end)
   end)
 end)
 

@@ -1,4 +1,5 @@
--- ocr.core's system functions: monotonic time, sleep, stat, lstat, mkdir, isatty, cpu_count, list_dir.
+-- ocr.core's system functions: monotonic time, sleep, stat, lstat, mkdir, isatty, cpu_count, list_dir,
+-- write_new, link, fsync.
 local core = require "ocr.core"
 local F = require "helpers.files"
 
@@ -100,5 +101,49 @@ describe("ocr.core system functions", function()
     assert.equal("error", why)
     assert.equal("error", select(3, core.mkdir(dir .. "/x\0y")))
     assert.has_error(function() core.mkdir({}) end)
+  end)
+
+  it("write_new writes a new file whole (synced when asked) and never an existing name", function()
+    local dir = F.tmpdir()
+    finally(function() F.rmdir(dir) end)
+    local data = string.rep("x\0y", 50000)
+    assert.is_true(core.write_new(dir .. "/a", data, true))
+    assert.equal(data, F.read(dir .. "/a"))
+    assert.is_true(core.write_new(dir .. "/empty", ""))
+    assert.equal("", F.read(dir .. "/empty"))
+    local ok, err, why = core.write_new(dir .. "/a", "other")
+    assert.is_nil(ok)
+    assert.truthy(err:find("exists", 1, true))
+    assert.equal("exists", why)
+    assert.equal(data, F.read(dir .. "/a"))                     -- untouched
+    assert.equal("error", select(3, core.write_new(dir .. "/no/such/dir", "x")))
+    assert.equal("error", select(3, core.write_new(dir .. "/x\0y", "x")))
+    assert.has_error(function() core.write_new(dir .. "/b", {}) end)
+  end)
+
+  it("link gives a file a second name only when that name is free", function()
+    local dir = F.tmpdir()
+    finally(function() F.rmdir(dir) end)
+    F.write(dir .. "/a", "one")
+    F.write(dir .. "/b", "two")
+    assert.is_true(core.link(dir .. "/a", dir .. "/c"))
+    assert.equal("one", F.read(dir .. "/c"))
+    local ok, _, why = core.link(dir .. "/a", dir .. "/b")
+    assert.is_nil(ok)
+    assert.equal("exists", why)
+    assert.equal("two", F.read(dir .. "/b"))
+    assert.equal("error", select(3, core.link(dir .. "/missing", dir .. "/d")))
+    assert.equal("error", select(3, core.link(dir .. "/a", dir .. "/d\0")))
+  end)
+
+  it("fsync flushes a file or a directory and explains a missing one", function()
+    local dir = F.tmpdir()
+    finally(function() F.rmdir(dir) end)
+    F.write(dir .. "/a", "one")
+    assert.is_true(core.fsync(dir .. "/a"))
+    assert.is_true(core.fsync(dir))
+    local ok, err = core.fsync(dir .. "/missing")
+    assert.is_nil(ok)
+    assert.is_string(err)
   end)
 end)

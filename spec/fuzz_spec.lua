@@ -61,7 +61,8 @@ end
 describe("fuzz: ocr.core", function()
   it("answers random arguments to every function with a value or an error message", function()
     local names = { "sha1", "md5", "hex", "base64_encode", "base64_decode", "url_encode",
-                    "url_decode", "hmac_sha1", "xml_decode", "multipart", "cos_sign", "stat", "split_lines" }
+                    "url_decode", "hmac_sha1", "xml_decode", "multipart", "cos_sign", "stat", "split_lines",
+                    "sha256", "sha256_file" }
     local g = prng(1)
     local calls = 0
     for i = 1, 3000 do

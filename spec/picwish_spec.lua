@@ -54,6 +54,31 @@ describe("picwish provider", function()
       end
     end)
 
+    it("hands the task id to on_task once, before the first poll; a raising on_task is only logged", function()
+      local seen, polls_then = {}, nil
+      local res, err = client():recognize{ file = img, on_task = function(id)
+        seen[#seen + 1] = id
+        polls_then = #emu:requests("/api/tasks/document/ocr/" .. id, "GET")
+      end }
+      assert.is_nil(err)
+      assert.same({ res.task_id }, seen)
+      assert.equal(0, polls_then)
+      local events = {}
+      res, err = client{ log = function(ev) events[#events + 1] = ev end }
+                 :recognize{ file = img, on_task = function() error("disk full") end }
+      assert.is_nil(err)
+      assert.equal("Hello lua-ocr\n你好，世界", res.text)
+      local logged
+      for _, ev in ipairs(events) do
+        if ev.event == "on_task_failed" then logged = ev end
+      end
+      assert.truthy(logged and logged.message:find("disk full", 1, true))
+      assert.equal(res.task_id, logged.task_id)
+      -- checked like any option
+      local _, e = client():recognize{ file = img, on_task = "no" }
+      assert.equal("invalid_input", e.kind)
+    end)
+
     it("sends in-memory data as an image_file part with the given filename", function()
       local res, err = client():recognize{ data = F.image("from memory"), filename = "page.jpg" }
       assert.is_nil(err)

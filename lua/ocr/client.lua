@@ -31,7 +31,8 @@ M.COMMON_OPTIONS = {
 M.SOURCES = { "file", "data", "url", "key" }
 local SOURCES = M.SOURCES
 M.INPUT_OPTIONS = { file = "string", data = "string", url = "string", key = "string",
-                    filename = "string", output = "string", on_progress = "function" }
+                    filename = "string", output = "string", on_progress = "function",
+                    on_task = "function" }
 
 -- The one `language` option (ocr.language), for every provider whose definition declares
 -- `languages`: a client's default and any input's own.

@@ -130,11 +130,21 @@ function Context:answer_id(value, what)
 end
 
 --- answer_id's check, and the id kept as this call's task id (errors and results carry it, and a
---- job shows it): returns the id, or nil and the protocol error.
+--- job shows it): returns the id, or nil and the protocol error. A new id is handed to the input's
+--- `on_task(task_id)` at once, before any poll: the vendor has accepted (and billed) the task, and
+--- whoever keeps the id (ocr.cache) can resume it in a later run instead of paying for it again.
+--- A raise in on_task is logged (`on_task_failed`), never the workflow's failure.
 function Context:take_task_id(value, what)
   local id, err = self:answer_id(value, what)
-  if id then self.task_id = id end
-  return id, err
+  if not id then return nil, err end
+  if self.task_id == id then return id end   -- (a poll loop taking the id again: told once)
+  self.task_id = id
+  local hook = self.input.on_task
+  if hook then
+    local ok, herr = pcall(hook, id)
+    if not ok then self:log{ event = "on_task_failed", task_id = id, message = tostring(herr) } end
+  end
+  return id
 end
 
 --- `id` as one URL path segment: percent-encoded (a "/" or "%2F" in it stays inside the

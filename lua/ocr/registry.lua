@@ -26,7 +26,7 @@ local FIELDS = {
   credentials = "table", options = "table", client_options = "table", defaults = "table",
   methods = "table", sources = "table", languages = "table",
   endpoint = "string", max_file_size = "positive", rate = "table_or_false", rate_key = "string",
-  offline = "boolean", default = "boolean", version = "function",
+  offline = "boolean", default = "boolean", version = "function", cache_key = "table",
   cost = "table_or_function",   -- what a billed request costs (ocr.cost); absent: unknown
 }
 
@@ -59,6 +59,9 @@ function M.check_definition(name, def)
   for _, src in ipairs(def.sources or {}) do
     assert(src == "file" or src == "data" or src == "url" or src == "key",
            where .. ": unknown source " .. tostring(src))
+  end
+  for _, opt in ipairs(def.cache_key or {}) do   -- (ocr.cache: the options that change a result)
+    assert(type(opt) == "string", where .. ": cache_key lists option names (strings)")
   end
 end
 

@@ -298,6 +298,7 @@ return {
   },
   languages = LANGS,
   client_options = { mode = MODES, legacy_parameter = "boolean" },
+  cache_key = { "pages", "ocr", "strategy", "per_page", "download" },   -- (ocr.cache)
   defaults = { poll_interval = MIN_POLL, min_poll_interval = MIN_POLL, poll_timeout = 300 },
   validate = validate,
   -- No `cost`: billed per processed file or page by plan (public), the price of a call is not

@@ -259,6 +259,7 @@ return {
   sources = { "file", "data", "url" },
   languages = { detects = true },   -- (no parameter: the engine detects it and reports `lang`)
   options = options,
+  cache_key = { "type", "left", "top", "autodirection", "half", "space", "symbol", "duplicate" },
   client_options = { file_field = "string", data_as = { "code", "file" }, tips_check = "boolean" },
   defaults = { file_field = "file", data_as = "code", tips_check = true },
   -- Each recognition counts one against the daily quota the count query shows (inferred: its

@@ -140,6 +140,8 @@ return {
   sources = { "file", "data", "url" },
   max_file_size = 200 * 1024 * 1024,
   options = { password = "string", format = FORMATS, download = "boolean" },
+  -- (ocr.cache: the options that change the result; `language` always counts)
+  cache_key = { "format", "download" },
   -- Names are case-sensitive, comma-separated, at most 10; the vendor's default is
   -- ChinesePRC,English,Digits. Its own names (Capitalised, e.g. Digits) pass as they are.
   languages = {
@@ -173,9 +175,8 @@ return {
     local res, err = ctx:request{ method = "POST", path = CREATE, headers = auth(ctx), form = form,
                                   decode = "json", check = check, billed = true }
     if not res then return nil, err end
-    local task_id, terr = ctx:answer_id(res.json.data.task_id, "data.task_id")
+    local task_id, terr = ctx:take_task_id(res.json.data.task_id, "data.task_id")
     if not task_id then return nil, terr end
-    ctx.task_id = task_id
     ctx:progress("queued", 0)
     return fetch(ctx, task_id, input)
   end,

@@ -199,6 +199,7 @@ return {
   languages = LANGUAGES,
   options = { type = TYPES, ispdf = "boolean", pdf_pagenumber = "integer",
               isword = "boolean", enable_word_polygon = "boolean" },
+  cache_key = { "type", "ispdf", "pdf_pagenumber", "isword", "enable_word_polygon" },   -- (ocr.cache)
   validate = validate,
   -- Billed per OCR request (public: the vendor's billing pages; the price per call is by plan,
   -- so the unit is the call). The upload PUT and the DELETE are ordinary storage requests,

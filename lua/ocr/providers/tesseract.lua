@@ -99,6 +99,7 @@ return {
                      page_timeout = "number" },
   sources = { "file", "data" },
   options = {},
+  cache_key = { "psm", "oem", "datapath" },   -- (ocr.cache: client options that change a result)
   _pool = pool_for,   -- (the client's pool, or nil, err: for specs and benchmarks to read its stats)
 
   -- Out-of-range engine settings are programmer mistakes: ocr.new raises.

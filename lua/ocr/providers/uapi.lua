@@ -151,6 +151,7 @@ return {
   languages = { detects = true },   -- (no parameter: the engine detects the language)
   options = { image_name = "string", need_location = "boolean", markdown = "boolean",
               enable_cls = "boolean" },
+  cache_key = { "need_location", "markdown", "enable_cls", "score_scale" },   -- (ocr.cache)
   client_options = { data_as = { "file", "base64" }, retry_unavailable = "boolean",
                      score_scale = "number" },
   defaults = { data_as = "file", retry_unavailable = true, score_scale = 1 },
