@@ -8,14 +8,24 @@ local registry = require "ocr.registry"
 local files = require "ocr.files"
 
 local M = { USAGE = [==[
-usage: ocr [-p PROVIDER] [--text | --json | --tsv] [--lang L] [-o DIR [--overwrite]]
+usage: ocr [-p PROVIDER[,PROVIDER...]] [--text | --json | --tsv] [--lang L] [-o DIR [--overwrite]]
+           [--min-confidence C | --hedge-after S] [--cache[=DIR]] [--budget N]
            [-j N] [-q] [--require MODULE]... [--set key=value]... INPUT...
        ocr [--require MODULE]... providers
        ocr --help | --version
 
 Recognises text in each INPUT and prints it. An INPUT is a file, a folder (its images and
 PDFs, by name; not recursive), an http(s) URL, or - for standard input.
-  -p, --provider NAME   provider (default: the local engine, offline); see `ocr providers`
+  -p, --provider NAME[,NAME...]
+                        provider (default: the local engine, offline); see `ocr providers`;
+                        several: each tried in turn when the one before fails (a fallback)
+      --min-confidence C  with -p: go on to the next provider while a result's confidence
+                        is under C (0..1), else keep the best (a cascade)
+      --hedge-after S   with -p a,b: start the next provider when the one before has not
+                        answered in S seconds; the first result wins (a race)
+      --cache[=DIR]     reuse results (and resume tasks) kept in DIR (default
+                        $XDG_CACHE_HOME/lua-ocr): an input read before costs nothing
+      --budget N        spend at most N credits per provider in this run
       --text            print the text (default); a line with a form feed between pages;
                         several inputs get "==> name <==" headers
       --json            print one JSON object per input (JSON Lines): the result model
@@ -37,6 +47,7 @@ Exit status: 0 when every input succeeded, 1 when any failed, 2 for usage errors
 ]==] }
 
 local UsageError = {}
+local make_client   -- (defined below, with the pipeline it builds)
 
 local function usage_error(fmt, ...)
   error(setmetatable({ message = fmt:format(...) }, UsageError), 0)
@@ -61,7 +72,26 @@ function M.parse(args)
     end
     if a == "-h" or a == "--help" then o.help = true
     elseif a == "--version" then o.version = true
-    elseif a == "-p" or a == "--provider" then o.provider = value(a)
+    elseif a == "-p" or a == "--provider" then
+      o.providers = {}
+      for name in (value(a) .. ","):gmatch("([^,]*),") do
+        if name == "" then usage_error("-p needs provider names separated by commas") end
+        o.providers[#o.providers + 1] = name
+      end
+    elseif a == "--min-confidence" then
+      o.min_confidence = tonumber(value(a))
+      if not o.min_confidence or o.min_confidence < 0 or o.min_confidence > 1 then
+        usage_error("--min-confidence needs a number from 0 to 1")
+      end
+    elseif a == "--hedge-after" then
+      o.hedge_after = tonumber(value(a))
+      if not o.hedge_after or o.hedge_after < 0 or o.hedge_after == math.huge then
+        usage_error("--hedge-after needs seconds >= 0")
+      end
+    elseif a == "--cache" then o.cache = long and value(a) or true   -- (--cache=DIR, or the default)
+    elseif a == "--budget" then
+      o.budget = tonumber(value(a))
+      if not o.budget or o.budget < 0 then usage_error("--budget needs a number of credits >= 0") end
     elseif a == "--text" or a == "--json" or a == "--tsv" then o.format = a:sub(3)
     elseif a == "--lang" then o.lang = value(a)
     elseif a == "-o" or a == "--output" then o.output = value(a)
@@ -83,6 +113,10 @@ function M.parse(args)
     i = i + 1
   end
   if o.overwrite and not o.output then usage_error("--overwrite needs -o DIR") end
+  if o.min_confidence and o.hedge_after then
+    usage_error("--min-confidence (a cascade) and --hedge-after (a race) do not go together")
+  end
+  if o.hedge_after and #(o.providers or {}) < 2 then usage_error("--hedge-after races several providers: -p a,b") end
   return o
 end
 
@@ -192,7 +226,7 @@ end
 -- Splits the --set options between the client (ocr.new) and every input. --lang is the one
 -- `language` option (ocr.language): the client's, so that ocr.new checks it once (a code the
 -- provider does not read is a usage error), else every input's (the client says why not).
-local function build_options(o, def)
+local function build_options(o, name, def)
   local client_opts, input_opts = {}, {}
   local client_specs = { client_mod.COMMON_OPTIONS, def.client_options or {} }
   for k in pairs(def.credentials or {}) do client_specs[#client_specs + 1] = { [k] = "string" } end
@@ -204,11 +238,12 @@ local function build_options(o, def)
     local ispec, cspec = (def.options or {})[k], client_spec(k)
     if ispec ~= nil then input_opts[k] = coerce(k, v, ispec)
     elseif cspec ~= nil then client_opts[k] = coerce(k, v, cspec)
-    else usage_error("provider %s has no option '%s'", o.provider, k) end
+    else usage_error("provider %s has no option '%s'", name, k) end
   end
   if o.lang then
     if def.languages then client_opts.language = o.lang else input_opts.language = o.lang end
   end
+  if o.budget then client_opts.budget = { credits = o.budget, per = "run" } end
   return client_opts, input_opts
 end
 
@@ -434,6 +469,80 @@ local function progress_reporter(o, n, err_out)
   }
 end
 
+-- The default cache folder: $XDG_CACHE_HOME/lua-ocr, else ~/.cache/lua-ocr.
+local function default_cache()
+  local base = os.getenv("XDG_CACHE_HOME")
+  if not base or base == "" then base = (os.getenv("HOME") or ".") .. "/.cache" end
+  return base .. "/lua-ocr"
+end
+
+-- The client the inputs go to: one provider's, or a pipeline of several (-p a,b: a fallback in
+-- that order; with --min-confidence a cascade, with --hedge-after a race), cached with --cache.
+-- Returns it and the input options, or nil and the usage message.
+make_client = function(o, ocr)
+  local names = o.providers or { registry.default_name() }
+  if #names == 0 then return nil, nil, "no provider declares itself the default: pass -p NAME" end
+  local members, input_opts = {}, nil
+  for i, name in ipairs(names) do
+    local loaded, def = pcall(registry.get, name)
+    if not loaded or not def then
+      local why = not loaded and ("\nocr: " .. tostring(def)) or ""
+      return nil, nil, ("unknown provider '%s' (known: %s)%s"):format(name, table.concat(ocr.providers(), ", "), why)
+    end
+    local built, client_opts, opts = pcall(build_options, o, name, def)
+    if not built then
+      return nil, nil, type(client_opts) == "table" and client_opts.message or tostring(client_opts)
+    end
+    if input_opts then   -- (one input goes to every member: each must take its options)
+      for k in pairs(opts) do
+        if input_opts[k] == nil then return nil, nil, ("--set %s: provider %s has it, %s does not"):format(k, name, names[1]) end
+      end
+      for k in pairs(input_opts) do
+        if opts[k] == nil then return nil, nil, ("--set %s: provider %s has it, %s does not"):format(k, names[1], name) end
+      end
+    end
+    input_opts = opts
+    local made, c = pcall(ocr.new, name, client_opts)
+    if not made then return nil, nil, (tostring(c):gsub("^.-:%d+: ", "")) end
+    members[i] = c
+  end
+  local client = members[1]
+  if o.min_confidence then
+    local min = o.min_confidence
+    members.accept = function(res) return (res.confidence or 0) >= min end
+    client = ocr.cascade(members)
+  elseif o.hedge_after then
+    members.hedge_after = o.hedge_after
+    client = ocr.race(members)
+  elseif #members > 1 then
+    client = ocr.fallback(members)
+  end
+  if o.cache then
+    local dir = o.cache == true and default_cache() or o.cache
+    local ok, derr = make_dirs(dir)
+    if not ok then return nil, nil, ("cannot create the cache folder %s: %s"):format(dir, derr) end
+    client = ocr.cache(client, { store = ocr.store.dir(dir) })
+  end
+  return client, input_opts
+end
+
+-- One line on stderr after a pipeline's run: done, cached, failed, credits spent (those known).
+local function pipeline_summary(o, results, err_out)
+  if o.quiet or not (o.providers and #o.providers > 1 or o.cache or o.budget or o.min_confidence) then return end
+  local done, cached, failed, credits = 0, 0, 0, 0
+  for _, r in ipairs(results) do
+    if r.res then
+      done = done + 1
+      if r.res.cached then cached = cached + 1 end
+    else
+      failed = failed + 1
+    end
+    local spent = (r.res or r.err).cost
+    if type(spent) == "number" and not (r.res and r.res.cached) then credits = credits + spent end
+  end
+  err_out:write(("ocr: %d done (%d cached), %d failed; %g credits spent\n"):format(done, cached, failed, credits))
+end
+
 --- Runs the command; returns the exit status. `io` streams can be replaced for embedding.
 function M.main(args, ocr, streams)
   streams = streams or {}
@@ -480,25 +589,9 @@ function M.main(args, ocr, streams)
     err_out:write("ocr: no input given\ntry 'ocr --help'\n")
     return 2
   end
-  o.provider = o.provider or registry.default_name()
-  if not o.provider then
-    err_out:write("ocr: no provider declares itself the default: pass -p NAME\n")
-    return 2
-  end
-  local loaded, def = pcall(registry.get, o.provider)
-  if not loaded or not def then
-    err_out:write(("ocr: unknown provider '%s' (known: %s)\n"):format(o.provider, table.concat(ocr.providers(), ", ")))
-    if not loaded then err_out:write("ocr: ", tostring(def), "\n") end
-    return 2
-  end
-  local built, client_opts, input_opts = pcall(build_options, o, def)
-  if not built then
-    err_out:write("ocr: ", type(client_opts) == "table" and client_opts.message or tostring(client_opts), "\n")
-    return 2
-  end
-  local made, client = pcall(ocr.new, o.provider, client_opts)
-  if not made then
-    err_out:write("ocr: ", tostring(client):gsub("^.-:%d+: ", ""), "\n")
+  local client, input_opts, cerr = make_client(o, ocr)
+  if not client then
+    err_out:write("ocr: ", cerr, "\n")
     return 2
   end
 
@@ -539,6 +632,7 @@ function M.main(args, ocr, streams)
     on_result = function(i, res) bar.done(i, names[i], res ~= nil) end,
     on_progress = function(ev) bar.progress(ev.index, ev.stage == "processing" and ev.progress) end })
   bar.finish()
+  pipeline_summary(o, results, err_out)
 
   -- Without -o the results are printed; with it they are saved, and stdout gets a summary.
   local status, failed = 0, 0
