@@ -181,6 +181,39 @@ describe("cost", function()
         assert.equal(3, posts())
       end)
 
+      it("counts in stores of ocr.store's interface (incr with an init), a dir shared by its openers", function()
+        -- A strict store: incr on an absent key without init is nil, "not found".
+        local values = {}
+        local strict = {
+          get = function(_, k) return values[k] end,
+          incr = function(_, k, by, init, ttl)
+            assert(ttl == nil or type(ttl) == "number")
+            if values[k] == nil then
+              if init == nil then return nil, "not found" end
+              values[k] = init
+            end
+            values[k] = values[k] + by
+            return values[k]
+          end,
+        }
+        local c = client{ budget = { credits = 4, per = "run", store = strict } }
+        assert(c:recognize{ file = img })
+        local _, err = c:recognize{ file = img }
+        assert.is_true(err.budget)
+        assert.equal(1, posts())
+        local ok, store = pcall(require, "ocr.store")
+        if not ok then return end   -- (the store module arrives with its own branch)
+        local d = F.tmpdir()
+        local spec = function() return { credits = 4, per = "day", store = store.dir(d) } end
+        local res, rerr = client{ budget = spec() }:recognize{ file = img }
+        local _, refused = client{ budget = spec() }:recognize{ file = img }   -- (another opener)
+        F.rmdir(d)
+        assert.is_nil(rerr)
+        assert.equal(4, res.cost)
+        assert.is_true(refused.budget)
+        assert.equal(2, posts())
+      end)
+
       it("a cancelled job is counted, and costs nothing when it never sent", function()
         local c = client{ budget = { credits = 4, per = "run" } }
         local job = c:submit{ file = img }

@@ -2,7 +2,7 @@
 -- sharing the store share the count.
 --
 --   local budget = require "ocr.budget"
---   local b = budget.new{ credits = 100, per = "day", store = ocr.store.dir("/var/lib/ocr") }
+--   local b = budget.new{ credits = 100, per = "day", store = require("ocr.store").dir("/var/lib/ocr") }
 --   local r, err = b:reserve(scope, 4)      -- before sending a billed request
 --   ...                                     -- r:release() when it turned out not billed
 --
@@ -12,8 +12,9 @@
 -- spend them. A pipeline applies its own budget to every billed request its clients make while
 -- it runs with `budget.within(b, fn, ...)`.
 --
--- A store has `get(key)`, `set(key, value, ttl)`, `add(key, value, ttl)` (set if absent),
--- `incr(key, n, ttl) -> new value` (from 0 when absent) and `delete(key)`. Without one, a
+-- A store is ocr.store's interface: `get(key)`, `set(key, value[, ttl])`, `add(key, value[,
+-- ttl])` (set if absent), `incr(key, by[, init[, ttl]]) -> new value` (absent: init + by, or
+-- nil, "not found" without init) and `delete(key)`; budgets use get and incr. Without one, a
 -- process-wide in-memory store is used.
 local core = require "ocr.core"
 
@@ -38,18 +39,24 @@ end
 function Memory:get(key) return live(self, key) end
 function Memory:set(key, value, ttl)
   self.values[key] = value
-  self.expires[key] = ttl and os.time() + ttl or nil
+  self.expires[key] = ttl and ttl > 0 and os.time() + ttl or nil
   return true
 end
 function Memory:add(key, value, ttl)
   if live(self, key) ~= nil then return false end
   return self:set(key, value, ttl)
 end
-function Memory:incr(key, n, ttl)
-  local v = (tonumber(live(self, key)) or 0) + n
-  if self.values[key] == nil then self.expires[key] = ttl and os.time() + ttl or nil end
-  self.values[key] = v
-  return v
+function Memory:incr(key, by, init, ttl)
+  local v = live(self, key)
+  if v == nil then
+    if init == nil then return nil, "not found" end
+    self:set(key, init + by, ttl)
+    return init + by
+  end
+  v = tonumber(v)
+  if not v then return nil, "not a number" end
+  self.values[key] = v + by
+  return v + by
 end
 function Memory:delete(key)
   self.values[key], self.expires[key] = nil, nil
@@ -117,7 +124,7 @@ end
 
 --- Credits spent so far in this period for `scope`.
 function Budget:spent(scope)
-  return tonumber(self.store:get((self:key(scope)))) or 0
+  return tonumber((self.store:get((self:key(scope))))) or 0   -- (one value: a dir store also gives its expiry)
 end
 
 -- A refusal, as the fields of an ocr.error (the caller adds its provider and ids).
@@ -144,9 +151,9 @@ Reservation.__index = Reservation
 function Budget:reserve(scope, credits)
   local key, ttl = self:key(scope)
   if credits <= 0 then return setmetatable({ credits = 0 }, Reservation) end
-  local total = tonumber(self.store:incr(key, credits, ttl))
+  local total = tonumber((self.store:incr(key, credits, 0, ttl)))
   if not total or total > self.credits then
-    if total then self.store:incr(key, -credits, ttl) end
+    if total then self.store:incr(key, -credits, 0, ttl) end
     return nil, refusal(self, credits, total and total - credits or "?")
   end
   return setmetatable({ store = self.store, key = key, ttl = ttl, credits = credits }, Reservation)
@@ -154,7 +161,7 @@ end
 
 --- Gives the credits back (once).
 function Reservation:release()
-  if self.credits > 0 and self.store then self.store:incr(self.key, -self.credits, self.ttl) end
+  if self.credits > 0 and self.store then self.store:incr(self.key, -self.credits, 0, self.ttl) end
   self.credits = 0
 end
 
