@@ -275,6 +275,56 @@ describe("OpenResty: one worker, cosockets", function()
     end)
   end)
 
+  describe("pipelines", function()
+    local CREATE = "/api/tasks/document/ocr"
+    local function picwish_m() return { provider = "picwish", opts = { api_key = "test-picwish-key",
+      endpoint = emus.picwish.url, poll_interval = 0.01, rate = false, retries = 0 } } end
+    local function uapi_m() return { provider = "uapi", opts = { endpoint = emus.uapi.url, retries = 0 } } end
+    local function polls() return #emus.picwish:requests(CREATE .. "/", "GET") end
+    before_each(function()
+      emus.picwish:config{ qps = 0 }
+      emus.uapi:config{ visitor_credits = 1000 }
+    end)
+
+    it("a race on light threads: the loser's thread is killed, its task no longer polled", function()
+      emus.picwish:config{ script = { { state = 0, progress = 0 } } }   -- never finishes
+      local r = call(server, "/run", { input = { file = img },
+        pipeline = { kind = "race", hedge_after = 0.05, members = { picwish_m(), uapi_m() } } })
+      assert.is_nil(r.err, cjson.encode(r.err))
+      assert.equal("uapi", r.res.provider)
+      assert.equal("Through nginx\nline two", r.res.text)
+      assert.same({ "uapi", "picwish" }, { r.res.attempts[1].provider, r.res.attempts[2].provider })
+      assert.equal("cancelled", r.res.attempts[2].kind)
+      assert.equal(1, #emus.picwish:requests(CREATE, "POST"))
+      local seen = polls()
+      assert.is_true(seen >= 1)
+      require("ocr.core").sleep(0.2)
+      assert.equal(seen, polls())
+      assert.equal("pong", select(2, request(server.url("/ping"))))   -- the worker is fine
+    end)
+
+    it("a fallback of a cascade, as a job and in recognize_all", function()
+      emus.picwish:fault{ action = "status", path = CREATE, method = "POST", status = 402, times = 3,
+                          body = '{"status": 402}' }
+      local p = { kind = "fallback", members = {
+        { pipeline = { kind = "cascade", min_confidence = 2, members = { picwish_m() } } }, uapi_m() } }
+      local r = call(server, "/run", { pipeline = p, submit = { { file = img } } })
+      local j = r.jobs[1]
+      assert.is_true(j.done)
+      assert.is_nil(j.err, cjson.encode(j.err))
+      assert.equal("uapi", j.res.provider)
+      assert.same({ "cascade(picwish)", "quota" }, { j.res.attempts[1].provider, j.res.attempts[1].kind })
+
+      r = call(server, "/run", { pipeline = p, concurrency = 3,
+                                 inputs = { { file = img }, { file = dir .. "/missing.png" }, { file = img } } })
+      assert.equal(3, #r.out)
+      assert.equal("uapi", r.out[1].res.provider)
+      assert.equal("invalid_input", r.out[2].err.kind)
+      assert.is_nil(r.out[2].res)
+      assert.equal("uapi", r.out[3].res.provider)
+    end)
+  end)
+
   describe("phases and choices", function()
     local function picwish_call(extra)
       local t = { provider = "picwish", input = { file = img },

@@ -13,7 +13,8 @@ local function summary_res(res)
     files[i] = { name = f.name, path = f.path, format = f.format }
   end
   return { text = res.text, provider = res.provider, task_id = res.task_id, lines = #(res.lines or {}),
-           files = files, pages = res.pages }
+           files = files, pages = res.pages, confidence = res.confidence, accepted = res.accepted,
+           attempts = res.attempts }
 end
 
 local function summary_err(err)
@@ -32,7 +33,8 @@ local function reply(t)
   ngx.say(cjson.encode(t))
 end
 
---- POST {provider=, opts=, input=} | {..., inputs=, concurrency=} | {..., submit = input}:
+--- POST {provider=, opts=, input=} | {..., inputs=, concurrency=} | {..., submit = input}
+--- (`pipeline = {...}` instead of provider and opts: see M.pipeline):
 --- answers {res=, err=} | {out = {{res=, err=}, ...}} | {job = {res=, err=, id=}}.
 --- With `timer = true` the call is made in an ngx.timer.at callback (the handler waits for it
 --- with ngx.sleep); with `counting_transport = true` the client gets its own transport, which
@@ -66,7 +68,7 @@ function M.make(call)
       return cosocket:request(req, o)
     end }
   end
-  local client = ocr.new(call.provider, opts)
+  local client = call.pipeline and M.pipeline(call.pipeline) or ocr.new(call.provider, opts)
   if call.inputs then
     local out = client:recognize_all(call.inputs, { concurrency = call.concurrency })
     local list = {}
@@ -86,6 +88,21 @@ function M.make(call)
   local res, err = client:recognize(call.input)
   return { res = summary_res(res), err = summary_err(err), transport_requests = counted,
            phase = ngx.get_phase() }
+end
+
+--- A pipeline from its description: {kind = "fallback"|"race"|"cascade", members = {{provider=,
+--- opts=} | {pipeline = {...}}, ...}, hedge_after=, on=, min_confidence= (cascade: accept a
+--- result whose confidence reaches it)}.
+function M.pipeline(p)
+  local ocr = require "ocr"
+  local spec = { hedge_after = p.hedge_after, on = p.on }
+  for i, m in ipairs(p.members) do
+    spec[i] = m.pipeline and M.pipeline(m.pipeline) or ocr.new(m.provider, m.opts or {})
+  end
+  if p.kind == "cascade" then
+    spec.accept = function(res) return (res.confidence or 0) >= (p.min_confidence or 0) end
+  end
+  return ocr[p.kind](spec)
 end
 
 --- POST a request for the cosocket transport itself: {req = ..., opts = {keepalive_*}} ->

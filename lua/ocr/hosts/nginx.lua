@@ -125,7 +125,9 @@ function M.wait_any(jobs, seconds)
       if jobs[i].status == "done" then return true end
     end
     local left = deadline and deadline - ngx.now() or pause
-    if left <= 0 then return false end
+    -- (under a millisecond counts as none: ngx.sleep would round it to 0, which does not
+    -- advance ngx.now's cached clock, and the loop would spin the worker)
+    if left < 0.001 then return false end
     ngx.sleep(math.min(pause, left))
     pause = math.min(pause * 2, 0.02)
   end
