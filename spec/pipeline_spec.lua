@@ -367,4 +367,33 @@ describe("pipelines", function()
       assert.is_nil(picwish():recognize(img).confidence)
     end)
   end)
+
+  describe("budget", function()
+    it("bounds every billed request of every member, refusing before anything is sent", function()
+      local p = ocr.fallback{ picwish(), uapi(), budget = { credits = 0, per = "run" } }
+      local res, err = p:recognize(img)
+      assert.is_nil(res)
+      assert.equal("quota", err.kind)
+      assert.is_true(err.budget)
+      assert.equal(0, creates())
+      assert.equal(0, posts())
+      assert.equal(2, #err.attempts)
+    end)
+
+    it("lets the spending it allows through, and counts it", function()
+      local store = ocr.store.memory{}
+      local spec = { credits = 4, per = "run", store = store }
+      local p = ocr.fallback{ uapi(), picwish(), budget = spec }
+      assert.truthy(p:recognize(img))                 -- uapi: 4 credits
+      local res, err = p:recognize(img)               -- over: uapi refused, picwish too
+      assert.is_nil(res)
+      assert.is_true(err.budget)
+      assert.equal(1, posts())
+      assert.equal(0, creates())
+    end)
+
+    it("checks its option like the rest", function()
+      assert.has_error(function() ocr.fallback{ uapi(), budget = { credits = -1 } } end)
+    end)
+  end)
 end)

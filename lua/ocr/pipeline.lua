@@ -15,6 +15,7 @@
 local errors = require "ocr.errors"
 local host = require "ocr.host"
 local client = require "ocr.client"
+local budget = require "ocr.budget"
 
 local M = {}
 
@@ -36,9 +37,9 @@ end
 -- ---- construction ---------------------------------------------------------------------------
 
 local OPTIONS = {
-  fallback = { on = "kinds" },
-  race = { on = "kinds", hedge_after = "seconds" },
-  cascade = { on = "kinds", accept = "function" },
+  fallback = { on = "kinds", budget = "table" },
+  race = { on = "kinds", hedge_after = "seconds", budget = "table" },
+  cascade = { on = "kinds", accept = "function", budget = "table" },
 }
 
 local function check_option(what, k, v, spec)
@@ -84,6 +85,12 @@ local function new(what, spec)
     members[i] = m
     names[i] = tostring(m.provider)
   end
+  local spending
+  if spec.budget then
+    local ok, b = pcall(budget.new, spec.budget, ("ocr.%s: option 'budget'"):format(what))
+    if not ok then error(tostring(b), 3) end
+    spending = b
+  end
   if what == "cascade" and spec.accept == nil then
     error("ocr.cascade: option 'accept' (function(res) -> boolean) is required", 3)
   end
@@ -94,6 +101,7 @@ local function new(what, spec)
     falls_through = set_of(spec.on or M.FALL_THROUGH),
     hedge_after = spec.hedge_after or 0,
     accept = spec.accept,
+    budget = spending,   -- (every billed request of every member counts against it)
     -- What the hosts read of a client they run (ocr.hosts.*): options (on_progress), secrets.
     options = {},
     secrets = {},
@@ -264,6 +272,7 @@ function Pipeline:_recognize_now(input)
   if type(input) ~= "table" then
     return nil, errors.new{ provider = self.provider, kind = "invalid_input", message = "input must be a table" }
   end
+  if self.budget then return budget.within(self.budget, self.provider, run[self.kind], self, input) end
   return run[self.kind](self, input)
 end
 
