@@ -52,6 +52,7 @@ local lib = require "lib"
 local providers = require "providers"
 local tesseract_bench = require "tesseract"
 local openresty_bench = require "openresty"
+local cache_bench = require "cache"
 
 lib.ROOT, lib.TOOLS = ROOT, opts.tools
 providers.register()
@@ -428,6 +429,9 @@ local function main()
   end
   if want(6) then
     openresty_bench.run{ lib = lib, row = row, verdict = verdict, quick = Q, fast_server = fs }
+  end
+  if want(7) then
+    cache_bench.run{ ocr = ocr, lib = lib, row = row, verdict = verdict, quick = Q }
   end
   print_table(machine, now() - t0, load0, lib.loadavg())
 end

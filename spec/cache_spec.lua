@@ -56,6 +56,8 @@ describe("ocr.cache", function()
       assert.is_nil(again.raw)                             -- the vendor's answer is not kept
       assert.equal("first page", tostring(again))          -- a result, as the model says
       assert.equal("picwish", cached.provider)
+      again.note = "mine"                                  -- each hit is a table of its own
+      assert.is_nil(assert(cached:recognize{ file = img }).note)
     end)
 
     it("keys by the bytes, the language and the options that change the result", function()

@@ -153,6 +153,20 @@ describe("README examples", function()
     end
   end)
 
+  it("the cache example answers the second read from a dir store, sending nothing", function()
+    local code = block_with('ocr.store.dir("~/.cache/lua-ocr")')
+    code = code:gsub('"~/%.cache/lua%-ocr"', '"' .. dir .. '/cache"')
+    local printed, res, again, out = run(code, "Cached page", "res, again, out")
+    local emu = emus.picwish
+    assert.equal("Cached page", res.text)
+    assert.is_true(again.cached)
+    assert.equal("Cached page\ttrue", printed)
+    assert.is_true(out[1].res.cached)
+    assert.equal("Cached page", out[2].res.text)
+    assert.is_true(out[2].res.cached)   -- (the spec's page2.png has scan.png's bytes: one key)
+    assert.equal(1, #emu:requests("/api/tasks/document/ocr", "POST"))
+  end)
+
   it("compdf: an async PDF task with pages and a language", function()
     local _, res, err = run(block_with('ocr.new("compdf"'), "Contract page", "res, err")
     assert.is_nil(err)

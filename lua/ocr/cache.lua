@@ -65,6 +65,7 @@ function M.new(inner, opts)
     options = type(inner.options) == "table" and inner.options or {},
     def = { offline = type(inner.def) == "table" and inner.def.offline or nil },
     secrets = type(inner.secrets) == "table" and inner.secrets or {},
+    memo = {}, memo_n = 0,
   }, Cache)
 end
 
@@ -141,10 +142,26 @@ local function encode_result(res)
   return json.encode{ v = VERSION, state = "done", res = keep }
 end
 
+-- Decoded entries by key, with the string they came from: a hit whose store answers the same
+-- bytes again (the memory store: the very same string) skips decoding. Bounded: emptied past
+-- MEMO_MAX entries.
+local MEMO_MAX = 512
+
+local function decoded(self, key, s)
+  local m = self.memo[key]
+  if m and m.s == s then return m.e end
+  local e = json.decode(s)
+  if type(e) ~= "table" then return nil end
+  if self.memo_n >= MEMO_MAX then self.memo, self.memo_n = {}, 0 end
+  if not m then self.memo_n = self.memo_n + 1 end
+  self.memo[key] = { s = s, e = e }
+  return e
+end
+
 local function read_entry(self, key)
   local s = self.store:get(key)
   if type(s) ~= "string" then return nil end
-  local e = json.decode(s)
+  local e = decoded(self, key, s)
   if type(e) ~= "table" or e.v ~= VERSION then return nil end
   if e.state == "done" and type(e.res) == "table" then return e end
   if e.state == "pending" and type(e.task_id) == "string" and e.task_id ~= "" then return e end
@@ -156,10 +173,19 @@ local function keep(self, key, res)
   if s then self.store:set(key, s, self.ttl) end   -- (a result JSON cannot carry is not kept)
 end
 
+-- A hit: a fresh result table over the stored fields. What it holds (lines, files) is shared
+-- with the other hits of the entry in this process, as decoding it again for every hit would
+-- cost more than the hash of the input (README: treat a cached result's tables as read-only).
+-- The entry was a result when it was kept, so it follows the model already.
+local Result = result.Result
 local function from_entry(e)
-  local res = result.new(e.res)
+  local res = {}
+  for k, v in pairs(e.res) do res[k] = v end
+  if type(res.lines) ~= "table" then res.lines = {} end
+  if type(res.files) ~= "table" then res.files = {} end
+  if type(res.text) ~= "string" then res.text = "" end
   res.cached = true
-  return res
+  return setmetatable(res, Result)
 end
 
 -- The input handed to the inner client: the caller's, with an on_task that writes the pending
