@@ -98,7 +98,7 @@ describe("cost", function()
 
     describe("budget", function()
       it("refuses the billed request that would exceed it, before sending anything", function()
-        local store = budget.memory()
+        local store = require("ocr.store").memory()
         local c = client{ budget = { credits = 8, per = "day", store = store } }
         assert(c:recognize{ file = img })
         assert(c:recognize{ file = img })
@@ -171,7 +171,7 @@ describe("cost", function()
         assert(client{ budget = spec }:recognize{ file = img })
         local _, err = client{ budget = spec }:recognize{ file = img }
         assert.is_true(err.budget)
-        local store = budget.memory()
+        local store = require("ocr.store").memory()
         assert(client{ budget = { credits = 4, per = "day", store = store } }:recognize{ file = img })
         _, err = client{ budget = { credits = 4, per = "day", store = store } }:recognize{ file = img }
         assert.is_true(err.budget)
@@ -289,7 +289,7 @@ describe("cost", function()
     end)
 
     it("a budget refusal sends nothing", function()
-      local c = client{ budget = { credits = 1, per = "hour", store = budget.memory() } }
+      local c = client{ budget = { credits = 1, per = "hour", store = require("ocr.store").memory() } }
       assert(c:recognize{ file = img })
       local _, err = c:recognize{ file = img }
       assert.is_true(err.budget)

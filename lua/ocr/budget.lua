@@ -20,50 +20,9 @@ local core = require "ocr.core"
 
 local M = {}
 
--- The default store: this process's memory, entries expiring after their ttl (seconds).
-local Memory = {}
-Memory.__index = Memory
-
-function M.memory()
-  return setmetatable({ values = {}, expires = {} }, Memory)
-end
-
-local function live(self, key)
-  local at = self.expires[key]
-  if at and at <= os.time() then
-    self.values[key], self.expires[key] = nil, nil
-  end
-  return self.values[key]
-end
-
-function Memory:get(key) return live(self, key) end
-function Memory:set(key, value, ttl)
-  self.values[key] = value
-  self.expires[key] = ttl and ttl > 0 and os.time() + ttl or nil
-  return true
-end
-function Memory:add(key, value, ttl)
-  if live(self, key) ~= nil then return false end
-  return self:set(key, value, ttl)
-end
-function Memory:incr(key, by, init, ttl)
-  local v = live(self, key)
-  if v == nil then
-    if init == nil then return nil, "not found" end
-    self:set(key, init + by, ttl)
-    return init + by
-  end
-  v = tonumber(v)
-  if not v then return nil, "not a number" end
-  self.values[key] = v + by
-  return v + by
-end
-function Memory:delete(key)
-  self.values[key], self.expires[key] = nil, nil
-  return true
-end
-
-M.default_store = M.memory()
+-- The default store: this process's memory (ocr.store's LRU: a budget keeps a few keys, one
+-- per provider, credential and period, far under its bound).
+M.default_store = require("ocr.store").memory()
 
 -- Periods: the UTC day or hour (the store key's suffix; its ttl outlives it), or this budget's run.
 local PERIODS = {

@@ -14,8 +14,7 @@
 local core = require "ocr.core"
 local errors = require "ocr.errors"
 local result = require "ocr.result"
-local host = require "ocr.host"
-local schema = require "ocr.schema"
+local client = require "ocr.client"
 
 local json = require("cjson.safe").new()   -- (its own settings: the caller's cjson is left alone)
 json.encode_number_precision(14)           -- (the most this lua-cjson takes)
@@ -246,32 +245,9 @@ local function check_self(self, method)
   end
 end
 
---- As client:recognize: the stored result, a resumed task's, or the inner client's.
-function Cache:recognize(input)
-  check_self(self, "recognize")
-  return host.current().recognize(self, input)
-end
-
---- As client:submit: a job that ocr.step() advances (inside nginx, a light thread).
-function Cache:submit(input)
-  check_self(self, "submit")
-  return host.current().submit(self, input)
-end
-
-local RECOGNIZE_ALL_OPTIONS = { { concurrency = "integer", on_result = "function", on_progress = "function" } }
-
---- As client:recognize_all: out[i] = {input=, res=, err=}, exactly one of res/err each.
-function Cache:recognize_all(inputs, opts)
-  check_self(self, "recognize_all")
-  assert(type(inputs) == "table", "recognize_all: an array of inputs expected")
-  opts = opts or {}
-  assert(type(opts) == "table", "recognize_all: options must be a table")
-  local ok, msg = schema.check_table(opts, RECOGNIZE_ALL_OPTIONS, "recognize_all")
-  if not ok then error("recognize_all: " .. msg, 2) end
-  local concurrency = opts.concurrency or 8
-  assert(concurrency >= 1, "recognize_all: concurrency must be >= 1")
-  return host.current().recognize_all(self, inputs, opts, concurrency)
-end
+-- recognize (the stored result, a resumed task's, or the inner client's), submit and
+-- recognize_all, as a client's.
+client.install_api(Cache, "cache", function(self) return getmetatable(self) == Cache end)
 
 --- The inner client's result(task_id, input), kept in the store when `input` names the source.
 function Cache:result(task_id, input)

@@ -419,13 +419,6 @@ function Client:stats()
   return out
 end
 
---- Starts recognizing `input` as a job and returns the job at once: a scheduler job that
--- `ocr.step()` advances, or inside nginx a light thread (job:result() waits for it).
-function Client:submit(input)
-  check_self(self, "submit")
-  return host.current().submit(self, input)
-end
-
 --- The native language value to send for `input` (its own `language`, else the client's,
 -- else the provider's default), or nil when none is to be sent.
 function Client:language_for(input)
@@ -437,26 +430,38 @@ function Client:language_for(input)
   return self.language
 end
 
---- Recognizes one input and returns `res` or `nil, err` (see README: the result and error
--- models), as the host runs it (ocr.host): in a script right here on the client's keep-alive
--- session, or as a job among the others while jobs are in flight; inside nginx over cosockets.
-function Client:recognize(input)
-  check_self(self, "recognize")
-  return host.current().recognize(self, input)
-end
-
 -- recognize_all's options, checked like ocr.new's: a misspelt one would otherwise be ignored
 -- silently (concurrency 8 instead of the one meant).
 local RECOGNIZE_ALL_OPTIONS = { { concurrency = "integer", on_result = "function", on_progress = "function" } }
 
---- Recognizes every input with at most `opts.concurrency` (default 8) jobs in flight.
--- Returns `out` with `out[i] = {input=, res=, err=}`, exactly one of res/err set for each input.
--- opts.on_result(i, res, err) is called as each finishes; opts.on_progress(event) gets progress
--- events with `index = i`.
-function Client:recognize_all(inputs, opts)
-  check_self(self, "recognize_all")
-  return M.recognize_all(self, inputs, opts, 3)
+--- The client API over a `_recognize_now(input)` that the hosts run (ocr.host), given to
+-- `class` (clients, and what behaves as one: pipelines, caches); `is(self)` tells its objects
+-- from a call made with a dot, `what` names them in that error:
+--   recognize(input) -> res | nil, err: in a script right here (on the client's keep-alive
+--     session), as a job among the others while jobs are in flight, inside nginx over cosockets;
+--   submit(input) -> job: a scheduler job that ocr.step() advances, or inside nginx a light
+--     thread (job:result() waits for it);
+--   recognize_all(inputs, opts) -> out, out[i] = {input=, res=, err=} with exactly one of
+--     res/err, at most opts.concurrency (8) jobs in flight; opts.on_result(i, res, err) as each
+--     finishes, opts.on_progress(event) with `index = i`.
+function M.install_api(class, what, is)
+  local function check(self, method)
+    if not is(self) then error(("%s:%s: call it with a colon, %s:%s(...)"):format(what, method, what, method), 3) end
+  end
+  function class:recognize(input)
+    check(self, "recognize")
+    return host.current().recognize(self, input)
+  end
+  function class:submit(input)
+    check(self, "submit")
+    return host.current().submit(self, input)
+  end
+  function class:recognize_all(inputs, opts)
+    check(self, "recognize_all")
+    return M.recognize_all(self, inputs, opts, 3)
+  end
 end
+M.install_api(Client, "client", function(self) return type(self) == "table" and rawget(self, "def") ~= nil end)
 
 --- recognize_all for any object a host can run as a client (a client, a pipeline): checks the
 --- arguments (raising at `level` on a mistake), then hands them to the host.

@@ -182,4 +182,13 @@ function M.write_new(dir, name, body)
   return path
 end
 
+--- A whole file's bytes, or nil, message (a store's entry, a provider's input read whole).
+function M.read(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local data = f:read("*a")
+  f:close()
+  return data
+end
+
 return M

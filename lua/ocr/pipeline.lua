@@ -19,14 +19,14 @@ local budget = require "ocr.budget"
 
 local M = {}
 
-local Pipeline = {}
-Pipeline.__index = Pipeline
-M.Pipeline = Pipeline
-
 --- The kinds after which the next member is tried by default: what another vendor (or this one
 --- later) may not fail with. invalid_input and too_large, which every vendor would refuse, and
 --- a cancel stop at once.
 M.FALL_THROUGH = { "quota", "rate_limited", "server", "network", "timeout", "unsupported", "auth" }
+
+local Pipeline = {}
+Pipeline.__index = Pipeline
+M.Pipeline = Pipeline
 
 local function set_of(list)
   local set = {}
@@ -143,31 +143,20 @@ end
 
 local run = {}
 
-function run.fallback(self, input)
-  local attempts, last = {}, nil
-  for _, member in ipairs(self.members) do
-    local res, err = member:recognize(input)
-    if res then
-      attempts[#attempts + 1] = attempt(member, res, nil)
-      res.attempts = attempts
-      return res
-    end
-    err = as_error(member, err)
-    attempts[#attempts + 1] = attempt(member, nil, err)
-    last = err
-    if not self.falls_through[err.kind] then break end
-  end
-  return nil, final_error(last, attempts)
-end
+-- A fallback is a cascade that takes the first result it gets.
+local function any() return true end
+function run.fallback(self, input) return run.cascade(self, input, any) end
 
-function run.cascade(self, input)
+function run.cascade(self, input, accept)
+  accept = accept or self.accept
   local attempts, best, best_c, last = {}, nil, nil, nil
   for _, member in ipairs(self.members) do
     local res, err = member:recognize(input)
     if res then
       attempts[#attempts + 1] = attempt(member, res, nil)
-      if self.accept(res) then
-        res.accepted, res.attempts = true, attempts
+      if accept(res) then
+        res.attempts = attempts
+        if accept ~= any then res.accepted = true end
         return res
       end
       local c = res.confidence or -1   -- (none: below any; ties keep the earlier)
@@ -260,12 +249,6 @@ end
 
 -- ---- the client API -------------------------------------------------------------------------
 
-local function check_self(self, method)
-  if getmetatable(self) ~= Pipeline then
-    error(("pipeline:%s: call it with a colon, pipeline:%s(...)"):format(method, method), 3)
-  end
-end
-
 -- What the hosts call to run the pipeline here (in a script, a job, a light thread).
 function Pipeline:_recognize_now(input)
   if type(input) == "string" then input = { file = input } end   -- recognize("scan.png")
@@ -282,23 +265,8 @@ function Pipeline:provider_failed(_, message)
                      message = "pipeline failed: " .. tostring(message) }
 end
 
---- Recognizes one input: `res` or `nil, err`, each with `attempts`.
-function Pipeline:recognize(input)
-  check_self(self, "recognize")
-  return host.current().recognize(self, input)
-end
-
---- Starts recognizing `input` as a job of the host (job:done(), job:result(), job:cancel()).
-function Pipeline:submit(input)
-  check_self(self, "submit")
-  return host.current().submit(self, input)
-end
-
---- As client:recognize_all: `out[i] = {input=, res=, err=}`, exactly one of res/err each.
-function Pipeline:recognize_all(inputs, opts)
-  check_self(self, "recognize_all")
-  return client.recognize_all(self, inputs, opts, 3)
-end
+-- recognize (res or nil, err, each with `attempts`), submit and recognize_all, as a client's.
+client.install_api(Pipeline, "pipeline", function(self) return getmetatable(self) == Pipeline end)
 
 --- Closes every member.
 function Pipeline:close()

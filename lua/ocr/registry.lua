@@ -8,14 +8,14 @@ local cost = require "ocr.cost"
 
 local M = {}
 
-local registered = {}
-
 --- What a provider's name may be: it becomes a module name and a path component.
 M.MAX_NAME = 64
 local function valid_name(name)
   return type(name) == "string" and #name > 0 and #name <= M.MAX_NAME and not name:find("[^%w_%-]")
 end
 M.valid_name = valid_name
+
+local registered = {}   -- name -> definition, from ocr.register or a loaded module
 
 -- What each field of a definition must be (an ocr.schema spec). Any other field is refused, so
 -- that a misspelt one (`source`, `max_filesize`) is not silently ignored; fields whose name

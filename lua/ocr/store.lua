@@ -11,6 +11,7 @@
 -- M.memory{max_items=} keeps them in this Lua state (least recently used let go first);
 -- M.dir(path) keeps one file per key, shared by every process that opens the same directory.
 local core = require "ocr.core"
+local files = require "ocr.files"
 
 local M = {}
 
@@ -209,13 +210,7 @@ local function decode(s, now)
   return value, expires_at
 end
 
-local function read(file)
-  local f = io.open(file, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read = files.read
 
 function Dir:get(key)
   return decode(read(self:file(key)), self.time())

@@ -22,13 +22,7 @@ function M.write(path, data)
   return path
 end
 
-function M.read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local d = f:read("*a")
-  f:close()
-  return d
-end
+M.read = require("ocr.files").read   -- (nil, message for a file that cannot be read)
 
 function M.tmpdir()
   local p = shell.popen("mktemp -d /tmp/ocr-spec.XXXXXX")

@@ -25,11 +25,8 @@ local function sha1sum(path)
 end
 
 local function file_size(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local n = f:seek("end")
-  f:close()
-  return n
+  local st = require("ocr.core").stat(path)
+  return st and st.size
 end
 
 local function vmhwm_kb()
