@@ -396,4 +396,37 @@ describe("pipelines", function()
       assert.has_error(function() ocr.fallback{ uapi(), budget = { credits = -1 } } end)
     end)
   end)
+
+  describe("cached", function()
+    it("a cached fallback of a cascade: the second run sends nothing", function()
+      local store = ocr.store.memory{}
+      local function build()
+        return ocr.cache(ocr.fallback{
+          ocr.cascade{ picwish(), uapi(), accept = function(res) return (res.confidence or 0) >= 0.5 end },
+          picwish(),
+        }, { store = store })
+      end
+      local res, err = build():recognize(img)
+      assert.is_nil(err)
+      assert.equal("uapi", res.provider)   -- (picwish's text has no confidence: escalated)
+      assert.equal(1, creates())
+      assert.equal(1, posts())
+      local again = assert(build():recognize(img))
+      assert.is_true(again.cached)
+      assert.equal(res.text, again.text)
+      assert.equal(1, creates())
+      assert.equal(1, posts())
+    end)
+
+    it("as jobs and with recognize_all: exactly one of res/err each, cached ones unsent", function()
+      local cached = ocr.cache(ocr.fallback{ uapi(), picwish() }, { store = ocr.store.memory{} })
+      local job = cached:submit(img)
+      ocr.run()
+      assert.truthy(job:result())
+      local out = cached:recognize_all({ img, img, { file = dir .. "/missing.png" } }, { concurrency = 2 })
+      assert.truthy(out[1].res and out[1].res.cached and out[2].res and out[2].res.cached)
+      assert.equal("invalid_input", out[3].err.kind)
+      assert.equal(1, posts())
+    end)
+  end)
 end)
