@@ -303,6 +303,19 @@ describe("OpenResty: one worker, cosockets", function()
       assert.equal("pong", select(2, request(server.url("/ping"))))   -- the worker is fine
     end)
 
+    it("a cached fallback: the second request is answered from the dir store, nothing sent", function()
+      local cache = dir .. "/nginx-cache"
+      local p = { kind = "fallback", cache = cache, members = { uapi_m(), picwish_m() } }
+      local r1 = call(server, "/run", { input = { file = img }, pipeline = p })
+      assert.is_nil(r1.err, cjson.encode(r1.err))
+      assert.is_nil(r1.res.cached)
+      local r2 = call(server, "/run", { input = { file = img }, pipeline = p })
+      assert.is_nil(r2.err, cjson.encode(r2.err))
+      assert.is_true(r2.res.cached)
+      assert.equal(r1.res.text, r2.res.text)
+      assert.equal(1, #emus.uapi:requests("/api/v1/image/ocr", "POST"))
+    end)
+
     it("a fallback of a cascade, as a job and in recognize_all", function()
       emus.picwish:fault{ action = "status", path = CREATE, method = "POST", status = 402, times = 3,
                           body = '{"status": 402}' }

@@ -14,7 +14,7 @@ local function summary_res(res)
   end
   return { text = res.text, provider = res.provider, task_id = res.task_id, lines = #(res.lines or {}),
            files = files, pages = res.pages, confidence = res.confidence, accepted = res.accepted,
-           attempts = res.attempts }
+           attempts = res.attempts, cached = res.cached }
 end
 
 local function summary_err(err)
@@ -92,7 +92,8 @@ end
 
 --- A pipeline from its description: {kind = "fallback"|"race"|"cascade", members = {{provider=,
 --- opts=} | {pipeline = {...}}, ...}, hedge_after=, on=, min_confidence= (cascade: accept a
---- result whose confidence reaches it)}.
+--- result whose confidence reaches it), cache = DIR (the pipeline behind ocr.cache and a dir
+--- store)}.
 function M.pipeline(p)
   local ocr = require "ocr"
   local spec = { hedge_after = p.hedge_after, on = p.on }
@@ -102,6 +103,7 @@ function M.pipeline(p)
   if p.kind == "cascade" then
     spec.accept = function(res) return (res.confidence or 0) >= (p.min_confidence or 0) end
   end
+  if p.cache then return ocr.cache(ocr[p.kind](spec), { store = ocr.store.dir(p.cache) }) end
   return ocr[p.kind](spec)
 end
 
