@@ -90,14 +90,9 @@ int ocr_core_lstat(lua_State *L) { return push_stat(L, 0); }
  * did not exist (O_CREAT|O_EXCL: a name, dangling symlinks included, is taken once, by one
  * caller; O_NOFOLLOW: never through a symlink). */
 int ocr_core_create_new(lua_State *L) {
-    int nret, fd;
-    const char *path = path_arg(L, &nret, "error");
-    if (!path) return nret;
-    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd < 0) return push_errno(L, path, errno, 1);
-    close(fd);
-    lua_pushboolean(L, 1);
-    return 1;
+    lua_settop(L, 1);
+    lua_pushliteral(L, "");   /* write_new with nothing to write: the same flags, one place */
+    return ocr_core_write_new(L);
 }
 
 /* write_new(path, data[, sync]) -> true, or nil, message, "exists" | "error": creates a file

@@ -210,12 +210,8 @@ end
 -- when the file cannot be read.
 function Context:input_bytes(input)
   if input.data then return input.data end
-  local f, ferr = io.open(input.file or "", "rb")
-  local data = f and f:read("*a")
-  if f then f:close() end
-  if not data then
-    return nil, self:error{ kind = "invalid_input", message = "cannot read " .. tostring(ferr or input.file) }
-  end
+  local data, err = files.read(input.file or "")
+  if not data then return nil, self:error{ kind = "invalid_input", message = "cannot read " .. tostring(err) } end
   return data
 end
 

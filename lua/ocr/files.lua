@@ -59,10 +59,11 @@ function M.url_name(s, fallback, format)
   return name
 end
 
---- A new path inside `dir` for `name` (sanitised), reserved by creating it empty: an existing
--- entry is never overwritten nor followed; "name.ext" becomes "name-1.ext", "name-2.ext", ...
--- The caller writes the file (or renames a complete one over it) or removes it.
-function M.safe_path(dir, name)
+--- A new path inside `dir` for `name` (sanitised), reserved by creating it with `body` (default
+-- empty): an existing entry is never overwritten nor followed; "name.ext" becomes "name-1.ext",
+-- "name-2.ext", ... With no body the caller writes the file (or renames a complete one over
+-- it) or removes it.
+function M.safe_path(dir, name, body)
   local ok, err = M.check_dir(dir)
   if not ok then return nil, err end
   name = M.sanitize_name(name)
@@ -74,7 +75,7 @@ function M.safe_path(dir, name)
   while true do
     -- Taken atomically: two jobs saving the same name get two files, and an existing entry
     -- (a file, a symlink, even a dangling one) is never written through.
-    local ok, err, why = core.create_new(candidate)
+    local ok, err, why = core.write_new(candidate, body or "")
     if ok then return candidate end
     if why ~= "exists" then return nil, "cannot create " .. err end
     n = n + 1
@@ -164,22 +165,9 @@ function M.check_output(input, option, value, is_text)
 end
 
 --- Writes `body` to a new file for `name` in `dir` (safe_path's rules); returns its path or
--- nil, message (the reservation is removed when the write fails).
+-- nil, message (a failed write leaves no file behind).
 function M.write_new(dir, name, body)
-  local path, err = M.safe_path(dir, name)
-  if not path then return nil, err end
-  local fh, ferr = io.open(path, "wb")
-  local ok, werr = fh ~= nil, ferr
-  if fh then
-    ok, werr = fh:write(body)
-    local closed, cerr = fh:close()
-    ok, werr = ok and closed, werr or cerr
-  end
-  if not ok then
-    os.remove(path)
-    return nil, "cannot write " .. tostring(werr)
-  end
-  return path
+  return M.safe_path(dir, name, body)
 end
 
 --- A whole file's bytes, or nil, message (a store's entry, a provider's input read whole).

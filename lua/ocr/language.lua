@@ -11,7 +11,8 @@
 --   }                             -- so a valid code is accepted and not sent
 --
 -- A code neither table knows is an error naming the closest codes the provider does know.
-local distance = require("ocr.strings").distance
+local strings = require "ocr.strings"
+local distance, trim = strings.distance, strings.trim
 
 local M = {}
 
@@ -19,13 +20,6 @@ local M = {}
 local MAX_VALUE = 512
 local MAX_ITEMS = 32
 local SUGGESTIONS = 3
-
-local function trim(s)
-  local a, b = 1, #s
-  while a <= b and s:byte(a) <= 32 do a = a + 1 end
-  while b >= a and s:byte(b) <= 32 do b = b - 1 end
-  return s:sub(a, b)
-end
 
 -- The items of a value: a string split on ",", or an array of strings.
 local function items(value)
