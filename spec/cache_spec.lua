@@ -189,6 +189,45 @@ describe("ocr.cache", function()
     end)
   end)
 
+  describe("one input read by several workers at once", function()
+    it("jobs: the first claims and creates, the others wait and resume its task", function()
+      emu:config{ qps = 0, script = script(8) }
+      local store = ocr.store.memory{}
+      local cached = ocr.cache(client(), { store = store })
+      local out = cached:recognize_all({ { file = img }, { file = same }, { data = F.read(img) } },
+                                       { concurrency = 3 })
+      for i = 1, 3 do assert.equal("first page", out[i].res and out[i].res.text, "input " .. i) end
+      assert.equal(1, creates())                        -- three readers, one task paid for
+      local resumed = 0
+      for i = 1, 3 do if out[i].res.resumed or out[i].res.cached then resumed = resumed + 1 end end
+      assert.equal(2, resumed)
+      assert.is_nil(store:get(cached:key_of{ file = img } .. ":claim"))   -- (released)
+    end)
+
+    it("a claim left by a worker that failed is taken by the next", function()
+      emu:fault{ action = "status", path = CREATE, method = "POST", status = 500, times = 1,
+                 body = '{"status":500,"message":"boom"}' }
+      local store = ocr.store.memory{}
+      local cached = ocr.cache(client{ retries = 0 }, { store = store })
+      local out = cached:recognize_all({ { file = img }, { file = same } }, { concurrency = 2 })
+      local ok, failed = 0, 0
+      for i = 1, 2 do if out[i].res then ok = ok + 1 else failed = failed + 1 end end
+      assert.same({ 1, 1 }, { ok, failed })             -- the second created after the first failed
+      assert.equal(2, creates())
+    end)
+
+    it("a claim that never goes (a store that keeps it) is waited for at most claim_ttl", function()
+      local store = ocr.store.memory{}
+      local cached = ocr.cache(client(), { store = store, claim_ttl = 0.3 })
+      store:add(cached:key_of{ file = img } .. ":claim", "a dead worker's")
+      local t0 = require("ocr.core").monotime()
+      local res = assert(cached:recognize{ file = img })
+      assert.equal("first page", res.text)
+      assert.is_true(require("ocr.core").monotime() - t0 >= 0.3)
+      assert.equal(1, creates())
+    end)
+  end)
+
   describe("around any object with the client API", function()
     -- A stand-in for a pipeline (ocr.fallback, ocr.cascade): recognize, submit, recognize_all,
     -- result and a provider name, no provider definition.

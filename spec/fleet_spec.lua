@@ -237,6 +237,20 @@ describe("a fleet on one Redis", function()
     assert.equal(15, #emu:requests(CREATE, "POST") - state.qps_refused)
   end)
 
+  it("two processes on the same inputs at once: each is created once (claims in Redis)", function()
+    local steps = {}
+    for i = 1, 10 do steps[i] = { state = i < 10 and 4 or 1, progress = i * 10 } end
+    emu:config{ qps = 0, script = steps }
+    local inputs = { "page 1", "page 2", "page 3" }
+    local a = spawn{ endpoint = emu.url, redis = redis.url(), inputs = inputs, cache = true }
+    local b = spawn{ endpoint = emu.url, redis = redis.url(), inputs = inputs, cache = true }
+    for _, w in ipairs{ a, b } do
+      local r, all = w.result()
+      assert.equal(3, r.done, all)
+    end
+    assert.equal(3, #emu:requests(CREATE, "POST"))
+  end)
+
   it("a worker killed with a pending task: another finishes it from Redis, creating nothing twice", function()
     local steps = {}
     for i = 1, 30 do steps[i] = { state = i < 30 and 4 or 1, progress = math.floor(i * 100 / 30) } end

@@ -11,10 +11,15 @@
 -- A pending entry is written from the input's `on_task` (ctx:take_task_id), before polling
 -- starts; a hit on it asks inner:result(task_id, input) (res.resumed = true) and, when the
 -- vendor no longer knows the task (not_found), creates it anew.
+-- Claims: before creating, a worker takes "<key>:claim" with store:add (one of several
+-- processes or jobs wins); the others wait, reading the store, for the entry the winner writes
+-- (then they resume or hit it) or for the claim to go (the winner failed: they claim it), so
+-- that one input read by many workers at once is created, and billed, once.
 local core = require "ocr.core"
 local errors = require "ocr.errors"
 local result = require "ocr.result"
 local client = require "ocr.client"
+local runtime = require "ocr.runtime"
 
 local json = require("cjson.safe").new()   -- (its own settings: the caller's cjson is left alone)
 json.encode_number_precision(14)           -- (the most this lua-cjson takes)
@@ -28,6 +33,8 @@ M.Cache = Cache
 local VERSION = 1
 local PENDING_TTL = 86400   -- vendors keep a task's result for about a day
 local NOT_KEPT = { raw = true, cached = true, resumed = true }
+local CLAIM_TTL = 120       -- the longest a create may take before a waiting worker claims it
+local CLAIM_POLL = 0.1      -- how often a waiting worker reads the store
 
 local function is_store(s)
   return type(s) == "table" and type(s.get) == "function" and type(s.set) == "function"
@@ -42,14 +49,14 @@ function M.new(inner, opts)
   end
   if type(opts) ~= "table" then error("ocr.cache: options {store=, ttl=} expected", 2) end
   for k in pairs(opts) do
-    if k ~= "store" and k ~= "ttl" and k ~= "pending_ttl" then
+    if k ~= "store" and k ~= "ttl" and k ~= "pending_ttl" and k ~= "claim_ttl" then
       error(("ocr.cache: unknown option '%s'"):format(tostring(k)), 2)
     end
   end
   if not is_store(opts.store) then
     error("ocr.cache: option 'store' must be a store (get, set, delete): ocr.store.memory{} or ocr.store.dir(path)", 2)
   end
-  for _, k in ipairs{ "ttl", "pending_ttl" } do
+  for _, k in ipairs{ "ttl", "pending_ttl", "claim_ttl" } do
     local v = opts[k]
     if v ~= nil and not (type(v) == "number" and v > 0) then
       error(("ocr.cache: option '%s' must be seconds > 0"):format(k), 2)
@@ -58,6 +65,7 @@ function M.new(inner, opts)
   local pending_ttl = opts.pending_ttl or math.min(opts.ttl or PENDING_TTL, PENDING_TTL)
   return setmetatable({
     inner = inner, store = opts.store, ttl = opts.ttl, pending_ttl = pending_ttl,
+    claim_ttl = opts.claim_ttl or CLAIM_TTL,
     provider = inner.provider,
     -- What the hosts read of a client running its jobs (ocr.hosts.*): progress callbacks, an
     -- explicit transport, a local engine, secrets to scrub.
@@ -201,28 +209,61 @@ local function with_on_task(self, key, input)
   return copy
 end
 
+-- A task paid for earlier: fetched (res.resumed). Returns res | nil, err | false when the
+-- vendor no longer knows it (then it is to be created anew).
+local function resume(self, key, e, input)
+  local res, err = self.inner:result(e.task_id, input)
+  if res then
+    keep(self, key, res)
+    res.resumed = true
+    return res
+  end
+  if type(err) == "table" and err.kind == "not_found" then
+    self.store:delete(key)
+    return false
+  end
+  if not (type(err) == "table" and err.retryable) then self.store:delete(key) end
+  return nil, err
+end
+
+-- Claims the right to create `key`'s task: true, or the entry another worker wrote meanwhile.
+-- A store without `add` (or one that fails) cannot arbitrate: the worker goes ahead.
+local function claim(self, key)
+  local store = self.store
+  if type(store.add) ~= "function" then return true end
+  local token = core.hex(core.sha256(tostring({}) .. core.monotime())):sub(1, 16)
+  local deadline = runtime.now() + self.claim_ttl   -- (a store that never lets a claim expire)
+  while runtime.now() < deadline do
+    local ok = store:add(key .. ":claim", token, self.claim_ttl)
+    if ok ~= false then return true end            -- (true, or nil: the store failed)
+    runtime.sleep(CLAIM_POLL)
+    local e = read_entry(self, key)
+    if e then return false, e end
+  end
+  return true
+end
+
 --- Recognises one input in the caller's thread or job (the hosts call this, as for a client).
 function Cache:_recognize_now(input)
   if type(input) == "string" then input = { file = input } end
   local inner = self.inner
   local key = self:key_of(input)
   if not key then return inner:recognize(input) end   -- (it explains what is wrong with input)
-  local e = read_entry(self, key)
-  if e and e.state == "done" then return from_entry(e) end
-  if e and type(inner.result) == "function" then      -- a task paid for earlier: fetch it
-    local res, err = inner:result(e.task_id, input)
-    if res then
-      keep(self, key, res)
-      res.resumed = true
-      return res
+  local can_resume = type(inner.result) == "function"
+  while true do
+    local e = read_entry(self, key)
+    if e and e.state == "done" then return from_entry(e) end
+    if e and can_resume then
+      local res, err = resume(self, key, e, input)
+      if res ~= false then return res, err end
     end
-    if not (type(err) == "table" and err.kind == "not_found") then
-      if not (type(err) == "table" and err.retryable) then self.store:delete(key) end
-      return nil, err
-    end
-    self.store:delete(key)                           -- the vendor forgot it: create anew
+    local mine, other = claim(self, key)
+    if mine then break end
+    if other.state == "done" then return from_entry(other) end
+    if not can_resume then break end               -- (nothing to fetch a task with: create)
   end
   local res, err = inner:recognize(with_on_task(self, key, input))
+  self.store:delete(key .. ":claim")
   if res then
     keep(self, key, res)
     return res
