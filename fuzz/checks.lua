@@ -286,6 +286,20 @@ function M.cos_sign(t)
   return true
 end
 
+-- `wire` cut at `cuts` (offsets, taken modulo its length + 1, sorted): the pieces in order.
+local function pieces_of(wire, cuts)
+  local at_list = {}
+  for i = 1, #cuts do at_list[i] = cuts[i] % (#wire + 1) end
+  table.sort(at_list)
+  local pieces, at = {}, 0
+  for i = 1, #at_list do
+    pieces[i] = wire:sub(at + 1, at_list[i])
+    at = at_list[i]
+  end
+  pieces[#pieces + 1] = wire:sub(at + 1)
+  return pieces
+end
+
 -- ---- http_response ---------------------------------------------------------------------------
 
 function M.decode.http_response(s)
@@ -300,15 +314,7 @@ function M.decode.http_response(s)
   local cuts = {}
   for i = 1, r.u8() % 16 do cuts[i] = r.u16() end
   local wire = r.rest()
-  for i = 1, #cuts do cuts[i] = cuts[i] % (#wire + 1) end
-  table.sort(cuts)
-  local pieces, at = {}, 0
-  for i = 1, #cuts do
-    pieces[i] = wire:sub(at + 1, cuts[i])
-    at = cuts[i]
-  end
-  pieces[#pieces + 1] = wire:sub(at + 1)
-  return { n = 3, opts, wire, pieces }
+  return { n = 3, opts, wire, pieces_of(wire, cuts) }
 end
 
 local STATES = { head = true, body = true, done = true }
@@ -434,14 +440,7 @@ end
 function M.redis_reply(max_reply, cuts, wire)
   local whole, why = read_replies(max_reply, { wire })
   if not whole then return false, "fed whole: " .. why end
-  for i = 1, #cuts do cuts[i] = cuts[i] % (#wire + 1) end
-  table.sort(cuts)
-  local pieces, at = {}, 0
-  for i = 1, #cuts do
-    pieces[i] = wire:sub(at + 1, cuts[i])
-    at = cuts[i]
-  end
-  pieces[#pieces + 1] = wire:sub(at + 1)
+  local pieces = pieces_of(wire, cuts)
   local cut
   cut, why = read_replies(max_reply, pieces)
   if not cut then return false, ("fed in %d pieces: %s"):format(#pieces, why) end

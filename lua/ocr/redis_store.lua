@@ -25,6 +25,8 @@ local ratelimit = require "ocr.ratelimit"
 
 local M = {}
 
+local unpack = table.unpack or unpack
+
 local Store = {}
 Store.__index = Store
 M.Store = Store
@@ -239,25 +241,29 @@ function Store:get(key)
   return v or nil
 end
 
-function Store:set(key, value, ttl)
+-- SET, with NX for add; the ttl as PX milliseconds. Returns the reply, or what `failed` gives
+-- (the memory's `method` during an outage).
+local function set(self, method, key, value, ttl)
   check_key(key)
   assert(type(value) == "string" or type(value) == "number", "store: value must be a string or a number")
+  local args = { "SET", self.prefix .. key, value }
+  if method == "add" then args[#args + 1] = "NX" end
   local px = ms(ttl)
-  local v, err, kind
-  if px then v, err, kind = self:call("SET", self.prefix .. key, value, "PX", px)
-  else v, err, kind = self:call("SET", self.prefix .. key, value) end
-  if v == nil then return self:failed(err, kind, self.memory.set, self.memory, key, value, ttl) end
+  if px then args[#args + 1], args[#args + 2] = "PX", px end
+  local v, err, kind = self:call(unpack(args))
+  if v == nil then return nil, self:failed(err, kind, self.memory[method], self.memory, key, value, ttl) end
+  return v
+end
+
+function Store:set(key, value, ttl)
+  local v, fallback, ferr = set(self, "set", key, value, ttl)
+  if v == nil then return fallback, ferr end
   return true
 end
 
 function Store:add(key, value, ttl)
-  check_key(key)
-  assert(type(value) == "string" or type(value) == "number", "store: value must be a string or a number")
-  local px = ms(ttl)
-  local v, err, kind
-  if px then v, err, kind = self:call("SET", self.prefix .. key, value, "NX", "PX", px)
-  else v, err, kind = self:call("SET", self.prefix .. key, value, "NX") end
-  if v == nil then return self:failed(err, kind, self.memory.add, self.memory, key, value, ttl) end
+  local v, fallback, ferr = set(self, "add", key, value, ttl)
+  if v == nil then return fallback, ferr end
   if v == false then return false, "exists" end
   return true
 end
