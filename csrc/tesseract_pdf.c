@@ -10,19 +10,24 @@
 #include <dlfcn.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cairo.h>
+#include <gio/gio.h>
 #include <poppler.h>
 #include "compat.h"
 #include "tesseract_pdf.h"
 
 OCR_EXPORT int luaopen_ocr_tesseract_pdf(lua_State *L);
 
+/* A document reads its bytes through a memory stream over them (not copied). (Not
+ * poppler_document_new_from_bytes nor _from_data: poppler 22's retry of a wrong password with
+ * the password as UTF-8 dereferences a null stream there and crashes.) */
 struct tpdf_doc {
     PopplerDocument *doc;
-    GBytes *bytes;
+    GInputStream *stream;
 };
 
 /* Every poppler call of the process goes through this lock (see tesseract_pdf.h). */
@@ -53,8 +58,9 @@ static tpdf_doc *pdf_open(const unsigned char *bytes, size_t len, const char *pa
     }
     GError *err = NULL;
     pthread_mutex_lock(&lock);
-    d->bytes = g_bytes_new_static(bytes, len);
-    d->doc = poppler_document_new_from_bytes(d->bytes, password, &err);
+    d->stream = g_memory_input_stream_new_from_data(bytes, (gssize)len, NULL);
+    d->doc = len > 0 && len <= G_MAXINT64
+             ? poppler_document_new_from_stream(d->stream, (goffset)len, password, NULL, &err) : NULL;
     pthread_mutex_unlock(&lock);
     if (d->doc != NULL) return d;
     if (err != NULL && err->domain == POPPLER_ERROR && err->code == POPPLER_ERROR_ENCRYPTED) {
@@ -67,7 +73,7 @@ static tpdf_doc *pdf_open(const unsigned char *bytes, size_t len, const char *pa
                  err && err->message ? err->message : "poppler cannot open it");
     }
     if (err) g_error_free(err);
-    g_bytes_unref(d->bytes);
+    g_object_unref(d->stream);
     free(d);
     return NULL;
 }
@@ -210,7 +216,7 @@ static void pdf_close(tpdf_doc *d) {
     if (d == NULL) return;
     pthread_mutex_lock(&lock);
     g_object_unref(d->doc);
-    g_bytes_unref(d->bytes);
+    g_object_unref(d->stream);
     pthread_mutex_unlock(&lock);
     free(d);
 }

@@ -30,7 +30,7 @@ static tpdf_doc *open_pdf(tp_job *job, const unsigned char *bytes, size_t len, t
 static int64_t selected_pages(tp_job *job, const tp_options *o, int n) {
     int64_t count = 0;
     if (n <= 0) {
-        TP_FAIL(&job->out, TP_INVALID_INPUT, "the PDF has no pages");
+        TP_FAIL(&job->out, TP_INVALID_INPUT, "the PDF has no pages poppler can read: damaged or truncated");
         return 0;
     }
     if (job->nranges == 0) count = n;

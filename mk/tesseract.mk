@@ -21,7 +21,7 @@ TESS_SRC = csrc/tesseract.c csrc/tesseract_pool.c csrc/tesseract_page.c csrc/tes
            csrc/tesseract_output.c csrc/image_check.c
 TESS_OBJ = $(patsubst csrc/%.c,$(OBJ)/%.o,$(TESS_SRC)) $(OBJ)/compat.o $(OBJ)/buffer.o
 
-PDF_PKGS   ?= poppler-glib cairo
+PDF_PKGS   ?= poppler-glib cairo gio-2.0
 PDF_FOUND  := $(shell $(PKG_CONFIG) --exists $(PDF_PKGS) 2>/dev/null && echo yes)
 
 ifeq ($(TESSERACT_FOUND),yes)
