@@ -53,6 +53,7 @@ local providers = require "providers"
 local tesseract_bench = require "tesseract"
 local openresty_bench = require "openresty"
 local cache_bench = require "cache"
+local pdf_bench = require "pdf"
 
 lib.ROOT, lib.TOOLS = ROOT, opts.tools
 providers.register()
@@ -432,6 +433,10 @@ local function main()
   end
   if want(7) then
     cache_bench.run{ ocr = ocr, lib = lib, row = row, verdict = verdict, quick = Q }
+  end
+  if want(8) then   -- (bench/pdf.lua: a scanned PDF to a searchable PDF, vs ocrmypdf)
+    pdf_bench.run{ lib = lib, row = row, verdict = verdict, quick = Q, cpath = opts.cpath,
+                   lua = arg[-1] or "lua5.4" }
   end
   print_table(machine, now() - t0, load0, lib.loadavg())
 end
