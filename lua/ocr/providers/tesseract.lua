@@ -23,7 +23,7 @@ local EXTENSION = { hocr = "hocr", alto = "xml", tsv = "tsv", pdf = "pdf" }
 
 local MAX_RANGES, MAX_PAGE = 1024, 1000000
 
--- "1-3,6" (compdf's syntax: page numbers from 1, ranges low-high, no spaces) into ascending,
+-- "1-3,6" (page numbers from 1, ranges low-high, no spaces: ocr.strings.is_page_ranges) into ascending,
 -- disjoint {first, last, ...} pairs, overlaps merged; nil when malformed. Linear: one split on
 -- commas, anchored patterns, at most MAX_RANGES items of 7 digits.
 local function page_ranges(s)
