@@ -167,13 +167,16 @@ describe_if("tesseract provider with PDFs", function()
       assert.is_true(box_inside(line.box, p.width, p.height))
     end
     assert.equal(3, last_page)
-    local done_seen = {}
+    -- (the first events may come before the PDF is opened: one page is all that is known then)
+    local done_seen, last = {}, nil
     for _, ev in ipairs(events) do
       if ev.stage == "processing" then
-        assert.equal(3, ev.pages)
-        done_seen[ev.pages_done] = true
+        assert.is_true(ev.pages == 1 or ev.pages == 3, tostring(ev.pages))
+        if ev.pages == 3 then done_seen[ev.pages_done] = true end
+        last = ev
       end
     end
+    assert.equal(3, last.pages)
     assert.is_true(done_seen[0] or done_seen[1] or done_seen[2], "progress while pages were read")
   end)
 
