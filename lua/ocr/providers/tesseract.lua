@@ -87,7 +87,9 @@ local function stage_output(input, format)
     local ok, merr, why = core.mkdir(folder)
     if ok then
       return { final = final, folder = folder, base = folder .. "/out",
-               file = folder .. "/out." .. EXTENSION[format], title = base }
+               file = folder .. "/out." .. EXTENSION[format],
+               -- (the hOCR renderer writes its title unescaped into XML)
+               title = (base:gsub("[<>&\"']", "_")) }
     end
     if why ~= "exists" then
       os.remove(final)
