@@ -84,7 +84,8 @@ OCR_HIDDEN void tp_page_done(tp_job *job, int reported);
 
 /* ---- PDFs (tesseract_pdfdoc.c) ------------------------------------------------------------ */
 
-/* Whether the bytes are a PDF: "%PDF-" within the first 1024 bytes, as PDF readers accept it. */
+/* Whether the bytes are a PDF: "%PDF" within the first 1024 bytes (where PDF readers look for
+ * the header; poppler then decides whether it can read them). */
 OCR_HIDDEN int tp_is_pdf(const unsigned char *bytes, size_t len);
 
 /* Opens a PDF job on worker `worker`: its pages selected (job->ranges) and counted against

@@ -13,8 +13,8 @@
 
 int tp_is_pdf(const unsigned char *bytes, size_t len) {
     size_t n = len < 1024 ? len : 1024;
-    for (size_t i = 0; i + 5 <= n; i++)
-        if (bytes[i] == '%' && memcmp(bytes + i, "%PDF-", 5) == 0) return 1;
+    for (size_t i = 0; i + 4 <= n; i++)
+        if (bytes[i] == '%' && memcmp(bytes + i, "%PDF", 4) == 0) return 1;
     return 0;
 }
 

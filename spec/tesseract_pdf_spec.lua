@@ -258,6 +258,28 @@ describe_if("tesseract provider with PDFs", function()
     end
   end)
 
+  it("ends every damaged PDF in a result or invalid_input / too_large, never a crash", function()
+    local prng = require "helpers.prng"
+    local g = prng(22)
+    local kinds = { invalid_input = true, too_large = true }
+    local sources = { F.read(pdf.three), F.read(pdf.mixed), F.read(pdf.many) }
+    for round = 1, 45 do
+      local src = sources[round % #sources + 1]
+      local bad = src
+      for _ = 1, g.int(1, 6) do
+        -- anywhere, or in the structure at the end (the xref table, the trailer) and the start
+        local at = g.int(1, 3) == 1 and g.int(math.max(1, #bad - 1500), #bad) or g.int(1, math.min(#bad, 2000))
+        local what = g.int(1, 3)
+        if what == 1 then bad = bad:sub(1, at - 1) .. string.char(g.int(0, 255)) .. bad:sub(at + 1)
+        elseif what == 2 then bad = bad:sub(1, at - 1) .. bad:sub(at + g.int(1, 40))
+        else bad = bad:sub(1, at) .. ("%d"):format(g.int(0, 99999999)) .. bad:sub(at + 1) end
+      end
+      if g.int(1, 4) == 1 then bad = bad:sub(1, g.int(6, #bad)) end
+      local res, err = client:recognize{ data = bad, dpi = 50, text_layer = round % 2 == 0 and "keep" or nil }
+      assert.truthy(res or kinds[err.kind], ("round %d: %s"):format(round, tostring(err)))
+    end
+  end)
+
   it("refuses a PDF claiming a million pages by max_pages, before reading any", function()
     local t0 = core.monotime()
     local _, err = client:recognize{ file = pdf.many }

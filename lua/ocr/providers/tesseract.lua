@@ -50,7 +50,8 @@ local function page_ranges(s)
   return flat
 end
 
--- Whether the input is a PDF: "%PDF-" within its first 1024 bytes, as PDF readers accept it.
+-- Whether the input is a PDF: "%PDF" within its first 1024 bytes (where PDF readers look for the
+-- header; poppler then decides whether it can read the rest; tp_is_pdf in C says the same).
 local function is_pdf(input)
   local head = input.data and input.data:sub(1, 1024)
   if input.file then
@@ -58,7 +59,7 @@ local function is_pdf(input)
     head = f and f:read(1024)
     if f then f:close() end
   end
-  return head ~= nil and head:find("%PDF-", 1, true) ~= nil
+  return head ~= nil and head:find("%PDF", 1, true) ~= nil
 end
 
 -- The PDF renderer (ocr.tesseract_pdf, which loads poppler), required the first time a PDF
