@@ -1,4 +1,4 @@
---- Benchmark 8 (issue 22): a scanned PDF to a searchable PDF, pages per second.
+--- Benchmark 9 (issue 22): a scanned PDF to a searchable PDF, pages per second.
 --   (a) `ocr -f pdf -j 2 -o DIR in.pdf` (bin/ocr: the tesseract provider, its default 2 workers
 --       on 2 cores, poppler rendering at 300 dpi, libtesseract's PDF renderer)
 --   (b) `ocrmypdf --jobs 2 --output-type pdf --optimize 0 in.pdf out.pdf`, OMP_THREAD_LIMIT=1
@@ -35,15 +35,15 @@ end
 function M.run(ctx)
   local lib = ctx.lib
   local log, median, now, q = lib.log, lib.median, lib.now, lib.sh_quote
-  local B = "8. a scanned PDF to a searchable PDF"
+  local B = "9. a scanned PDF to a searchable PDF"
   for _, prog in ipairs{ "img2pdf", "ocrmypdf", "pdftoppm", "tesseract", "qpdf", "pdftotext", "xargs" } do
     if not on_path(prog) then
-      log("8: skipped: no %s", prog)
+      log("9: skipped: no %s", prog)
       return ctx.row(B, "skipped", "no `" .. prog .. "` on PATH (Debian: img2pdf, ocrmypdf, poppler-utils, tesseract-ocr, qpdf)")
     end
   end
   if not pcall(require, "ocr.tesseract_pdf") then
-    log("8: skipped: ocr.tesseract_pdf not built")
+    log("9: skipped: ocr.tesseract_pdf not built")
     return ctx.row(B, "skipped", "ocr.tesseract_pdf is not built (libpoppler-glib-dev)")
   end
   local N = ctx.quick and 6 or 20
@@ -70,13 +70,13 @@ function M.run(ctx)
   local function check(path, side)
     local info = capture("pdfinfo " .. q(path))
     local pages = tonumber(info:match("Pages:%s+(%d+)"))
-    if pages ~= N then error(("benchmark 8: %s wrote %s pages, not %d"):format(side, tostring(pages), N), 0) end
+    if pages ~= N then error(("benchmark 9: %s wrote %s pages, not %d"):format(side, tostring(pages), N), 0) end
     local worst = 0
     for i = 1, N, math.max(1, math.floor(N / 4)) do
       local text = capture(("pdftotext -f %d -l %d %s -"):format(i, i, q(path)))
       worst = math.max(worst, cer.rate(known, text))
     end
-    if worst > 0.02 then error(("benchmark 8: %s's text layer is off: CER %.3f"):format(side, worst), 0) end
+    if worst > 0.02 then error(("benchmark 9: %s's text layer is off: CER %.3f"):format(side, worst), 0) end
     return worst
   end
 
@@ -92,18 +92,18 @@ function M.run(ctx)
   -- Warm-up, untimed: each side once, so that no side pays for a cold page cache (its model,
   -- its programs) in the first round.
   for _, side in ipairs(sides) do
-    if not side.run() then error("benchmark 8: side " .. side.name .. " failed", 0) end
+    if not side.run() then error("benchmark 9: side " .. side.name .. " failed", 0) end
   end
   for r = 1, ROUNDS do
     for _, side in ipairs(sides) do
       local t0 = now()
       local ok, path = side.run()
       t[side.name][r] = now() - t0
-      if not ok then error("benchmark 8: side " .. side.name .. " failed", 0) end
+      if not ok then error("benchmark 9: side " .. side.name .. " failed", 0) end
       cers[side.name] = check(path, side.name)
     end
     r_ab[r], r_ac[r] = t.b[r] / t.a[r], t.c[r] / t.a[r]
-    log("8: round %d: (a) %.2f pages/s, (b) %.2f pages/s, (c) %.2f pages/s", r,
+    log("9: round %d: (a) %.2f pages/s, (b) %.2f pages/s, (c) %.2f pages/s", r,
         N / t.a[r], N / t.b[r], N / t.c[r])
   end
   local function rate(ts) local m = median(ts) return ("%.2f pages/s (%.2f s for %d pages)"):format(N / m, m, N) end

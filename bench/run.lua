@@ -434,7 +434,7 @@ local function main()
   if want(7) then
     cache_bench.run{ ocr = ocr, lib = lib, row = row, verdict = verdict, quick = Q }
   end
-  if want(8) then   -- (bench/pdf.lua: a scanned PDF to a searchable PDF, vs ocrmypdf)
+  if want(9) then   -- (bench/pdf.lua: a scanned PDF to a searchable PDF, vs ocrmypdf)
     pdf_bench.run{ lib = lib, row = row, verdict = verdict, quick = Q, cpath = opts.cpath,
                    lua = arg[-1] or "lua5.4" }
   end
