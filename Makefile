@@ -47,6 +47,9 @@ BUSTED ?= /usr/bin/busted
 # The optional ocr.tesseract module (built when pkg-config finds tesseract and leptonica).
 -include mk/tesseract.mk
 
+# The optional ocr.hiredis module, for the Redis store (pkg-config hiredis).
+-include mk/hiredis.mk
+
 # The benchmarks: `make bench` (bench/, mk/bench.mk).
 -include mk/bench.mk
 
@@ -55,7 +58,7 @@ BUSTED ?= /usr/bin/busted
 
 .PHONY: all deps demo test test-asan coverage install clean
 
-all: $(OUT)/ocr/core.so $(OUT)/ocr/curl.so $(TESSERACT_SO)
+all: $(OUT)/ocr/core.so $(OUT)/ocr/curl.so $(TESSERACT_SO) $(HIREDIS_SO)
 
 $(OBJ)/%.o: csrc/%.c $(HEADERS) | $(OBJ)
 	$(CC) $(ALL_CFLAGS) $(CORE_CFLAGS) $(CURL_CFLAGS) -c $< -o $@
@@ -116,6 +119,7 @@ install: all
 	install -m 0644 $(wildcard lua/ocr/providers/*.lua) $(DESTDIR)$(LUA_SHARE)/ocr/providers/
 	install -m 0644 $(wildcard lua/ocr/hosts/*.lua) $(DESTDIR)$(LUA_SHARE)/ocr/hosts/
 	if [ -f $(OUT)/ocr/tesseract.so ]; then install -m 0755 $(OUT)/ocr/tesseract.so $(DESTDIR)$(LUA_LIBDIR)/ocr/; fi
+	if [ -f $(OUT)/ocr/hiredis.so ]; then install -m 0755 $(OUT)/ocr/hiredis.so $(DESTDIR)$(LUA_LIBDIR)/ocr/; fi
 	if [ -f $(OUT)/ocr/tesseract_pdf.so ]; then install -m 0755 $(OUT)/ocr/tesseract_pdf.so $(DESTDIR)$(LUA_LIBDIR)/ocr/; fi
 	install -d $(DESTDIR)$(BINDIR)
 	sed '1s|.*|#!/usr/bin/env $(LUA)|' bin/ocr > $(DESTDIR)$(BINDIR)/ocr

@@ -33,7 +33,7 @@ do
     elseif a == "--tess-mixed" then opts.tess_mixed = true
     elseif a == "--only" then opts.only = tonumber(arg[i + 1]); i = i + 1
     else
-      io.stderr:write("usage: bench/run.lua [--cpath DIR] [--tools DIR] [--lua DIR] [--quick] [--only 1-6] [--tess-mixed]\n")
+      io.stderr:write("usage: bench/run.lua [--cpath DIR] [--tools DIR] [--lua DIR] [--quick] [--only 1-8] [--tess-mixed]\n")
       os.exit(2)
     end
     i = i + 1
@@ -53,6 +53,7 @@ local providers = require "providers"
 local tesseract_bench = require "tesseract"
 local openresty_bench = require "openresty"
 local cache_bench = require "cache"
+local fleet_bench = require "fleet"
 local pdf_bench = require "pdf"
 
 lib.ROOT, lib.TOOLS = ROOT, opts.tools
@@ -433,6 +434,9 @@ local function main()
   end
   if want(7) then
     cache_bench.run{ ocr = ocr, lib = lib, row = row, verdict = verdict, quick = Q }
+  end
+  if want(8) then
+    fleet_bench.run{ ocr = ocr, lib = lib, row = row, verdict = verdict, quick = Q, cpath = opts.cpath }
   end
   if want(9) then   -- (bench/pdf.lua: a scanned PDF to a searchable PDF, vs ocrmypdf)
     pdf_bench.run{ lib = lib, row = row, verdict = verdict, quick = Q, cpath = opts.cpath,

@@ -372,6 +372,88 @@ function M.http_response(opts, wire, pieces)
   return true
 end
 
+-- ---- redis_reply (ocr.hiredis's reader) -------------------------------------------------------
+
+function M.decode.redis_reply(s)
+  local r = reader(s)
+  local max_reply = bit(r.u8(), 1) and 16 + r.u16() or nil
+  local cuts = {}
+  for i = 1, r.u8() % 16 do cuts[i] = r.u16() end
+  return { n = 3, max_reply, cuts, r.rest() }
+end
+
+local KINDS = { reply = true, protocol = true }
+
+-- A reply as text, to compare two ways of feeding the same bytes.
+local function show(v)
+  if type(v) ~= "table" then return type(v) .. ":" .. tostring(v) end
+  local parts = {}
+  for i = 1, #v do parts[i] = show(v[i]) end
+  if v.err then parts[#parts + 1] = "err:" .. tostring(v.err) end
+  return "[" .. table.concat(parts, ",") .. "]"
+end
+
+-- Feeds the pieces, reading every reply after each; returns what was read, or nil and why.
+local function read_replies(max_reply, pieces)
+  local r = require("ocr.hiredis").reader(max_reply)
+  local out, failed = {}, nil
+  for _, piece in ipairs(pieces) do
+    local ok, fed, ferr, fkind = call(r.feed, r, piece)
+    if ok == nil then return nil, fed end
+    if not ok then return nil, "feed raised: " .. fed end
+    if fed ~= true then
+      if not is_message(ferr) or fkind ~= "protocol" then return nil, "feed: a malformed refusal" end
+      failed = failed or ferr
+      break
+    end
+    while true do
+      local gok, v, gerr, gkind = call(r.get, r)
+      if gok == nil then return nil, v end
+      if not gok then return nil, "get raised: " .. v end
+      if v == nil and gerr == nil then break end          -- (more bytes needed)
+      if v == nil then
+        -- (an error reply's message is the server's: "-\r\n" is a valid, empty one)
+        if type(gerr) ~= "string" or not KINDS[gkind] or (gkind == "protocol" and gerr == "") then
+          return nil, "get: a malformed error"
+        end
+        out[#out + 1] = "error:" .. gkind
+        if gkind == "protocol" then failed = gerr break end
+      else
+        local t = type(v)
+        if t ~= "string" and t ~= "number" and t ~= "table" and v ~= false then
+          return nil, "get: a value of type " .. t
+        end
+        out[#out + 1] = show(v)
+      end
+    end
+    if failed then break end
+  end
+  return { out = table.concat(out, "\n"), failed = failed }
+end
+
+function M.redis_reply(max_reply, cuts, wire)
+  local whole, why = read_replies(max_reply, { wire })
+  if not whole then return false, "fed whole: " .. why end
+  for i = 1, #cuts do cuts[i] = cuts[i] % (#wire + 1) end
+  table.sort(cuts)
+  local pieces, at = {}, 0
+  for i = 1, #cuts do
+    pieces[i] = wire:sub(at + 1, cuts[i])
+    at = cuts[i]
+  end
+  pieces[#pieces + 1] = wire:sub(at + 1)
+  local cut
+  cut, why = read_replies(max_reply, pieces)
+  if not cut then return false, ("fed in %d pieces: %s"):format(#pieces, why) end
+  -- The same replies, whatever the pieces; only the bound on a reply's bytes may cut in earlier
+  -- when fed whole (a whole wire is measured at once), so compare when neither hit it.
+  local bounded = (whole.failed or ""):find("max_reply", 1, true) or (cut.failed or ""):find("max_reply", 1, true)
+  if not bounded and cut.out ~= whole.out then
+    return false, ("fed in %d pieces, other replies than fed whole:\n%s\n==== whole:\n%s"):format(#pieces, cut.out, whole.out)
+  end
+  return true
+end
+
 -- ---- image_check (ocr.tesseract; the harness calls the C functions directly) ----------------
 
 function M.decode.image_check(s)

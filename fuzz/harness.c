@@ -19,6 +19,8 @@
 #define FZ_GC_EVERY 1
 
 int luaopen_ocr_core(lua_State *L);
+/* Linked into the harnesses of ocr.hiredis only (fuzz/redis_reply.c): preloaded when present. */
+int luaopen_ocr_hiredis(lua_State *L) __attribute__((weak));
 
 /* ---- bytes ------------------------------------------------------------------------------ */
 
@@ -95,6 +97,10 @@ static void setup(const char *name) {
     lua_getfield(L, -1, "preload");
     lua_pushcfunction(L, luaopen_ocr_core);
     lua_setfield(L, -2, "ocr.core");
+    if (luaopen_ocr_hiredis) {
+        lua_pushcfunction(L, luaopen_ocr_hiredis);
+        lua_setfield(L, -2, "ocr.hiredis");
+    }
     lua_pop(L, 2);
     if (luaL_dofile(L, FUZZ_CHECKS) != 0) die("cannot load " FUZZ_CHECKS, lua_tostring(L, -1));
     if (!lua_istable(L, -1)) die(FUZZ_CHECKS " did not return a table", NULL);

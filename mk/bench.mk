@@ -5,7 +5,7 @@
 #   make bench                 everything (about four minutes; benchmark 5, local OCR, needs
 #                              ocr.tesseract and the tesseract command, else prints "skipped")
 #   make bench BENCH_ARGS=--quick     fewer runs and jobs: a smoke test, not numbers to publish
-#   make bench BENCH_ARGS="--only 4"  one benchmark (1-6; 6, OpenResty, starts nginx with the
+#   make bench BENCH_ARGS="--only 4"  one benchmark (1-8; 6, OpenResty, starts nginx with the
 #                              modules of build/lua5.1, built here too)
 
 # Rules below must not become the default goal, wherever the Makefile includes this file.

@@ -27,7 +27,7 @@ FUZZ_LIBS   = $(shell $(PKG_CONFIG) --libs $(FUZZ_LUA) 2>/dev/null || echo -l$(F
 
 # harness:max_len (the largest input libFuzzer makes for it)
 FUZZ_HARNESSES = xml_decode:4096 multipart:2048 codec:4096 cos_sign:2048 image_check:8192 \
-                 http_response:4096
+                 http_response:4096 redis_reply:4096
 FUZZ_NAMES     = $(foreach h,$(FUZZ_HARNESSES),$(firstword $(subst :, ,$(h))))
 FUZZ_ONLY     ?= $(FUZZ_NAMES)
 
@@ -47,6 +47,10 @@ $(FUZZ_OUT)/obj/fuzz_%.o: fuzz/%.c fuzz/harness.h $(HEADERS) | $(FUZZ_OUT)/obj
 
 $(FUZZ_BINS): $(FUZZ_OUT)/%: $(FUZZ_OUT)/obj/fuzz_%.o $(FUZZ_OUT)/obj/fuzz_harness.o $(FUZZ_CORE_OBJ)
 	$(FUZZ_CC) $(FUZZ_SAN) -o $@ $^ $(FUZZ_LIBS)
+
+# redis_reply links ocr.hiredis (preloaded by harness.c) and libhiredis as well.
+$(FUZZ_OUT)/redis_reply: $(FUZZ_OUT)/obj/hiredis.o $(FUZZ_OUT)/obj/redis_reply.o
+$(FUZZ_OUT)/redis_reply: FUZZ_LIBS += $(shell $(PKG_CONFIG) --libs hiredis 2>/dev/null)
 
 $(FUZZ_OUT)/obj:
 	mkdir -p $@

@@ -598,6 +598,48 @@ ocr.register(%q, {
       assert.equal(0, #pic:requests(CREATE, "POST"))
     end)
 
+    it("--store redis://: the cache, the budget and the rate limit in Redis, shared by runs", function()
+      local R = require "helpers.redis"
+      assert(not R.missing(), R.missing())
+      local secret = "cli-secret-" .. os.time()
+      local redis = R.start{ password = secret }
+      finally(function() redis.stop() end)
+      local store = ("--store redis://:%s@127.0.0.1:%d/2"):format(secret, redis.port)
+      local args = ("-p picwish --cache %s --budget 5 --set poll_interval=0.01 --set retries=0 %s/p.png")
+                   :format(store, dir)
+      local out, err, status = ocr_cmd(args, env)
+      assert.equal(0, status, err)
+      assert.equal("pipeline page\n", out)
+      out, err, status = ocr_cmd(args, env)
+      assert.equal(0, status, err)
+      assert.equal("pipeline page\n", out)
+      assert.equal(1, #pic:requests(CREATE, "POST"))
+      assert.truthy(err:find("1 done (1 cached)", 1, true), err)
+      local c = redis.conn()
+      c:call("SELECT", 2)
+      local keys = c:call("KEYS", "ocr:*")
+      local kinds = {}
+      for _, k in ipairs(keys) do kinds[#kinds + 1] = k:match("^ocr:(%a+)") or k end
+      table.sort(kinds)
+      -- the cached result, the run's budget count, the bucket of the picwish key
+      assert.truthy(table.concat(kinds, " "):find("rate", 1, true), table.concat(keys, " "))
+      assert.is_true(#keys >= 3, table.concat(keys, " "))
+      assert.falsy(err:find(secret, 1, true))
+      -- Redis gone: the run still works on its own, says so once, and never the password.
+      redis.kill()
+      pic:reset()
+      out, err, status = ocr_cmd(args, env)
+      assert.equal(0, status, err)
+      assert.equal("pipeline page\n", out)
+      local _, n = err:gsub("unreachable", "")
+      assert.equal(1, n, err)
+      assert.falsy(err:find(secret, 1, true))
+      -- a store that is not Redis is a usage error
+      out, err, status = ocr_cmd("--store memcached://x " .. dir .. "/p.png", env)
+      assert.equal(2, status)
+      assert.truthy(err:find("redis://", 1, true), err)
+    end)
+
     it("refuses flags that do not go together", function()
       local _, err, status = ocr_cmd("-p uapi,picwish --min-confidence 0.5 --hedge-after 1 x.png", env)
       assert.equal(2, status)

@@ -458,7 +458,8 @@ end)
 describe("fuzz: libFuzzer's findings and seeds, replayed", function()
   local F = require "helpers.files"
   local checks = dofile("fuzz/checks.lua")
-  local HARNESSES = { "xml_decode", "multipart", "codec", "cos_sign", "http_response", "image_check" }
+  local HARNESSES = { "xml_decode", "multipart", "codec", "cos_sign", "http_response", "image_check",
+                      "redis_reply" }
 
   local function replay(harness, path)
     local args = checks.decode[harness](assert(F.read(path), path))
@@ -474,6 +475,9 @@ describe("fuzz: libFuzzer's findings and seeds, replayed", function()
     local it_or_pending = it
     if harness == "image_check" and not pcall(require, "ocr.tesseract") then
       it_or_pending = function(name) pending(name .. " (ocr.tesseract not built)") end
+    end
+    if harness == "redis_reply" and not pcall(require, "ocr.hiredis") then
+      it_or_pending = function(name) pending(name .. " (ocr.hiredis not built)") end
     end
     local found = "spec/fixtures/fuzz/" .. harness
     for _, name in ipairs(F.exists(found) and F.list(found) or {}) do

@@ -105,12 +105,17 @@ Reservation.__index = Reservation
 
 --- Reserves `credits` for `scope`: returns a reservation (keep it: the credits stay spent; or
 --- `release()` it), or nil and the refusal's fields (kind quota, budget = true, retryable
---- false, sent false). The count grows by `incr` first and shrinks back on refusal, so racing
+--- false, sent false; kind server when the store itself failed). The count grows by `incr` first and shrinks back on refusal, so racing
 --- callers never spend more than the budget between them.
 function Budget:reserve(scope, credits)
   local key, ttl = self:key(scope)
   if credits <= 0 then return setmetatable({ credits = 0 }, Reservation) end
-  local total = tonumber((self.store:incr(key, credits, 0, ttl)))
+  local n, err = self.store:incr(key, credits, 0, ttl)
+  local total = tonumber(n)
+  if n == nil then   -- (the store failed: nothing is known to be left, so nothing is sent)
+    return nil, { kind = "server", retryable = false, sent = false, budget = true,
+                  message = "budget: " .. tostring(err or "the store failed") .. ": nothing sent" }
+  end
   if not total or total > self.credits then
     if total then self.store:incr(key, -credits, 0, ttl) end
     return nil, refusal(self, credits, total and total - credits or "?")

@@ -10,8 +10,8 @@ local files = require "ocr.files"
 local M = { USAGE = [==[
 usage: ocr [-p PROVIDER[,PROVIDER...]] [--text | --json | --tsv] [--lang L] [-o DIR [--overwrite]]
            [--min-confidence C | --hedge-after S] [--cache[=DIR]] [--budget N]
-           [-f FORMAT] [--pages P] [--dpi N] [--password W]
-           [-j N] [-q] [--require MODULE]... [--set key=value]... INPUT...
+           [--store redis://[:PASSWORD@]HOST[:PORT][/DB]] [-f FORMAT] [--pages P] [--dpi N]
+           [--password W] [-j N] [-q] [--require MODULE]... [--set key=value]... INPUT...
        ocr [--require MODULE]... providers
        ocr --help | --version
 
@@ -27,6 +27,10 @@ PDFs, by name; not recursive), an http(s) URL, or - for standard input.
       --cache[=DIR]     reuse results (and resume tasks) kept in DIR (default
                         $XDG_CACHE_HOME/lua-ocr): an input read before costs nothing
       --budget N        spend at most N credits per provider in this run
+      --store URL       keep rate limits, the --budget count and the --cache (without DIR)
+                        in Redis, shared with every process that uses the same store:
+                        redis://[:PASSWORD@]HOST[:PORT][/DB] (also OCR_STORE); while Redis
+                        is unreachable, this process keeps its own and says so once
       --text            print the text (default); a line with a form feed between pages;
                         several inputs get "==> name <==" headers
       --json            print one JSON object per input (JSON Lines): the result model
@@ -95,6 +99,7 @@ function M.parse(args)
         usage_error("--hedge-after needs seconds >= 0")
       end
     elseif a == "--cache" then o.cache = long and value(a) or true   -- (--cache=DIR, or the default)
+    elseif a == "--store" then o.store = value(a)
     elseif a == "--budget" then
       o.budget = tonumber(value(a))
       if not o.budget or o.budget < 0 then usage_error("--budget needs a number of credits >= 0") end
@@ -254,6 +259,7 @@ local function build_options(o, name, def)
     if def.languages then client_opts.language = o.lang else input_opts.language = o.lang end
   end
   if o.budget then client_opts.budget = { credits = o.budget, per = "run" } end
+  if o.store_object then client_opts.store = o.store_object end   -- (rate limits and the budget)
   return client_opts, input_opts
 end
 
@@ -492,6 +498,11 @@ end
 make_client = function(o, ocr)
   local names = o.providers or { registry.default_name() }
   if #names == 0 then return nil, nil, "no provider declares itself the default: pass -p NAME" end
+  if o.store and not o.store_object then
+    local made, s = pcall(ocr.store.redis, { url = o.store, log = o.log })
+    if not made then return nil, nil, "--store: " .. (tostring(s):gsub("^.-:%d+: ", "")) end
+    o.store_object = s
+  end
   local members, input_opts = {}, nil
   for i, name in ipairs(names) do
     local loaded, def = pcall(registry.get, name)
@@ -527,7 +538,9 @@ make_client = function(o, ocr)
   elseif #members > 1 then
     client = ocr.fallback(members)
   end
-  if o.cache then
+  if o.cache == true and o.store_object then
+    client = ocr.cache(client, { store = o.store_object })
+  elseif o.cache then
     local dir = o.cache == true and default_cache() or o.cache
     local ok, derr = make_dirs(dir)
     if not ok then return nil, nil, ("cannot create the cache folder %s: %s"):format(dir, derr) end
@@ -599,6 +612,8 @@ function M.main(args, ocr, streams)
     err_out:write("ocr: no input given\ntry 'ocr --help'\n")
     return 2
   end
+  if not o.store and (os.getenv("OCR_STORE") or "") ~= "" then o.store = os.getenv("OCR_STORE") end
+  o.log = function(e) err_out:write("ocr: ", e.message, "\n") end   -- (the store's outages)
   local client, input_opts, cerr = make_client(o, ocr)
   if not client then
     err_out:write("ocr: ", cerr, "\n")

@@ -24,7 +24,7 @@ M.COMMON_OPTIONS = {
   proxy = "string", user_agent = "string", transport = "object", on_progress = "function",
   log = "function", backoff = "table", max_response_size = "number", rate = "table_or_false",
   retry_budget = "integer", keepalive_timeout = "positive", keepalive_pool = "integer",
-  shared_dict = "string", budget = "table", cost = "table",
+  shared_dict = "string", budget = "table", cost = "table", store = "object",
 }
 
 --- Keys of `recognize`'s input that are not vendor options.
@@ -135,13 +135,23 @@ function M.new(name, def, opts)
     if not okc then error(("ocr.new(%q): %s"):format(name, tostring(cerr):gsub("^.-:%d+: ", "")), 3) end
     price = opts.cost
   end
+  if opts.store ~= nil and type(opts.store.take) ~= "function" then
+    error(("ocr.new(%q): option 'store': a store with take() for rate limits expected (ocr.store.redis{...})")
+          :format(name), 3)
+  end
   local spending
   if opts.budget ~= nil then
     if price == nil then
       error(("ocr.new(%q): option 'budget': what %s's calls cost is unknown; declare it with the option cost = {credits = n}")
             :format(name, name), 3)
     end
-    local okb, b = pcall(budget.new, opts.budget, "option 'budget'")
+    local bspec = opts.budget
+    if type(bspec) == "table" and bspec.store == nil and opts.store ~= nil then   -- (one store for both)
+      bspec = {}
+      for k, v in pairs(opts.budget) do bspec[k] = v end
+      bspec.store = opts.store
+    end
+    local okb, b = pcall(budget.new, bspec, "option 'budget'")
     if not okb then error(("ocr.new(%q): %s"):format(name, tostring(b):gsub("^.-:%d+: ", "")), 3) end
     spending = b
   end

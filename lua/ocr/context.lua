@@ -469,9 +469,15 @@ function Context:request(req)
     self.held, self.pending = held, price or nil   -- (ctx:abandon reads them)
     local limiter = req.billed and self.client.limiter
     if limiter then
-      limiter:acquire(runtime.sleep, logging and function(delay)
+      local went, lerr = limiter:acquire(runtime.sleep, logging and function(delay)
         self:log{ event = "rate_limit_wait", method = req.method or "GET", url = req.url, delay = delay }
-      end or nil, host.current().rate_store(self.client))
+      end or nil, host.current().rate_store(self.client), self.client.options.store)
+      if not went then   -- (a shared store that is down, told to fail: nothing is sent)
+        if held then for _, h in ipairs(held) do h:release() end end
+        self.held, self.pending = nil, nil
+        return nil, self:error{ kind = "server", retryable = false, sent = false, attempts = attempt,
+                                message = "rate limit: " .. tostring(lerr) }
+      end
     end
     local started
     if logging then

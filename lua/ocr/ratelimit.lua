@@ -10,9 +10,13 @@
 -- caller of its key in this process that actually went (`spacing`, `go`, and `on_start` when
 -- the request really leaves).
 -- The store is pluggable so that buckets can be shared across processes: the nginx host keeps
--- them in a lua_shared_dict (ocr.hosts.nginx), and `set_store` installs any other (Redis). A
--- store is an object with `take(key, per_second, burst, now) -> seconds to wait` and optionally
--- `last(key)` / `mark(key, now)` (when the last caller went; without them, this process's).
+-- them in a lua_shared_dict (ocr.hosts.nginx), a client's `store` option or `set_store` installs
+-- another (ocr.store.redis: a fleet). A store is an object with
+--   take(key, per_second, burst, now) -> seconds to wait[, went]  | nil, err (the store failed)
+-- and either `last(key)` / `mark(key, now)` (when the last caller went; without them, this
+-- process's) or, for a store that keeps its own clock (Redis's), `go(key, per_second, force)`
+-- -> 0 (departure recorded) | seconds still to wait | nil, err. `went` true: take recorded
+-- the departure already.
 local core = require "ocr.core"
 
 local M = {}
@@ -76,7 +80,10 @@ function M.limiter(key, rate)
                            burst = rate.burst or 1 }, Limiter)
   -- go() again, for the transport to call when the request actually leaves: a job's request
   -- may wait for the next step, and the next caller must be spaced from the real departure.
-  l.on_start = function() l:go() end
+  l.on_start = function()
+    local s = l.store
+    if s and s.go then s:go(l.key, l.per_second, true) else l:go() end
+  end
   return l
 end
 
@@ -87,20 +94,33 @@ end
 -- `last`/`mark` of stores that do not share them (set_store's own) are this process's.
 local function went_store(s) return s.mark and s or memory end
 
---- `host_store` is the host's (ocr.host: rate_store), used unless set_store installed one.
-function Limiter:acquire(sleep, on_wait, host_store)
-  local s = M.get_store(host_store)
+--- `host_store` is the host's (ocr.host: rate_store), used unless set_store installed one;
+--- `own` (a client's `store` option) wins over both. Returns true, or nil and the store's error
+--- (a shared store that is down and told to fail).
+function Limiter:acquire(sleep, on_wait, host_store, own)
+  local s = own or M.get_store(host_store)
   self.store = s
-  local wait = self:wait()
+  local wait, went = self:wait()
+  if wait == nil then return nil, went end
   if wait > 0 then
     if on_wait then on_wait(wait) end
     sleep(wait)
   end
+  if went then return true end
   if wait > 0 or self.burst <= 1 then   -- (callers of a burst, tokens to spare, go together)
+    if s.go then                        -- (the store's clock decides)
+      while true do
+        local late, err = s:go(self.key, self.per_second)
+        if late == nil then return nil, err end
+        if late <= 0 then return true end
+        sleep(late)
+      end
+    end
     local late = self:spacing()
     if late > 0 then sleep(late) end
   end
   self:go()
+  return true
 end
 
 --- Takes a token; returns the seconds to wait before using it (0 = now). The clock is the

@@ -9,11 +9,15 @@
 --   store:delete(key)                   -> true
 --
 -- M.memory{max_items=} keeps them in this Lua state (least recently used let go first);
--- M.dir(path) keeps one file per key, shared by every process that opens the same directory.
+-- M.dir(path) keeps one file per key, shared by every process that opens the same directory;
+-- M.redis{...} keeps them in Redis, shared by a fleet (ocr.redis_store, loaded when used).
 local core = require "ocr.core"
 local files = require "ocr.files"
 
 local M = {}
+
+--- A store on Redis: see ocr.redis_store.
+function M.redis(opts) return require("ocr.redis_store").new(opts) end
 
 local function check_ttl(ttl)
   assert(ttl == nil or (type(ttl) == "number" and ttl >= 0), "store: ttl must be seconds >= 0 or nil")

@@ -48,6 +48,8 @@ necessarily" success).
 
 Settings (POST /_emu/config): api_key (string, or a list of valid keys), qps, script, file_ttl,
 max_file_size, error_style, default_text, url_text, url_fail, default_format, result_base.
+State (GET /_emu/state): tasks; accepted, the arrival times (monotonic) of the creates the qps
+check let through; qps_refused, how many it answered 429 (the fleet specs count both).
 """
 import math
 import re
@@ -141,13 +143,16 @@ class PicWish(emu.Emulator):
     def reset_state(self):
         self.tasks = {}
         self.creates = {}   # api key -> [timestamps of creates within the last second]
+        self.accepted = []  # arrival times (monotonic) of the creates the qps check let through
+        self.qps_refused = 0
 
     def opt(self, key):
         return self.settings.get(key, DEFAULTS[key])
 
     def state_snapshot(self):
         with self.lock:
-            return {"tasks": {tid: self.describe(t) for tid, t in self.tasks.items()}}
+            return {"tasks": {tid: self.describe(t) for tid, t in self.tasks.items()},
+                    "accepted": list(self.accepted), "qps_refused": self.qps_refused}
 
     @staticmethod
     def describe(t):
@@ -177,9 +182,11 @@ class PicWish(emu.Emulator):
             recent = [t for t in self.creates.get(key, []) if now - t < 1.0]
             if limit and len(recent) >= limit:
                 self.creates[key] = recent
+                self.qps_refused += 1
                 raise ApiError(429, "Request frequency exceeds the QPS limit (%s)." % limit)
             recent.append(now)
             self.creates[key] = recent
+            self.accepted.append(now)
 
     # -- create ---------------------------------------------------------------------------
     def create(self, req):
