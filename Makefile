@@ -120,6 +120,7 @@ install: all
 	install -m 0644 $(wildcard lua/ocr/hosts/*.lua) $(DESTDIR)$(LUA_SHARE)/ocr/hosts/
 	if [ -f $(OUT)/ocr/tesseract.so ]; then install -m 0755 $(OUT)/ocr/tesseract.so $(DESTDIR)$(LUA_LIBDIR)/ocr/; fi
 	if [ -f $(OUT)/ocr/hiredis.so ]; then install -m 0755 $(OUT)/ocr/hiredis.so $(DESTDIR)$(LUA_LIBDIR)/ocr/; fi
+	if [ -f $(OUT)/ocr/tesseract_pdf.so ]; then install -m 0755 $(OUT)/ocr/tesseract_pdf.so $(DESTDIR)$(LUA_LIBDIR)/ocr/; fi
 	install -d $(DESTDIR)$(BINDIR)
 	sed '1s|.*|#!/usr/bin/env $(LUA)|' bin/ocr > $(DESTDIR)$(BINDIR)/ocr
 	chmod 0755 $(DESTDIR)$(BINDIR)/ocr

@@ -54,6 +54,7 @@ local tesseract_bench = require "tesseract"
 local openresty_bench = require "openresty"
 local cache_bench = require "cache"
 local fleet_bench = require "fleet"
+local pdf_bench = require "pdf"
 
 lib.ROOT, lib.TOOLS = ROOT, opts.tools
 providers.register()
@@ -436,6 +437,10 @@ local function main()
   end
   if want(8) then
     fleet_bench.run{ ocr = ocr, lib = lib, row = row, verdict = verdict, quick = Q, cpath = opts.cpath }
+  end
+  if want(9) then   -- (bench/pdf.lua: a scanned PDF to a searchable PDF, vs ocrmypdf)
+    pdf_bench.run{ lib = lib, row = row, verdict = verdict, quick = Q, cpath = opts.cpath,
+                   lua = arg[-1] or "lua5.4" }
   end
   print_table(machine, now() - t0, load0, lib.loadavg())
 end

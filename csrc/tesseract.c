@@ -484,7 +484,124 @@ static lpool *check_open(lua_State *L) {
     return lp;
 }
 
-static const char *const submit_keys[] = { "path", "data", "languages", NULL };
+static const char *const submit_keys[] = {
+    "path", "data", "languages", "format", "output", "title", "pdf", "password", "dpi", "pages",
+    "text_layer", NULL
+};
+
+static const char *const format_names[] = { "txt", "hocr", "alto", "tsv", "pdf", NULL };
+
+/* An optional string field of the submit table: NULL when nil; raises on another type. */
+static const char *opt_string(lua_State *L, int t, const char *key, size_t *len) {
+    lua_getfield(L, t, key);
+    const char *s = NULL;
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "pool:submit: '%s' must be a string (got %s)", key, luaL_typename(L, -1));
+        s = lua_tolstring(L, -1, len);
+    }
+    lua_pop(L, 1);   /* (the string stays referenced by the table) */
+    return s;
+}
+
+/* The job options of the submit table at t into jo (strings point into the table, ranges into
+ * `ranges`); 0 with msg for a bad value; raises on a wrong type. */
+static int read_job_options(lua_State *L, int t, tp_job_options *jo, int *ranges, char *msg,
+                            size_t n) {
+    size_t len = 0;
+    memset(jo, 0, sizeof *jo);
+    jo->dpi = 300;
+    const char *format = opt_string(L, t, "format", &len);
+    if (format != NULL) {
+        int i = 0;
+        while (format_names[i] && strcmp(format_names[i], format) != 0) i++;
+        if (format_names[i] == NULL || strlen(format) != len) {
+            snprintf(msg, n, "format must be txt, hocr, alto, tsv or pdf (got '%.32s')", format);
+            return 0;
+        }
+        jo->format = (tp_format)i;
+    }
+    jo->output = opt_string(L, t, "output", &len);
+    if (jo->output && (len == 0 || strlen(jo->output) != len || len > TP_MAX_PATH - 8)) {
+        snprintf(msg, n, "output must be a path without NUL bytes, under %d bytes", TP_MAX_PATH - 8);
+        return 0;
+    }
+    if ((jo->format != TP_FORMAT_TXT) != (jo->output != NULL)) {
+        snprintf(msg, n, "%s", jo->output ? "output is the path of a format's file: format must "
+                 "be hocr, alto, tsv or pdf" : "format writes a file: output must be its path");
+        return 0;
+    }
+    jo->title = opt_string(L, t, "title", &len);
+    if (jo->title && strlen(jo->title) != len) jo->title = NULL;
+    jo->password = opt_string(L, t, "password", &len);
+    if (jo->password && (strlen(jo->password) != len || len > 1024)) {
+        snprintf(msg, n, "password must be under 1024 bytes, without NUL bytes");
+        return 0;
+    }
+    const char *layer = opt_string(L, t, "text_layer", &len);
+    if (layer && strcmp(layer, "ocr") != 0 && strcmp(layer, "keep") != 0) {
+        snprintf(msg, n, "text_layer must be \"ocr\" or \"keep\"");
+        return 0;
+    }
+    jo->keep_text = layer && strcmp(layer, "keep") == 0;
+    if (jo->keep_text && jo->format != TP_FORMAT_TXT) {
+        snprintf(msg, n, "text_layer = \"keep\" goes with format = \"txt\" only: libtesseract's "
+                 "renderers write what the engine recognised");
+        return 0;
+    }
+    lua_getfield(L, t, "dpi");
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TNUMBER)
+            luaL_error(L, "pool:submit: 'dpi' must be a number (got %s)", luaL_typename(L, -1));
+        lua_Number d = lua_tonumber(L, -1);
+        if (!(d >= 30 && d <= 1200) || floor(d) != d) {
+            lua_pop(L, 1);
+            snprintf(msg, n, "dpi must be a whole number from 30 to 1200");
+            return 0;
+        }
+        jo->dpi = (int)d;
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, t, "pdf");
+    if (!lua_isnil(L, -1)) jo->pdf = *(const tpdf_api **)luaL_checkudata(L, -1, TPDF_MT);
+    lua_pop(L, 1);
+    if (jo->pdf && jo->pdf->abi != TPDF_ABI) {
+        snprintf(msg, n, "ocr.tesseract_pdf was built for another ocr.tesseract: rebuild both");
+        return 0;
+    }
+    /* pages: {first, last, first, last, ...}, ascending and disjoint (ocr's provider parses
+     * "1-3,6" into this) */
+    lua_getfield(L, t, "pages");
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TTABLE)
+            luaL_error(L, "pool:submit: 'pages' must be a table (got %s)", luaL_typename(L, -1));
+        size_t count = lua_rawlen(L, -1);
+        if (count == 0 || count % 2 != 0 || count > 2 * TP_MAX_RANGES) {
+            lua_pop(L, 1);
+            snprintf(msg, n, "pages must hold 1 to %d ranges as first, last pairs", TP_MAX_RANGES);
+            return 0;
+        }
+        for (size_t i = 0; i < count; i++) {
+            lua_rawgeti(L, -1, (int)i + 1);
+            lua_Number v = lua_tonumber(L, -1);
+            int ok = lua_type(L, -1) == LUA_TNUMBER && v >= 1 && v <= 1000000 && floor(v) == v;
+            lua_pop(L, 1);
+            ranges[i] = ok ? (int)v : 0;
+            /* ascending within a range, and after the range before */
+            if (ok && i > 0) ok = i % 2 == 1 ? ranges[i] >= ranges[i - 1] : ranges[i] > ranges[i - 1];
+            if (!ok) {
+                lua_pop(L, 1);
+                snprintf(msg, n, "pages must be ascending, disjoint ranges of page numbers from 1 "
+                         "to 1000000");
+                return 0;
+            }
+        }
+        jo->ranges = ranges;
+        jo->nranges = (int)(count / 2);
+    }
+    lua_pop(L, 1);
+    return 1;
+}
 
 /* The languages at stack index idx (nil: the pool's default) into out, validated and their
  * files checked (a stat each: the model is loaded on a worker). 0 with msg for a bad value or
@@ -509,8 +626,9 @@ static int job_languages(lua_State *L, int idx, const char *datapath, int psm,
     return 1;
 }
 
-/* pool:submit{path = file | data = bytes, languages = "eng+chi_sim"} -> id | nil, err. Never
- * waits for recognition nor for a model. */
+/* pool:submit{path = file | data = bytes, languages = "eng+chi_sim", format =, output =, title =,
+ * pdf = renderer, password =, dpi =, pages = {first, last, ...}, text_layer = "ocr"|"keep"}
+ * -> id | nil, err. Never waits for recognition nor for a model. */
 static int l_submit(lua_State *L) {
     lpool *lp = check_open(L);
     luaL_checktype(L, 2, LUA_TTABLE);
@@ -537,8 +655,11 @@ static int l_submit(lua_State *L) {
     lua_getfield(L, 2, "languages");
     if (!job_languages(L, -1, lp->datapath, lp->psm, lp->languages, langs, msg, sizeof msg))
         return fail(L, TP_INVALID_INPUT, msg);
+    tp_job_options jo;
+    int *ranges = lua_newuserdata(L, 2 * TP_MAX_RANGES * sizeof *ranges);   /* (freed by the GC) */
+    if (!read_job_options(L, 2, &jo, ranges, msg, sizeof msg)) return fail(L, TP_INVALID_INPUT, msg);
     tp_kind kind = tp_pool_submit(lp->pool, has_path ? s : NULL, has_path ? NULL : s, len, langs,
-                                  &id, msg, sizeof msg);
+                                  &jo, &id, msg, sizeof msg);
     if (kind != TP_OK) return fail(L, kind, msg);
     lua_pushinteger(L, (lua_Integer)id);
     return 1;
@@ -567,7 +688,8 @@ static void push_words(lua_State *L, const tp_result *r, const tp_line *line) {
     lua_createtable(L, (int)line->nwords, 0);
     for (size_t i = 0; i < line->nwords; i++) {
         const tp_word *w = &words[line->first_word + i];
-        lua_createtable(L, 0, 3);
+        lua_createtable(L, 0, 4);
+        set_int(L, "page", line->page);
         push_text(L, r, w->text_off, w->text_len);
         lua_setfield(L, -2, "text");
         lua_pushnumber(L, w->confidence);
@@ -607,6 +729,12 @@ static void push_result(lua_State *L, const tp_job *job) {
         set_int(L, "width", pages[i].width);
         set_int(L, "height", pages[i].height);
         if (pages[i].angle >= 0) set_int(L, "angle", pages[i].angle);
+        if (pages[i].number > 0) set_int(L, "page", pages[i].number);
+        if (pages[i].dpi > 0) set_int(L, "dpi", pages[i].dpi);
+        if (pages[i].kept) {
+            lua_pushboolean(L, 1);
+            lua_setfield(L, -2, "kept");
+        }
         lua_rawseti(L, -2, (int)i + 1);
     }
     lua_setfield(L, -2, "pages");

@@ -14,9 +14,6 @@
 #include "image_check.h"
 #include "tesseract_page.h"
 
-#define TP_TEXT_LIMIT   (64u << 20)    /* recognised text and geometry per image, all pages */
-#define TP_MAX_SIDE     32767          /* tesseract refuses larger images */
-
 struct tp_engine {
     TessBaseAPI *api;
     ETEXT_DESC  *monitor;
@@ -31,7 +28,7 @@ void tp_set_msg(char *dst, size_t n, const char *fmt, ...) {
 
 /* ---- results ----------------------------------------------------------------------------- */
 
-static void result_init(tp_result *r) {
+void tp_result_init(tp_result *r) {
     ocr_buffer_init(&r->strings, TP_TEXT_LIMIT);
     ocr_buffer_init(&r->pages, TP_TEXT_LIMIT);
     ocr_buffer_init(&r->lines, TP_TEXT_LIMIT);
@@ -45,13 +42,19 @@ void tp_result_free(tp_result *r) {
     ocr_buffer_free(&r->words);
 }
 
-/* Appends a tesseract string (freed here on every path) without its trailing newlines/spaces. */
-static int result_add_text(tp_result *r, char *text, size_t *off, size_t *len) {
-    size_t n = text ? strlen(text) : 0;
-    while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == ' ' || text[n - 1] == '\r')) n--;
+/* Appends n bytes of text without their trailing newlines/spaces. */
+int tp_result_add_bytes(tp_result *r, const char *text, size_t n, size_t *off, size_t *len) {
+    while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == ' ' || text[n - 1] == '\r'
+                     || text[n - 1] == '\f'))
+        n--;
     *off = r->strings.len;
     *len = n;
-    int rc = ocr_buffer_append(&r->strings, text, n);
+    return ocr_buffer_append(&r->strings, text, n);
+}
+
+/* Appends a tesseract string (freed here on every path) without its trailing newlines/spaces. */
+static int result_add_text(tp_result *r, char *text, size_t *off, size_t *len) {
+    int rc = tp_result_add_bytes(r, text ? text : "", text ? strlen(text) : 0, off, len);
     if (text) TessDeleteText(text);
     return rc;
 }
@@ -133,11 +136,9 @@ static void read_file(tp_job *job, ocr_buffer *b, size_t max_bytes) {
     fclose(f);
 }
 
-/* Whether a page of w x h may be decoded; out's error otherwise. Pages after the first are
- * named in the message. */
-static int size_ok(tp_outcome *out, const tp_options *o, uint64_t w, uint64_t h, int page) {
-    char where[48] = "image";
-    if (page > 1) snprintf(where, sizeof where, "page %d of the image", page);
+/* Whether a page of w x h (each under 2^32) may be decoded; out's error, naming it `where`,
+ * otherwise. */
+int tp_size_ok(tp_outcome *out, const tp_options *o, uint64_t w, uint64_t h, const char *where) {
     if (w * h > o->max_pixels) {
         TP_FAIL(out, TP_TOO_LARGE, "%s is %llux%llu = %llu pixels, over max_pixels (%llu)", where,
              (unsigned long long)w, (unsigned long long)h, (unsigned long long)(w * h),
@@ -150,6 +151,13 @@ static int size_ok(tp_outcome *out, const tp_options *o, uint64_t w, uint64_t h,
         return 0;
     }
     return 1;
+}
+
+/* Pages after the first are named in the message. */
+static int size_ok(tp_outcome *out, const tp_options *o, uint64_t w, uint64_t h, int page) {
+    char where[48] = "image";
+    if (page > 1) snprintf(where, sizeof where, "page %d of the image", page);
+    return tp_size_ok(out, o, w, h, where);
 }
 
 /* An image_check.c status as the kind of a job's or a call's error. */
@@ -252,9 +260,18 @@ static int page_angle(TessResultIterator *ri) {
     return (int)orientation * 90;   /* PAGE_UP, PAGE_RIGHT, PAGE_DOWN, PAGE_LEFT */
 }
 
-/* Recognises one decoded page of `job` into r as page `page`; out says how it went. */
-static void recognise_page(tp_job *job, tp_result *r, tp_outcome *out, const tp_options *o,
-                           tp_engine *e, PIX *pix, int page) {
+/* Records a page as read, for pool:progress(): its 100 per cent, and one more page done. */
+void tp_page_done(tp_job *job, int reported) {
+    if (reported < 100) __atomic_add_fetch(&job->progress, (unsigned)(100 - reported), __ATOMIC_RELAXED);
+    /* release: whoever sees the page done sees its 100 too */
+    __atomic_add_fetch(&job->pages_done, 1, __ATOMIC_RELEASE);
+}
+
+/* Recognises one decoded page of `job` into r as page `page` (its number: a TIFF's page, a PDF's
+ * page in the document), the `index`th page of the job's output file, if any (0-based, in
+ * order); a PDF's page was rendered at `dpi`. out says how it went. */
+void tp_recognise_page(tp_job *job, tp_result *r, tp_outcome *out, const tp_options *o,
+                       tp_engine *e, PIX *pix, int page, int index, int dpi) {
     TessBaseAPI *api = e->api;
     ETEXT_DESC *monitor = e->monitor;
     tp_page pg;
@@ -268,12 +285,16 @@ static void recognise_page(tp_job *job, tp_result *r, tp_outcome *out, const tp_
     watch.monitor = monitor;
     watch.has_deadline = o->page_timeout > 0;
     if (watch.has_deadline) tp_deadline_after(&watch.deadline, o->page_timeout);
+    pg.number = dpi > 0 ? page : 0;
+    pg.dpi = dpi;
     TessBaseAPISetImage2(api, pix);
+    if (dpi > 0) TessBaseAPISetSourceResolution(api, dpi);
     TessMonitorSetCancelThis(monitor, &watch);
     int rc = TessBaseAPIRecognize(api, monitor);
     TessMonitorSetCancelThis(monitor, NULL);
     char what[32] = "the image";   /* what a failure names: a TIFF's page, even page 1 */
     if (job->doc != NULL) snprintf(what, sizeof what, "page %d", page);
+    int added = 0;   /* the page went into the output file */
     if (cancelled(job, out)) {
         /* out says so */
     } else if (watch.timed_out) {
@@ -292,17 +313,19 @@ static void recognise_page(tp_job *job, tp_result *r, tp_outcome *out, const tp_
             TP_FAIL(out, TP_TOO_LARGE, "recognised text over %u bytes", TP_TEXT_LIMIT);
         else if (brc == OCR_BUF_NOMEM)
             TP_FAIL(out, TP_SERVER, "out of memory storing the result");
+        /* while the engine still holds the page: libtesseract's renderer reads it from there */
+        else if (job->out_doc != NULL)
+            added = tp_output_add(job, index, api, out, page);
     }
-    add_progress(&watch, 100);
-    /* release: whoever sees the page done sees its 100 too */
-    __atomic_add_fetch(&job->pages_done, 1, __ATOMIC_RELEASE);
+    if (!added && job->out_doc != NULL) tp_output_fail(job);
+    tp_page_done(job, watch.reported);
     /* Frees the page and, with the legacy engine, what it adapted to this page: results must not
      * depend on which images a worker saw before. The model stays loaded. */
     TessBaseAPIClear(api);
     TessBaseAPIClearAdaptiveClassifier(api);
 }
 
-/* ---- a multi-page TIFF, read by several workers ------------------------------------------- */
+/* ---- a multi-page TIFF or a PDF, read by several workers ---------------------------------- */
 
 /* tesseract_pool.c hands the pages out one at a time to whichever worker is free. Results wait
  * in their page's slot and are joined in page order once the last page is read; each worker
@@ -310,6 +333,7 @@ static void recognise_page(tp_job *job, tp_result *r, tp_outcome *out, const tp_
 void tp_doc_free(tp_job *job) {
     struct tp_doc *doc = job->doc;
     if (doc == NULL) return;
+    tp_pdf_doc_close(job);
     for (int i = 0; i < doc->npages; i++) tp_result_free(&doc->slots[i].res);
     ocr_buffer_free(&doc->file);
     free(doc);
@@ -335,7 +359,7 @@ static int doc_create(tp_job *job, const tp_options *o, ocr_buffer *file,
     for (int i = 0; job->out.kind == TP_OK && i < n; i++) {
         size_ok(&job->out, o, dirs[i].width, dirs[i].height, i + 1);
         doc->slots[i].dir = dirs[i];
-        result_init(&doc->slots[i].res);
+        tp_result_init(&doc->slots[i].res);
     }
     free(dirs);
     if (job->out.kind != TP_OK) {
@@ -355,18 +379,25 @@ static int doc_create(tp_job *job, const tp_options *o, ocr_buffer *file,
 
 /* Decodes and recognises page `page` into its slot (the pool makes a failure the job's error
  * when no earlier page failed, so the error does not depend on which worker finished first). */
-void tp_read_page(tp_job *job, int page, const tp_options *o, tp_engine *e, tp_outcome *out) {
+void tp_read_page(tp_job *job, int page, const tp_options *o, tp_engine *e, int worker,
+                  tp_outcome *out) {
     struct tp_doc *doc = job->doc;
     tp_page_slot *slot = &doc->slots[page - 1];
+    if (doc->is_pdf) {
+        if (!tp_pdf_read_page(job, page, o, e, worker, out) && job->out_doc) tp_output_fail(job);
+        if (out->kind != TP_OK) tp_result_free(&slot->res);
+        return;
+    }
     size_t offset = page == 1 ? 0 : (size_t)slot->dir.offset;
     PIX *pix = NULL;
     if (out->kind == TP_OK && !cancelled(job, out))
         pix = pixReadMemFromMultipageTiff(doc->bytes, doc->len, &offset);
     if (pix != NULL)
-        recognise_page(job, &slot->res, out, o, e, pix, page);
+        tp_recognise_page(job, &slot->res, out, o, e, pix, page, page - 1, 0);
     else if (out->kind == TP_OK)
         TP_FAIL(out, TP_INVALID_INPUT, "cannot decode page %d of %d of a TIFF image: corrupt or "
              "truncated", page, doc->npages);
+    if (pix == NULL && job->out_doc) tp_output_fail(job);
     pixDestroy(&pix);
     if (out->kind != TP_OK) tp_result_free(&slot->res);
 }
@@ -376,7 +407,7 @@ void tp_doc_join(tp_job *job) {
     struct tp_doc *doc = job->doc;
     tp_result *r = &job->res;
     int rc = OCR_BUF_OK;
-    result_init(r);
+    tp_result_init(r);
     for (int i = 0; rc == OCR_BUF_OK && i < doc->npages; i++) {
         tp_result *pr = &doc->slots[i].res;
         size_t text_base = r->strings.len, word_base = r->words.len / sizeof(tp_word);
@@ -414,21 +445,26 @@ static void release_bytes(tp_job *job, ocr_buffer *file) {
 }
 
 /* A job's first turn: reads and checks the image and recognises it. Returns 1 when it is a
- * multi-page TIFF, split into pages (job->doc) with page 1 left for this worker to read. */
-int tp_run_job(tp_job *job, const tp_options *o, tp_engine *e) {
+ * multi-page TIFF or a PDF, split into pages (job->doc) with page 1 left for this worker (of
+ * index `worker`) to read; the job's output file is started first. */
+int tp_run_job(tp_job *job, const tp_options *o, tp_engine *e, int worker) {
     ocr_buffer file;
     const unsigned char *bytes = job->data;
     size_t len = job->len;
     int tiff_pages = 0, split = 0;
     ocr_buffer_init(&file, 0);
     job->out.kind = TP_OK;
-    result_init(&job->res);
+    tp_result_init(&job->res);
     if (job->path != NULL) {
         read_file(job, &file, o->max_bytes);
         bytes = (const unsigned char *)file.data;
         len = file.len;
     }
-    if (job->out.kind != TP_OK || !probe(&job->out, o, bytes, len, &tiff_pages)) {
+    if (job->out.kind != TP_OK) {
+        /* the job's error is set */
+    } else if (job->pdf != NULL && tp_is_pdf(bytes, len)) {
+        split = tp_pdf_doc_create(job, o, &file, bytes, len, worker);
+    } else if (!probe(&job->out, o, bytes, len, &tiff_pages)) {
         /* the job's error is set */
     } else if (tiff_pages > 1) {
         split = doc_create(job, o, &file, bytes, len, tiff_pages);
@@ -437,9 +473,14 @@ int tp_run_job(tp_job *job, const tp_options *o, tp_engine *e) {
         release_bytes(job, &file);   /* not needed once decoded: freed before recognition */
         if (pix == NULL)
             TP_FAIL(&job->out, TP_INVALID_INPUT, "cannot decode image (%zu bytes): corrupt or truncated", len);
-        else
-            recognise_page(job, &job->res, &job->out, o, e, pix, 1);
+        else if (tp_output_open(job, e))
+            tp_recognise_page(job, &job->res, &job->out, o, e, pix, 1, 0, 0);
         pixDestroy(&pix);
+        tp_output_close(job, job->out.kind == TP_OK);
+    }
+    if (split && !tp_output_open(job, e)) {
+        tp_doc_free(job);
+        split = 0;
     }
     if (split) return 1;
     release_bytes(job, &file);
@@ -472,6 +513,10 @@ tp_engine *tp_engine_load(const tp_options *o, const char *languages, char *msg,
 fail:
     tp_engine_free(e);
     return NULL;
+}
+
+TessBaseAPI *tp_engine_api(tp_engine *e) {
+    return e->api;
 }
 
 void tp_engine_free(tp_engine *e) {

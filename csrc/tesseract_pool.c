@@ -195,7 +195,9 @@ static void leave_doc(tp_pool *p, tp_worker *w, tp_job *job) {
         return;
     }
     pthread_mutex_unlock(&p->mu);   /* w->current keeps the job in flight meanwhile */
-    if (job->out.kind == TP_OK && !__atomic_load_n(&job->cancel, __ATOMIC_ACQUIRE)) tp_doc_join(job);
+    int complete = job->out.kind == TP_OK && !__atomic_load_n(&job->cancel, __ATOMIC_ACQUIRE);
+    if (complete) tp_doc_join(job);
+    tp_output_close(job, complete && job->out.kind == TP_OK);
     tp_doc_free(job);
     pthread_mutex_lock(&p->mu);
     finish(p, w, job);
@@ -208,7 +210,7 @@ static void read_page(tp_pool *p, tp_worker *w, tp_job *job, int page) {
     tp_outcome out = { TP_OK, "" };
     tp_engine *e = engine_for(w, job->languages, out.message, sizeof out.message);
     if (e == NULL) out.kind = TP_INVALID_INPUT;
-    tp_read_page(job, page, &p->opt, e, &out);
+    tp_read_page(job, page, &p->opt, e, (int)(w - p->workers), &out);
     if (out.kind == TP_OK) return;
     pthread_mutex_lock(&p->mu);
     struct tp_doc *doc = job->doc;
@@ -226,7 +228,7 @@ static int run_job(tp_pool *p, tp_worker *w, tp_job *job) {
         job->out.kind = TP_INVALID_INPUT;   /* no result was made: free_job frees none */
         return 0;
     }
-    return tp_run_job(job, &p->opt, e);
+    return tp_run_job(job, &p->opt, e, (int)(w - p->workers));
 }
 
 /* Under p->mu: answers w's warm-up request (the lock is let go while the model loads). */
@@ -300,7 +302,12 @@ static void *worker_main(void *arg) {
 /* ---- pool --------------------------------------------------------------------------------- */
 
 static void free_job(tp_job *job) {
+    tp_output_close(job, 0);
     tp_doc_free(job);
+    free(job->output);
+    free(job->title);
+    free(job->password);
+    free(job->ranges);
     if (job->out.kind == TP_OK) tp_result_free(&job->res);
     free(job->path);
     free(job->data);
@@ -430,8 +437,28 @@ tp_kind tp_pool_warm_wait(tp_pool *p, double timeout, char *msg, size_t msglen) 
     return kind;
 }
 
+/* Copies a job's options into it; 0 when out of memory. */
+static int copy_job_options(tp_job *job, const tp_job_options *jo) {
+    if (jo == NULL) return 1;
+    job->format = jo->format;
+    job->pdf = jo->pdf;
+    job->dpi = jo->dpi;
+    job->keep_text = jo->keep_text;
+    if (jo->output && (job->output = strdup(jo->output)) == NULL) return 0;
+    if (jo->title && (job->title = strdup(jo->title)) == NULL) return 0;
+    if (jo->password && (job->password = strdup(jo->password)) == NULL) return 0;
+    if (jo->nranges > 0) {
+        job->ranges = malloc((size_t)jo->nranges * 2 * sizeof *job->ranges);
+        if (job->ranges == NULL) return 0;
+        memcpy(job->ranges, jo->ranges, (size_t)jo->nranges * 2 * sizeof *job->ranges);
+        job->nranges = jo->nranges;
+    }
+    return 1;
+}
+
 tp_kind tp_pool_submit(tp_pool *p, const char *path, const void *data, size_t len,
-                       const char *languages, int64_t *id, char *msg, size_t msglen) {
+                       const char *languages, const tp_job_options *jo, int64_t *id, char *msg,
+                       size_t msglen) {
     if (p->outstanding >= p->opt.max_pending) {
         tp_set_msg(msg, msglen, "tesseract queue is full (%zu jobs pending)", p->outstanding);
         return TP_RATE_LIMITED;
@@ -449,6 +476,11 @@ tp_kind tp_pool_submit(tp_pool *p, const char *path, const void *data, size_t le
         if (job->data == NULL) { free(job); job = NULL; }
         else memcpy(job->data, data, len);
         job->len = len;
+    }
+    if (job != NULL && !copy_job_options(job, jo)) {
+        job->out.kind = TP_CANCELLED;
+        free_job(job);
+        job = NULL;
     }
     if (job == NULL) {
         tp_set_msg(msg, msglen, "out of memory queueing the image");

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include "buffer.h"
 #include "image_check.h"
+#include "tesseract_pdf.h"
 
 #define TP_MAX_THREADS   64
 #define TP_MAX_LANGS_LEN 255
@@ -23,7 +24,7 @@
 typedef enum {
     TP_OK = 0,
     TP_INVALID_INPUT,   /* unreadable image, missing language data */
-    TP_UNSUPPORTED,     /* a PDF */
+    TP_UNSUPPORTED,     /* a PDF without ocr.tesseract_pdf */
     TP_TOO_LARGE,       /* over max_pixels / max_bytes / max_pages / tesseract's 32767 px side */
     TP_TASK_FAILED,     /* tesseract accepted the image and failed on it */
     TP_CANCELLED,       /* tp_pool_cancel() or close while running */
@@ -79,6 +80,9 @@ typedef struct {
     int width, height;
     int angle;                              /* clockwise degrees the text is turned (0, 90, 180,
                                                270) when orientation was detected, else -1 */
+    int number;                             /* a PDF page's number in the document, else 0 */
+    int dpi;                                /* a PDF page's rendering resolution, else 0 */
+    int kept;                               /* its text is the PDF's own text layer */
 } tp_page;
 
 /* An image's result: one tp_page for most formats, one per page of a multi-page TIFF. */
@@ -88,6 +92,27 @@ typedef struct {
     ocr_buffer lines;                       /* tp_line[], every page's in page order */
     ocr_buffer words;                       /* tp_word[] */
 } tp_result;
+
+/* What a job writes besides its result: libtesseract's renderers, one file for the whole input. */
+typedef enum { TP_FORMAT_TXT = 0, TP_FORMAT_HOCR, TP_FORMAT_ALTO, TP_FORMAT_TSV, TP_FORMAT_PDF } tp_format;
+
+#define TP_MAX_RANGES 1024                  /* page ranges of a PDF job ("1-3,6" is two) */
+
+/* A job's options beyond its input (tp_pool_submit copies them). */
+typedef struct {
+    tp_format format;
+    const char *output;                     /* the renderer's path without its extension (the
+                                               renderer adds .hocr, .xml, .tsv or .pdf); NULL
+                                               for TP_FORMAT_TXT */
+    const char *title;                      /* the output document's title, or NULL */
+    const tpdf_api *pdf;                    /* the PDF renderer, NULL when not loaded */
+    const char *password;                   /* a PDF's, or NULL */
+    int dpi;                                /* a PDF's pages are rendered at (30..1200) */
+    int keep_text;                          /* a PDF page with a text layer: taken as is */
+    const int *ranges;                      /* ascending, disjoint [first, last] pairs of page
+                                               numbers (1-based); NULL: every page */
+    int nranges;
+} tp_job_options;
 
 typedef struct tp_job tp_job;
 struct tp_job {
@@ -107,8 +132,15 @@ struct tp_job {
     tp_outcome out;                         /* valid once the job is finished */
     tp_result res;                          /* valid when out.kind == TP_OK */
     tp_job *next;
-    struct tp_doc *doc;                     /* pool-internal: a multi-page TIFF being read by
-                                               several workers, a page each */
+    struct tp_doc *doc;                     /* pool-internal: a multi-page TIFF or a PDF being
+                                               read by several workers, a page each */
+    /* Its options (tp_job_options, owned copies): */
+    tp_format format;
+    char   *output, *title, *password;
+    const tpdf_api *pdf;
+    int     dpi, keep_text, nranges;
+    int    *ranges;
+    struct tp_output *out_doc;              /* pool-internal: the renderer writing the file */
 };
 
 typedef struct tp_pool tp_pool;
@@ -131,11 +163,12 @@ OCR_HIDDEN tp_kind tp_pool_warm_wait(tp_pool *p, double timeout, char *msg, size
 /* Queues an image (exactly one of path / data+len; both are copied) for the engine of
  * `languages` (validated; NULL: the pool's default). Never blocks on recognition nor on a model:
  * a worker without that engine loads it first (a load that fails fails the job, as
- * TP_INVALID_INPUT). The pages of a multi-page TIFF are spread over the workers: each worker free
- * takes the image's next page, so one image's pages are read in parallel; the result is
- * assembled in page order. TP_OK and *id, or a kind and msg (queue full, too large, out of memory). */
+ * TP_INVALID_INPUT). The pages of a multi-page TIFF or of a PDF (jo->pdf) are spread over the
+ * workers: each worker free takes the input's next page, so one input's pages are read in
+ * parallel; the result (and the file of jo->format) is assembled in page order. TP_OK and *id, or a kind and msg (queue full, too large, out of memory). */
 OCR_HIDDEN tp_kind tp_pool_submit(tp_pool *p, const char *path, const void *data, size_t len,
-                                  const char *languages, int64_t *id, char *msg, size_t msglen);
+                                  const char *languages, const tp_job_options *jo, int64_t *id,
+                                  char *msg, size_t msglen);
 
 /* Moves every finished job to the pool's collected list and returns its head. The caller walks
  * it with ->next and hands each job to tp_pool_release once it no longer needs it; jobs not

@@ -23,6 +23,7 @@ build = {
   modules = {
     ["ocr.tesseract"] = {
       sources = { "csrc/tesseract.c", "csrc/tesseract_pool.c", "csrc/tesseract_page.c",
+                  "csrc/tesseract_pdfdoc.c", "csrc/tesseract_output.c",
                   "csrc/image_check.c", "csrc/compat.c", "csrc/buffer.c" },
       defines = { "_POSIX_C_SOURCE=200809L" },
       libraries = { "tesseract", "leptonica", "pthread" },

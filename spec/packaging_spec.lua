@@ -14,6 +14,7 @@ end
 describe("packaging", function()
   local rockspecs = (F.read("rockspec/ocr-scm-1.rockspec") or "") .. (F.read("rockspec/ocr-tesseract-scm-1.rockspec") or "")
                     .. (F.read("rockspec/ocr-redis-scm-1.rockspec") or "")
+                    .. (F.read("rockspec/ocr-tesseract-pdf-scm-1.rockspec") or "")
 
   it("lists every Lua module of lua/ in the rockspec", function()
     local files = list("find lua -name '*.lua' | sort")

@@ -325,6 +325,12 @@ describe("ocr.tesseract", function()
             local copy = {}
             for k, v in pairs(line) do copy[k] = v end
             copy.page = i
+            copy.words = {}   -- (every word carries its page too)
+            for j, word in ipairs(line.words) do
+              copy.words[j] = {}
+              for k, v in pairs(word) do copy.words[j][k] = v end
+              copy.words[j].page = i
+            end
             lines[#lines + 1] = copy
           end
         end

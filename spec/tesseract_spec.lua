@@ -81,13 +81,18 @@ describe_if("tesseract provider", function()
     assert.same(before.text, assert(client:recognize{ file = "examples/sample.png" }).text)
   end)
 
-  it("maps an unreadable image to invalid_input and a PDF to unsupported", function()
+  it("maps an unreadable image to invalid_input, and a damaged PDF too (unsupported without the PDF module)", function()
     local client = ocr.new("tesseract")
     local _, err = client:recognize{ data = "definitely not an image" }
     assert.equal("invalid_input", err.kind)
     _, err = client:recognize{ data = "%PDF-1.4\n..." }
-    assert.equal("unsupported", err.kind)
-    assert.truthy(err.message:find("PDF", 1, true))
+    if pcall(require, "ocr.tesseract_pdf") then
+      assert.equal("invalid_input", err.kind)
+      assert.truthy(err.message:find("damaged", 1, true), err.message)
+    else
+      assert.equal("unsupported", err.kind)
+      assert.truthy(err.message:find("libpoppler-glib-dev", 1, true), err.message)
+    end
   end)
 
   it("names the package to install for missing language data", function()

@@ -10,7 +10,8 @@ local files = require "ocr.files"
 local M = { USAGE = [==[
 usage: ocr [-p PROVIDER[,PROVIDER...]] [--text | --json | --tsv] [--lang L] [-o DIR [--overwrite]]
            [--min-confidence C | --hedge-after S] [--cache[=DIR]] [--budget N]
-           [--store redis://[:PASSWORD@]HOST[:PORT][/DB]] [-j N] [-q] [--require MODULE]... [--set key=value]... INPUT...
+           [--store redis://[:PASSWORD@]HOST[:PORT][/DB]] [-f FORMAT] [--pages P] [--dpi N]
+           [--password W] [-j N] [-q] [--require MODULE]... [--set key=value]... INPUT...
        ocr [--require MODULE]... providers
        ocr --help | --version
 
@@ -41,6 +42,11 @@ PDFs, by name; not recursive), an http(s) URL, or - for standard input.
                         the provider's files, else NAME.txt, .json or .tsv as printed; an
                         existing file is kept and the new one named NAME-1.txt
       --overwrite       with -o, replace existing files instead
+  -f, --format FORMAT   the provider's output format (its option `format`): with -o, the local
+                        engine writes txt (default), hocr, alto, tsv or pdf (searchable)
+      --pages P         PDF pages to read, like 1-3,6 (default: all)
+      --dpi N           resolution PDF pages are rendered at (the local engine; default 300)
+      --password W      an encrypted PDF's password
   -j, --jobs N          inputs in flight at once (default 4)
       --set key=value   a provider or client option (e.g. --set timeout=30)
       --require MODULE  load a Lua module first: one that calls ocr.register adds a provider
@@ -110,6 +116,10 @@ function M.parse(args)
       if not k then usage_error("--set needs key=value") end
       o.sets[#o.sets + 1] = { k, v }
     elseif a == "-q" or a == "--quiet" then o.quiet = true
+    elseif a == "-f" or a == "--format" or a == "--pages" or a == "--dpi" or a == "--password" then
+      -- (shorthands for --set: the provider's own options of those names)
+      local key = (a == "-f" or a == "--format") and "format" or a:sub(3)
+      o.sets[#o.sets + 1] = { key, value(a) }
     elseif a == "--" then
       for j = i + 1, #args do o.inputs[#o.inputs + 1] = args[j] end
       break

@@ -6,6 +6,7 @@
 -- `client:warm()` has the workers load the client's language ahead of the first image.
 local core = require "ocr.core"
 local result = require "ocr.result"
+local files = require "ocr.files"
 
 -- Pools are shared by every client with the same engine settings, so creating clients again
 -- (a CLI run, a test) never reloads a model; the language is not among them: it is chosen per
@@ -14,6 +15,104 @@ local result = require "ocr.result"
 local pools = {}
 
 local PACKAGES = "libtesseract-dev libleptonica-dev tesseract-ocr-eng"
+local PDF_PACKAGE = "libpoppler-glib-dev"
+
+-- The formats libtesseract's renderers write, and their files' extensions.
+local FORMATS = { "txt", "hocr", "alto", "tsv", "pdf" }
+local EXTENSION = { hocr = "hocr", alto = "xml", tsv = "tsv", pdf = "pdf" }
+
+local MAX_RANGES, MAX_PAGE = 1024, 1000000
+
+-- "1-3,6" (page numbers from 1, ranges low-high, no spaces: ocr.strings.is_page_ranges) into ascending,
+-- disjoint {first, last, ...} pairs, overlaps merged; nil when malformed. Linear: one split on
+-- commas, anchored patterns, at most MAX_RANGES items of 7 digits.
+local function page_ranges(s)
+  if #s > MAX_RANGES * 16 then return nil end
+  local list = {}
+  for item in (s .. ","):gmatch("([^,]*),") do
+    local a, b = item:match("^(%d+)%-(%d+)$")
+    if not a then a = item:match("^(%d+)$") b = a end
+    if not a or #a > 7 or #b > 7 or #list >= MAX_RANGES then return nil end
+    a, b = tonumber(a), tonumber(b)
+    if a < 1 or b < a or b > MAX_PAGE then return nil end
+    list[#list + 1] = { a, b }
+  end
+  table.sort(list, function(x, y) return x[1] < y[1] end)
+  local flat = {}
+  for _, r in ipairs(list) do
+    local n = #flat
+    if n > 0 and r[1] <= flat[n] + 1 then
+      if r[2] > flat[n] then flat[n] = r[2] end
+    else
+      flat[n + 1], flat[n + 2] = r[1], r[2]
+    end
+  end
+  return flat
+end
+
+-- Whether the input is a PDF: "%PDF" within its first 1024 bytes (where PDF readers look for the
+-- header; poppler then decides whether it can read the rest; tp_is_pdf in C says the same).
+local function is_pdf(input)
+  local head = input.data and input.data:sub(1, 1024)
+  if input.file then
+    local f = io.open(input.file, "rb")
+    head = f and f:read(1024)
+    if f then f:close() end
+  end
+  return head ~= nil and head:find("%PDF", 1, true) ~= nil
+end
+
+-- The PDF renderer (ocr.tesseract_pdf, which loads poppler), required the first time a PDF
+-- comes in; nil, err when it was not built.
+local function pdf_renderer()
+  local ok, mod = pcall(require, "ocr.tesseract_pdf")
+  if ok then return mod.renderer end
+  return nil, { kind = "unsupported", message = "PDF input needs the ocr.tesseract_pdf module, "
+    .. "built when poppler is installed: apt-get install " .. PDF_PACKAGE .. ", then run make" }
+end
+
+-- Where a format's file goes: its name in input.output (the input's name with the format's
+-- extension) is reserved at once (files.safe_path: created exclusively, never through a
+-- symlink, "-1" added when taken); libtesseract's renderer, which opens its file by path,
+-- writes into a new folder of this job's own beside it, and the file is renamed over the
+-- reservation once complete. Returns the stage, or nil, err.
+local function stage_output(input, format)
+  local base = files.name_for(input, "input")
+  local ext = files.extension(base)
+  local stem = ext and base:sub(1, #base - #ext - 1) or base
+  local final, err = files.safe_path(input.output, (stem ~= "" and stem or "input") .. "." .. EXTENSION[format])
+  if not final then return nil, err end
+  local dir = files.basename(final) ~= final and final:sub(1, #final - #files.basename(final)) or "./"
+  for _ = 1, 10 do
+    local folder = ("%s.ocr-tesseract-%s"):format(dir, core.hex(core.random_bytes(6)))
+    local ok, merr, why = core.mkdir(folder)
+    if ok then
+      return { final = final, folder = folder, base = folder .. "/out",
+               file = folder .. "/out." .. EXTENSION[format],
+               -- (the hOCR renderer writes its title unescaped into XML)
+               title = (base:gsub("[<>&\"']", "_")) }
+    end
+    if why ~= "exists" then
+      os.remove(final)
+      return nil, merr
+    end
+  end
+  os.remove(final)
+  return nil, "cannot create a folder in " .. input.output
+end
+
+-- Moves the complete file over its reserved name (done = true), or removes it and the
+-- reservation; the job's folder goes either way.
+local function unstage(stage, done)
+  local ok, err = true, nil
+  if done then ok, err = os.rename(stage.file, stage.final) end
+  if not done or not ok then
+    os.remove(stage.file)
+    os.remove(stage.final)
+  end
+  os.remove(stage.folder)
+  return ok, err
+end
 
 -- BCP 47 codes onto tesseract's model names (one Debian package each: tesseract-ocr-<name>
 -- with "_" as "-"). zh-CN, zh-SG read as zh-Hans and zh-TW, zh-HK as zh-Hant (ocr.language).
@@ -98,8 +197,30 @@ return {
                      max_engines = "integer", max_pixels = "number", max_pages = "integer",
                      page_timeout = "number" },
   sources = { "file", "data" },
-  options = {},
-  cache_key = { "psm", "oem", "datapath" },   -- (ocr.cache: client options that change a result)
+  -- PDF inputs: dpi, pages, password, text_layer (ignored for images); format: what
+  -- libtesseract's renderers write into `output` besides the result.
+  options = { format = FORMATS, dpi = "integer", pages = "string", password = "string",
+              text_layer = { "ocr", "keep" } },
+  cache_key = { "psm", "oem", "datapath", "format", "dpi", "pages", "text_layer" },   -- (ocr.cache)
+
+  validate = function(input)
+    if input.pages ~= nil and not page_ranges(input.pages) then
+      return ("pages %q must look like 1-3,6 (page numbers from 1 to %d, ranges low-high, at most %d)")
+             :format(input.pages, MAX_PAGE, MAX_RANGES)
+    end
+    local dpi = input.dpi
+    if dpi ~= nil and not (dpi >= 30 and dpi <= 1200 and dpi == math.floor(dpi)) then
+      return "dpi must be a whole number from 30 to 1200"
+    end
+    local format = input.format or "txt"
+    if format ~= "txt" and not input.output then
+      return ("format %q writes a file: pass output = dir to save it"):format(format)
+    end
+    if input.text_layer == "keep" and format ~= "txt" then
+      return ("text_layer = \"keep\" goes with format = \"txt\" only: libtesseract's %s renderer "
+              .. "writes what the engine recognised"):format(format)
+    end
+  end,
   _pool = pool_for,   -- (the client's pool, or nil, err: for specs and benchmarks to read its stats)
 
   -- Out-of-range engine settings are programmer mistakes: ocr.new raises.
@@ -130,9 +251,35 @@ return {
   recognize = function(ctx, input)
     local pool, err = pool_for(ctx.client)
     if not pool then return nil, ctx:error{ kind = err.kind, message = err.message } end
-    local id, serr = pool:submit{ path = input.file, data = input.data, languages = ctx:language(input) }
-    if not id then return nil, ctx:error{ kind = serr.kind, message = serr.message } end
+    local job = { path = input.file, data = input.data, languages = ctx:language(input) }
+    if is_pdf(input) then
+      local renderer, perr = pdf_renderer()
+      if not renderer then return nil, ctx:error{ kind = perr.kind, message = perr.message, retryable = false } end
+      job.pdf, job.dpi, job.password, job.text_layer = renderer, input.dpi, input.password, input.text_layer
+      job.pages = input.pages and page_ranges(input.pages)
+    end
+    local format, stage = input.format or "txt", nil
+    if format ~= "txt" then
+      local why
+      stage, why = stage_output(input, format)
+      if not stage then return nil, ctx:error{ kind = "invalid_input", message = why } end
+      job.format, job.output, job.title = format, stage.base, stage.title
+    end
+    local id, serr = pool:submit(job)
+    if not id then
+      if stage then unstage(stage, false) end
+      return nil, ctx:error{ kind = serr.kind, message = serr.message }
+    end
     local res, rerr = ctx:await(pool, id, progress_reporter(ctx))
+    if stage then
+      -- (a job the scheduler stopped waiting for may still be writing: cancelled, it stops at
+      -- its next word, and its file is let go with its folder)
+      if not res then pool:cancel(id) end
+      local moved, merr = unstage(stage, res ~= nil)
+      if res and not moved then
+        return nil, ctx:error{ kind = "invalid_input", message = "cannot save " .. stage.final .. ": " .. tostring(merr) }
+      end
+    end
     if not res then
       local e = ctx:error{ kind = rerr.kind, message = rerr.message }
       if e.kind == "timeout" then e.retryable = false end   -- (over page_timeout: it would be again)
@@ -142,7 +289,7 @@ return {
     -- 12 detect the orientation: `angle`, clockwise degrees, as vendors report it (the first page's).
     local first = res.pages[1] or {}
     return result.new{ text = res.text, lines = res.lines, language = res.language, pages = #res.pages,
-                       angle = first.angle,
+                       angle = first.angle, files = stage and { { path = stage.final, format = format } } or nil,
                        raw = { width = first.width, height = first.height, pages = res.pages } }
   end,
 }
