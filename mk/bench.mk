@@ -29,6 +29,7 @@ $(BENCH_OUT):
 	mkdir -p $@
 
 bench: deps
+	@$(INSTALL_DEPS) .ci/packages-bench
 	@$(BUILD_AFTER_DEPS) all bench-tools
 	@$(BUILD_AFTER_DEPS) LUA_VERSION=5.1 all
 	$(LUA) bench/run.lua --cpath $(OUT) --tools $(BENCH_OUT) $(BENCH_ARGS)
