@@ -72,7 +72,10 @@ function M.start(conf, opts)
   local env = shell.CLEAN_ENV ~= "" and shell.CLEAN_ENV or "env "
   local vars = ""
   for k, v in pairs(opts.env or {}) do vars = vars .. k .. "='" .. v .. "' " end
-  local cmd = ("%s%s%s -p %s -c %s/conf/nginx.conf 2>&1"):format(env, vars, M.BINARY, dir, dir)
+  -- (descriptors 3-9 closed: the daemon must not keep a lock its starter held, such as the
+  -- flock around a test run, should the spec die before stopping it)
+  local cmd = ("exec 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-; %s%s%s -p %s -c %s/conf/nginx.conf 2>&1")
+              :format(env, vars, M.BINARY, dir, dir)
   local p = io.popen(cmd)
   local out = p:read("*a")
   p:close()
