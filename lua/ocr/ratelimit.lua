@@ -78,19 +78,17 @@ function M.limiter(key, rate)
   local margin = rate.margin or 0.02
   local l = setmetatable({ key = key, per_second = rate.per_second * (1 - margin),
                            burst = rate.burst or 1 }, Limiter)
-  -- go() again, for the transport to call when the request actually leaves: a job's request
-  -- may wait for the next step, and the next caller must be spaced from the real departure.
-  l.on_start = function()
-    local s = l.store
-    if s and s.go then s:go(l.key, l.per_second, true) else l:go() end
-  end
+  -- The departure recorded again, for the transport to call when the request actually leaves:
+  -- a job's request may wait for the next step, and the next caller must be spaced from the
+  -- real departure.
+  l.on_start = function() l:depart(true) end
   return l
 end
 
 --- Waits until a caller may send, with `sleep(seconds)` (the runtime's: a timer inside a job):
--- for its token, then, if it waited (with burst 1, always), until 1/rate after the last
--- departure. `on_wait(seconds)`, if given, hears a wait for a token. Records the departure;
--- pass `self.on_start` to the transport for when the request really leaves.
+-- for its token, then, unless it is one of a burst with tokens to spare, until 1/rate after
+-- the last departure. `on_wait(seconds)`, if given, hears a wait for a token. Records the
+-- departure; pass `self.on_start` to the transport for when the request really leaves.
 -- `last`/`mark` of stores that do not share them (set_store's own) are this process's.
 local function went_store(s) return s.mark and s or memory end
 
@@ -98,29 +96,39 @@ local function went_store(s) return s.mark and s or memory end
 --- `own` (a client's `store` option) wins over both. Returns true, or nil and the store's error
 --- (a shared store that is down and told to fail).
 function Limiter:acquire(sleep, on_wait, host_store, own)
-  local s = own or M.get_store(host_store)
-  self.store = s
+  self.store = own or M.get_store(host_store)
   local wait, went = self:wait()
   if wait == nil then return nil, went end
   if wait > 0 then
     if on_wait then on_wait(wait) end
     sleep(wait)
   end
-  if went then return true end
-  if wait > 0 or self.burst <= 1 then   -- (callers of a burst, tokens to spare, go together)
-    if s.go then                        -- (the store's clock decides)
-      while true do
-        local late, err = s:go(self.key, self.per_second)
-        if late == nil then return nil, err end
-        if late <= 0 then return true end
-        sleep(late)
-      end
-    end
-    local late = self:spacing()
-    if late > 0 then sleep(late) end
+  if went then return true end            -- (the store recorded the departure with the token)
+  local together = wait == 0 and self.burst > 1   -- (callers of a burst, tokens to spare)
+  while true do
+    local late, err = self:depart(together)
+    if late == nil then return nil, err end
+    if late <= 0 then return true end
+    sleep(late)
   end
-  self:go()
-  return true
+end
+
+--- A departure through `s`'s last/mark: 0 and recorded at `now` when 1/per_second has passed
+--- since the last one (or `force`), else the seconds still to keep.
+function M.depart(s, key, per_second, force, now)
+  now = now or core.monotime()
+  local last = s:last(key)
+  if not force and last and last + 1 / per_second > now then return last + 1 / per_second - now end
+  s:mark(key, now)
+  return 0
+end
+
+--- A departure now (see M.depart): a store with a clock of its own (Redis's) decides with its
+--- `go`; any other through its last/mark, or this process's when it has none.
+function Limiter:depart(force)
+  local s = self.store or M.get_store()
+  if s.go then return s:go(self.key, self.per_second, force) end
+  return M.depart(went_store(s), self.key, self.per_second, force)
 end
 
 --- Takes a token; returns the seconds to wait before using it (0 = now). The clock is the

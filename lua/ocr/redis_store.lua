@@ -163,7 +163,7 @@ function M.new(opts)
     conn = redis.new(opts), prefix = opts.prefix or "ocr:", on_store_error = mode,
     retry_after = opts.retry_after or 1, log = opts.log or default_log,
     memory = require("ocr.store").memory{ max_items = 10000 }, bucket = ratelimit.memory_store(),
-    went = {}, outages = 0, script_loads = 0, now = core.monotime,
+    outages = 0, script_loads = 0, now = core.monotime,
   }, Store)
 end
 
@@ -295,11 +295,7 @@ local function local_take(self, key, per_second, burst)
 end
 
 local function local_go(self, key, per_second, force)
-  local now = core.monotime()
-  local last = self.went[key]
-  if not force and last and last + 1 / per_second > now then return last + 1 / per_second - now end
-  self.went[key] = math.max(now, last or now)
-  return 0
+  return ratelimit.depart(self.bucket, key, per_second, force)
 end
 
 --- Takes a token: the seconds to wait for it, and whether the departure is already recorded
