@@ -60,7 +60,7 @@ function M.new(spec, where)
   local store = spec.store or M.default_store
   for _, m in ipairs(STORE_METHODS) do
     assert((type(store) == "table" or type(store) == "userdata") and type(store[m]) == "function",
-           ("%s: store must have get, set, add, incr and delete (no %s)"):format(where, m))
+           ("%s: store must have get and incr (no %s)"):format(where, m))
   end
   assert(spec.key == nil or (type(spec.key) == "string" and spec.key ~= "" and #spec.key <= 200),
          where .. ": key must be a non-empty string")
@@ -105,8 +105,9 @@ Reservation.__index = Reservation
 
 --- Reserves `credits` for `scope`: returns a reservation (keep it: the credits stay spent; or
 --- `release()` it), or nil and the refusal's fields (kind quota, budget = true, retryable
---- false, sent false; kind server when the store itself failed). The count grows by `incr` first and shrinks back on refusal, so racing
---- callers never spend more than the budget between them.
+--- false, sent false; kind server when the store itself failed). The count grows by `incr`
+--- first and shrinks back on refusal, so racing callers never spend more than the budget
+--- between them.
 function Budget:reserve(scope, credits)
   local key, ttl = self:key(scope)
   if credits <= 0 then return setmetatable({ credits = 0 }, Reservation) end

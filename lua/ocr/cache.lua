@@ -231,10 +231,9 @@ end
 local function claim(self, key)
   local store = self.store
   if type(store.add) ~= "function" then return true end
-  local token = core.hex(core.sha256(tostring({}) .. core.monotime())):sub(1, 16)
   local deadline = runtime.now() + self.claim_ttl   -- (a store that never lets a claim expire)
   while runtime.now() < deadline do
-    local ok = store:add(key .. ":claim", token, self.claim_ttl)
+    local ok = store:add(key .. ":claim", "claimed", self.claim_ttl)
     if ok ~= false then return true end            -- (true, or nil: the store failed)
     runtime.sleep(CLAIM_POLL)
     local e = read_entry(self, key)

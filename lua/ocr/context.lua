@@ -473,10 +473,10 @@ function Context:request(req)
         self:log{ event = "rate_limit_wait", method = req.method or "GET", url = req.url, delay = delay }
       end or nil, host.current().rate_store(self.client), self.client.options.store)
       if not went then   -- (a shared store that is down, told to fail: nothing is sent)
-        if held then for _, h in ipairs(held) do h:release() end end
-        self.held, self.pending = nil, nil
-        return nil, self:error{ kind = "server", retryable = false, sent = false, attempts = attempt,
+        local err = self:error{ kind = "server", retryable = false, sent = false, attempts = attempt,
                                 message = "rate limit: " .. tostring(lerr) }
+        if price then self:settle(price, held, false, err) end   -- (unsent: the credits go back)
+        return nil, err
       end
     end
     local started

@@ -82,7 +82,7 @@ local function stage_output(input, format)
   local stem = ext and base:sub(1, #base - #ext - 1) or base
   local final, err = files.safe_path(input.output, (stem ~= "" and stem or "input") .. "." .. EXTENSION[format])
   if not final then return nil, err end
-  local dir = files.basename(final) ~= final and final:sub(1, #final - #files.basename(final)) or "./"
+  local dir = final:sub(1, #final - #files.basename(final))   -- (input.output, with its "/")
   for _ = 1, 10 do
     local folder = ("%s.ocr-tesseract-%s"):format(dir, core.hex(core.random_bytes(6)))
     local ok, merr, why = core.mkdir(folder)
