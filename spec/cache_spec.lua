@@ -350,12 +350,7 @@ describe("ocr.cache", function()
     for _, h in ipairs(how) do count[h] = (count[h] or 0) + 1 end
     assert.same({ cached = 2, resumed = 2, new = 2 }, count)
     -- The log: six creates in all, one per input.
-    local names = {}
-    for _, e in ipairs(emu:requests(CREATE, "POST")) do
-      local name = e.form.image_file[1].filename
-      assert.is_nil(names[name], name .. " was created twice")
-      names[name] = true
-    end
+    require("helpers.expect").each_created_once(emu, CREATE)
     assert.equal(6, creates())
   end)
 end)

@@ -283,12 +283,7 @@ describe("a fleet on one Redis", function()
     local count = {}
     for _, how in pairs(r.outcomes) do count[how] = (count[how] or 0) + 1 end
     assert.same({ cached = before - 1, resumed = 1, res = 4 - before }, count)
-    local names = {}
-    for _, e in ipairs(emu:requests(CREATE, "POST")) do
-      local name = e.form.image_file[1].filename
-      assert.is_nil(names[name], name .. " was created twice")
-      names[name] = true
-    end
+    require("helpers.expect").each_created_once(emu, CREATE)
     assert.equal(4, #emu:requests(CREATE, "POST"))
   end)
 end)

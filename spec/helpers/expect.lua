@@ -41,4 +41,17 @@ function M.no_field_contains(list, needle, label)
   end
 end
 
+--- No input was created twice: the multipart file names of the POSTs to `path` in `emu`'s log
+--- (picwish's `image_file`) are all different. Returns how many creates there were.
+function M.each_created_once(emu, path)
+  local names, n = {}, 0
+  for _, e in ipairs(emu:requests(path, "POST")) do
+    local name = e.form.image_file[1].filename
+    assert.is_nil(names[name], name .. " was created twice")
+    names[name] = true
+    n = n + 1
+  end
+  return n
+end
+
 return M
